@@ -1,0 +1,40 @@
+# kvlsm: PGXS build against PostgreSQL 15
+MODULE_big = kvlsm
+OBJS = \
+	src/kvlsm.o \
+	src/engine/page.o \
+	src/engine/memtable.o \
+	src/engine/logwriter.o \
+	src/engine/sstable.o \
+	src/engine/lsm.o \
+	src/table/visibility.o \
+	src/table/tableam.o \
+	src/table/options.o \
+	src/admin/admin.o
+
+EXTENSION = kvlsm
+DATA = kvlsm--0.1.sql
+PGFILEDESC = "kvlsm - LSM storage for PostgreSQL"
+
+PG_CPPFLAGS = -I$(srcdir)/src/include
+SHLIB_LINK = -llz4
+
+# Every suite runs its own throwaway cluster with kvlsm preloaded.
+REGRESS = basic dml options
+REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/kvlsm.conf \
+	--load-extension=kvlsm --inputdir=$(srcdir)
+ISOLATION = concurrent_update fk_keyshare
+ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/kvlsm.conf \
+	--load-extension=kvlsm --inputdir=$(srcdir)/test/isolation \
+	--outputdir=output_iso
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+installcheck: prepare-outputdirs
+prepare-outputdirs:
+	mkdir -p output_iso
+.PHONY: prepare-outputdirs

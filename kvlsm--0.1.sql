@@ -1,0 +1,57 @@
+\echo Use "CREATE EXTENSION kvlsm" to load this file. \quit
+
+CREATE FUNCTION kvlsm_tableam_handler(internal)
+RETURNS table_am_handler
+AS 'MODULE_PATHNAME', 'kvlsm_tableam_handler'
+LANGUAGE C STRICT;
+
+CREATE ACCESS METHOD kvlsm TYPE TABLE HANDLER kvlsm_tableam_handler;
+COMMENT ON ACCESS METHOD kvlsm IS 'log-structured merge tree table storage';
+
+CREATE FUNCTION kvlsm_flush(rel regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_flush_sql'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_compact(rel regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_compact_sql'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_set_option(rel regclass, name text, value text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_set_option'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_levels(rel regclass,
+    OUT name text, OUT level int, OUT sstables int, OUT entries bigint,
+    OUT pages bigint, OUT bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_levels'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_sstables(rel regclass,
+    OUT id bigint, OUT level int, OUT start_block bigint, OUT pages bigint,
+    OUT entries bigint, OUT min_seq bigint, OUT max_seq bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_sstables'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_stats(rel regclass,
+    OUT memtable_bytes bigint, OUT memtable_entries bigint,
+    OUT frozen_memtables int, OUT sstables int,
+    OUT bytes_ingested bigint, OUT log_bytes_written bigint,
+    OUT flush_bytes_written bigint, OUT compaction_bytes_written bigint,
+    OUT write_amplification float8,
+    OUT flushes bigint, OUT compactions bigint,
+    OUT point_lookups bigint, OUT sstable_probes bigint,
+    OUT bloom_checks bigint, OUT bloom_useful bigint,
+    OUT log_pages_written bigint, OUT log_appends bigint,
+    OUT rowid_high_water bigint, OUT relation_bytes bigint,
+    OUT incarnation bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kvlsm_stats'
+LANGUAGE C STRICT;
+
+REVOKE ALL ON FUNCTION kvlsm_flush(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_compact(regclass) FROM PUBLIC;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# THE test command: build + install kvlsm, then run `make installcheck`
+# (pg_regress, pg_isolation_regress and TAP tests, each on temporary
+# instances) as kvlsm_test. Ends with "N passed, M failed".
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+TEST_USER=kvlsm_test
+BUILD_DIR=${KVLSM_BUILD_DIR:-/tmp/kvlsm-build}
+export KVLSM_BUILD_DIR=$BUILD_DIR
+
+bash "$SCRIPT_DIR/build-install.sh"
+
+LOG="$BUILD_DIR/installcheck.log"
+TEST_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
+
+echo "test: running make installcheck as $TEST_USER in $BUILD_DIR (log: $LOG)"
+cd "$BUILD_DIR"
+make_rc=0
+# Do not let a server address from the caller's environment leak into tests.
+runuser -u "$TEST_USER" -- env -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE \
+        -u PGUSER -u PGSERVICE -u PGDATA HOME="$TEST_HOME" \
+        make -C "$BUILD_DIR" PG_CONFIG="$PG_CONFIG" installcheck 2>&1 |
+    tee "$LOG" || make_rc=$?
+
+# pg_regress / pg_isolation_regress (PG15 "test foo ... ok", parallel-group
+# "     foo ... ok", and PG16+ "ok 1 - foo") plus prove ("t/001_x.pl .. ok").
+count() { grep -Ec "$1" "$LOG" || true; }
+reg_pass=$(count '^[[:space:]]*(test[[:space:]]+)?[^[:space:]]+[[:space:]]+\.\.\.[[:space:]]+ok\b|^ok [0-9]+[[:space:]]+[-+]')
+reg_fail=$(count '\.\.\.[[:space:]]+FAILED|^not ok [0-9]+[[:space:]]+[-+]')
+tap_pass=$(count '^(\[[0-9:]+\][[:space:]]+)?[^[:space:]]*t/[^[:space:]]+\.pl[[:space:]]+\.+[[:space:]]+ok\b')
+tap_fail=$(count '^[^[:space:]]*t/[^[:space:]]+\.pl[[:space:]]+\(Wstat:')
+passed=$((reg_pass + tap_pass))
+failed=$((reg_fail + tap_fail))
+
+if [ "$make_rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -eq 0 ]; then
+    echo "test: make installcheck succeeded but no tests were detected in $LOG" >&2
+    failed=1
+fi
+
+if [ "$make_rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
+    echo
+    echo "test: FAILED (make exit code $make_rc); diagnostics follow"
+    while IFS= read -r -d '' f; do
+        echo "===== tail -n 200 $f ====="
+        tail -n 200 "$f" || true
+    done < <(find "$BUILD_DIR" \( -name regression.diffs -o -path '*/tmp_check*/log/*' \) \
+                 -type f -print0 2>/dev/null | sort -z)
+    [ "$failed" -ge 1 ] || failed=1
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+
+echo "$passed passed, 0 failed"

@@ -1,0 +1,495 @@
+/*-------------------------------------------------------------------------
+ *
+ * logwriter.c
+ *	  Per-backend pending log buffers and the transaction callbacks that
+ *	  write them.  See logwriter.h for the rules.
+ *
+ * One generic WAL record per row costs several microseconds (computing the
+ * delta of a nearly full page) and serialises writers; instead a whole
+ * fresh page is written as a full image (cheap to log) whenever a page's
+ * worth is pending, and the remainder is appended to the chain's tail page
+ * before commit, so an OLTP transaction pays for one small record per
+ * relation.  Appends to the tail page and new pages both change the
+ * metapage in the same record, which keeps the chain and the metapage's
+ * (tail, tail_used) exact for standbys catching up.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "storage/bufmgr.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/logwriter.h"
+
+typedef struct PendingRef
+{
+	KvlsmSkipNode *node;		/* valid while gen_epoch is unchanged */
+	uint64		epoch;
+	uint64		seq;
+	int			nestlevel;
+	uint32		size;			/* log bytes: header + key + value */
+	uint16		keylen;
+	char	   *key;
+} PendingRef;
+
+typedef struct PendingRel
+{
+	KvlsmLsmTag tag;			/* hash key */
+	Oid			relid;
+	uint64		incarnation;
+	const KvlsmKeyOps *ops;
+	int			nrefs;
+	int			maxrefs;
+	PendingRef *refs;
+	Size		bytes;
+} PendingRel;
+
+static HTAB *pending_hash = NULL;
+static MemoryContext pending_cxt = NULL;
+static int	npending_rels = 0;
+
+static void pending_xact_callback(XactEvent event, void *arg);
+static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
+
+void
+kvlsm_log_init(void)
+{
+	RegisterXactCallback(pending_xact_callback, NULL);
+	RegisterSubXactCallback(pending_subxact_callback, NULL);
+}
+
+static void
+pending_init(void)
+{
+	HASHCTL		ctl;
+
+	if (pending_hash != NULL)
+		return;
+	pending_cxt = AllocSetContextCreate(TopMemoryContext, "kvlsm pending log",
+										ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(KvlsmLsmTag);
+	ctl.entrysize = sizeof(PendingRel);
+	ctl.hcxt = pending_cxt;
+	pending_hash = hash_create("kvlsm pending log", 16, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+bool
+kvlsm_log_has_pending(void)
+{
+	return npending_rels > 0;
+}
+
+/* called under the LSM lock (exclusive): memory work only */
+void
+kvlsm_log_pending_add(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+					  KvlsmSkipNode *node)
+{
+	PendingRel *pr;
+	PendingRef *ref;
+	bool		found;
+
+	pending_init();
+	pr = hash_search(pending_hash, &sh->tag, HASH_ENTER, &found);
+	if (!found || pr->incarnation != sh->incarnation)
+	{
+		pr->relid = RelationGetRelid(rel);
+		pr->incarnation = sh->incarnation;
+		pr->ops = ops;
+		pr->nrefs = 0;
+		pr->maxrefs = 64;
+		pr->refs = MemoryContextAlloc(pending_cxt, sizeof(PendingRef) * pr->maxrefs);
+		pr->bytes = 0;
+		if (!found)
+			npending_rels++;
+	}
+	if (pr->nrefs == pr->maxrefs)
+	{
+		pr->maxrefs *= 2;
+		pr->refs = repalloc(pr->refs, sizeof(PendingRef) * pr->maxrefs);
+	}
+	ref = &pr->refs[pr->nrefs++];
+	ref->node = node;
+	ref->epoch = sh->gen_epoch;
+	ref->seq = node->seq;
+	ref->nestlevel = GetCurrentTransactionNestLevel();
+	ref->size = sizeof(KvlsmRecordHeader) + node->keylen + node->vallen;
+	ref->keylen = node->keylen;
+	ref->key = MemoryContextAlloc(pending_cxt, node->keylen + 1);
+	memcpy(ref->key, KvlsmSkipNodeKey(node), node->keylen);
+	pr->bytes += ref->size;
+}
+
+/* the node of a pending record; the caller holds the LSM lock */
+static KvlsmSkipNode *
+locate(KvlsmShared *sh, PendingRel *pr, PendingRef *ref)
+{
+	KvlsmSkipNode *n;
+
+	if (ref->epoch == sh->gen_epoch)
+		return ref->node;
+	/* a freeze moved unlogged records into the new active generation */
+	n = kvlsm_memgen_find(&sh->active, ref->key, ref->keylen, ref->seq,
+						  pr->ops->cmp, pr->ops->arg);
+	if (n == NULL)
+		elog(ERROR, "kvlsm: pending record (seq %llu) vanished from the memtable",
+			 (unsigned long long) ref->seq);
+	ref->node = n;
+	ref->epoch = sh->gen_epoch;
+	return n;
+}
+
+typedef struct LogPageImage
+{
+	PGAlignedBlock img;
+	int			first;			/* refs [first, last) are on this page */
+	int			last;
+} LogPageImage;
+
+static void
+serialize(KvlsmShared *sh, PendingRel *pr, int from, int to, char *dst)
+{
+	int			i;
+
+	for (i = from; i < to; i++)
+	{
+		PendingRef *ref = &pr->refs[i];
+		KvlsmSkipNode *n = locate(sh, pr, ref);
+		KvlsmRecordHeader rh;
+
+		rh.seq = n->seq;
+		rh.vallen = n->vallen;
+		rh.keylen = n->keylen;
+		rh.flags = n->recflags;
+		memcpy(dst, &rh, sizeof(rh));
+		memcpy(dst + sizeof(rh), KvlsmSkipNodeKey(n), n->keylen);
+		if (n->vallen > 0)
+			memcpy(dst + sizeof(rh) + n->keylen, KvlsmSkipNodeValue(n), n->vallen);
+		dst += ref->size;
+	}
+}
+
+/*
+ * Write pending records [0, upto) of 'pr'.  With 'final' everything is
+ * written and a remainder that fits the tail page is appended to it;
+ * otherwise only whole pages are written.  Returns how many refs were
+ * written.
+ */
+static int
+write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
+{
+	int			written = 0;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	if (sh->incarnation != pr->incarnation)
+	{
+		/* the filenode was replaced (TRUNCATE in this transaction) */
+		LWLockRelease(&sh->lock);
+		return pr->nrefs;
+	}
+
+	while (written < pr->nrefs)
+	{
+		int			i = written;
+		Size		used = 0;
+		int			end;
+		Buffer		metabuf;
+		KvlsmMetaPageData *meta;
+		BlockNumber tail;
+		uint32		tail_used;
+		bool		fits_tail = false;
+
+		/* records for one page */
+		while (i < pr->nrefs && used + pr->refs[i].size <= KVLSM_PAGE_CAPACITY)
+			used += pr->refs[i++].size;
+		end = i;
+		if (end == written)
+			elog(ERROR, "kvlsm: log record larger than a page");
+		if (end == pr->nrefs && !final && used < KVLSM_PAGE_CAPACITY - 256)
+			break;				/* a partial page stays pending */
+
+		/* look at the tail: a final remainder may fit there */
+		metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+		LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+		meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+		tail = meta->active.tail;
+		tail_used = meta->active.tail_used;
+		if (meta->active.genid != sh->active.genid)
+			elog(ERROR, "kvlsm: metapage generation %llu differs from memtable generation %llu",
+				 (unsigned long long) meta->active.genid,
+				 (unsigned long long) sh->active.genid);
+		LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+		if (final && end == pr->nrefs && tail != InvalidBlockNumber &&
+			tail_used + used <= BLCKSZ - MAXALIGN(sizeof(KvlsmPageOpaqueData)))
+			fits_tail = true;
+
+		if (fits_tail)
+		{
+			Buffer		tbuf = ReadBuffer(rel, tail);
+			GenericXLogState *state;
+			Page		tpage;
+			Page		mpage;
+
+			LockBuffer(tbuf, BUFFER_LOCK_EXCLUSIVE);
+			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+			meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+			if (meta->active.tail != tail ||
+				((PageHeader) BufferGetPage(tbuf))->pd_lower + used >
+				((PageHeader) BufferGetPage(tbuf))->pd_upper)
+			{
+				/* someone else moved the tail; try again */
+				LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+				UnlockReleaseBuffer(tbuf);
+				ReleaseBuffer(metabuf);
+				continue;
+			}
+			state = GenericXLogStart(rel);
+			tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
+			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+			serialize(sh, pr, written, end,
+					  (char *) tpage + ((PageHeader) tpage)->pd_lower);
+			((PageHeader) tpage)->pd_lower += used;
+			KvlsmPageGetOpaque(tpage)->nitems += end - written;
+			meta = KvlsmPageGetMeta(mpage);
+			meta->active.tail_used = ((PageHeader) tpage)->pd_lower;
+			meta->log_bytes += used;
+			meta->logical_bytes += used;
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(tbuf);
+			UnlockReleaseBuffer(metabuf);
+			sh->stats.log_appends++;
+		}
+		else
+		{
+			Buffer		nbuf = kvlsm_new_page(rel);
+			GenericXLogState *state;
+			Page		npage;
+			Page		mpage;
+
+			LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
+			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+			state = GenericXLogStart(rel);
+			npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
+			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+			meta = KvlsmPageGetMeta(mpage);
+			kvlsm_page_init(npage, KVLSM_PAGE_LOG, meta->active.genid);
+			KvlsmPageGetOpaque(npage)->link = meta->active.tail;
+			KvlsmPageGetOpaque(npage)->nitems = end - written;
+			serialize(sh, pr, written, end, (char *) npage + SizeOfPageHeaderData);
+			((PageHeader) npage)->pd_lower = SizeOfPageHeaderData + used;
+			if (meta->active.head == InvalidBlockNumber)
+				meta->active.head = BufferGetBlockNumber(nbuf);
+			meta->active.tail = BufferGetBlockNumber(nbuf);
+			meta->active.tail_used = ((PageHeader) npage)->pd_lower;
+			meta->active.npages++;
+			meta->log_bytes += BLCKSZ;
+			meta->logical_bytes += used;
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(nbuf);
+			UnlockReleaseBuffer(metabuf);
+			sh->stats.log_pages++;
+		}
+
+		/* now in WAL: a flush may take these records */
+		for (i = written; i < end; i++)
+		{
+			KvlsmSkipNode *n = locate(sh, pr, &pr->refs[i]);
+
+			n->logged = 1;
+		}
+		written = end;
+	}
+	LWLockRelease(&sh->lock);
+	return written;
+}
+
+static void
+drop_written(PendingRel *pr, int written)
+{
+	int			i;
+
+	for (i = 0; i < written; i++)
+	{
+		pr->bytes -= pr->refs[i].size;
+		pfree(pr->refs[i].key);
+	}
+	memmove(pr->refs, pr->refs + written, sizeof(PendingRef) * (pr->nrefs - written));
+	pr->nrefs -= written;
+}
+
+void
+kvlsm_log_write_full_pages(Relation rel, KvlsmShared *sh)
+{
+	PendingRel *pr;
+
+	if (pending_hash == NULL)
+		return;
+	pr = hash_search(pending_hash, &sh->tag, HASH_FIND, NULL);
+	if (pr == NULL || pr->bytes < KVLSM_PAGE_CAPACITY - 256)
+		return;
+	drop_written(pr, write_pending(rel, sh, pr, false));
+}
+
+void
+kvlsm_log_write_all(Relation rel, KvlsmShared *sh)
+{
+	PendingRel *pr;
+
+	if (pending_hash == NULL)
+		return;
+	pr = hash_search(pending_hash, &sh->tag, HASH_FIND, NULL);
+	if (pr == NULL || pr->nrefs == 0)
+		return;
+	drop_written(pr, write_pending(rel, sh, pr, true));
+}
+
+/* write everything pending, for every relation (pre-commit) */
+static void
+write_all_pending(void)
+{
+	HASH_SEQ_STATUS status;
+	PendingRel *pr;
+
+	if (pending_hash == NULL || npending_rels == 0)
+		return;
+	hash_seq_init(&status, pending_hash);
+	while ((pr = hash_seq_search(&status)) != NULL)
+	{
+		Relation	rel;
+
+		if (pr->nrefs == 0)
+			continue;
+		rel = try_relation_open(pr->relid, NoLock);
+		if (rel == NULL)
+		{
+			/* dropped in this transaction: its storage goes with it */
+			drop_written(pr, pr->nrefs);
+			continue;
+		}
+		if (!RelFileNodeEquals(rel->rd_node, pr->tag.node))
+			drop_written(pr, pr->nrefs);
+		else
+		{
+			KvlsmShared *sh = kvlsm_lookup_shared(&pr->tag);
+
+			if (sh == NULL)
+				elog(ERROR, "kvlsm: shared state of relation \"%s\" disappeared",
+					 RelationGetRelationName(rel));
+			drop_written(pr, write_pending(rel, sh, pr, true));
+		}
+		relation_close(rel, NoLock);
+	}
+}
+
+/*
+ * Mark the pending records of nest level >= 'level' aborted and forget
+ * them.  Runs in (sub)transaction abort: no relation can be opened, so the
+ * shared entry is found by tag.
+ */
+static void
+abort_pending(int level)
+{
+	HASH_SEQ_STATUS status;
+	PendingRel *pr;
+
+	if (pending_hash == NULL || npending_rels == 0)
+		return;
+	hash_seq_init(&status, pending_hash);
+	while ((pr = hash_seq_search(&status)) != NULL)
+	{
+		KvlsmShared *sh;
+		int			first;
+		int			i;
+
+		for (first = pr->nrefs; first > 0 && pr->refs[first - 1].nestlevel >= level; first--)
+			;
+		if (first == pr->nrefs)
+			continue;
+		sh = kvlsm_lookup_shared(&pr->tag);
+		if (sh != NULL)
+		{
+			LWLockAcquire(&sh->lock, LW_SHARED);
+			if (sh->incarnation == pr->incarnation)
+			{
+				for (i = first; i < pr->nrefs; i++)
+				{
+					PendingRef *ref = &pr->refs[i];
+					KvlsmSkipNode *n = ref->node;
+
+					if (ref->epoch != sh->gen_epoch)
+						n = kvlsm_memgen_find(&sh->active, ref->key, ref->keylen,
+											  ref->seq, pr->ops->cmp, pr->ops->arg);
+					if (n != NULL)
+						kvlsm_mark_aborted_node(n);
+				}
+			}
+			LWLockRelease(&sh->lock);
+		}
+		for (i = first; i < pr->nrefs; i++)
+		{
+			pr->bytes -= pr->refs[i].size;
+			pfree(pr->refs[i].key);
+		}
+		pr->nrefs = first;
+	}
+}
+
+static void
+reset_pending(void)
+{
+	if (pending_cxt != NULL)
+		MemoryContextDelete(pending_cxt);
+	pending_cxt = NULL;
+	pending_hash = NULL;
+	npending_rels = 0;
+}
+
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			write_all_pending();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			reset_pending();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			abort_pending(0);
+			reset_pending();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_PRE_COMMIT_SUB:
+			/* write while this subtransaction's xid is current */
+			write_all_pending();
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			abort_pending(GetCurrentTransactionNestLevel());
+			break;
+		default:
+			break;
+	}
+}

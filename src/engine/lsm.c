@@ -1,0 +1,1455 @@
+/*-------------------------------------------------------------------------
+ *
+ * lsm.c
+ *	  The LSM tree of one relation: shared registry of attached LSMs,
+ *	  loading and catching up the memtable from log pages, record writes,
+ *	  merged reads, flush to L0, compaction and the manifest.
+ *
+ * Pages are the truth; the KvlsmShared entry is a cache that can always be
+ * rebuilt from them (DESIGN.md section 1).  On a primary the memtable is
+ * "authoritative": every record enters it before its log copy is written.
+ * On a hot standby it is rebuilt from the replayed log pages and caught up
+ * at every attach; after promotion the first attach catches up once more
+ * and takes over.
+ *
+ * The manifest (live SSTables and free extents) lives in one of two fixed
+ * slots; an install writes the other slot and switches the metapage to it
+ * in the same generic WAL record, so it is atomic.  Installs and flushes
+ * are serialised by the flush lock, a heavyweight page lock on the
+ * metapage block (interruptible and seen by the deadlock detector, unlike
+ * an LWLock held across I/O).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/logwriter.h"
+#include "kvlsm/lsm.h"
+#include "kvlsm/sstable.h"
+
+#define ALLOC_CHUNK		8192	/* row ids / sequence numbers per reservation */
+
+typedef struct KvlsmRegistry
+{
+	LWLock	   *lock;			/* protects the hash table */
+} KvlsmRegistry;
+
+static KvlsmRegistry *registry = NULL;
+static HTAB *lsm_hash = NULL;
+static int	lsm_tranche_id = 0;
+
+/* backend-local cache of a relation's incarnation, in rd_amcache */
+typedef struct KvlsmRelCache
+{
+	RelFileNode node;
+	uint64		incarnation;
+} KvlsmRelCache;
+
+static int
+bytewise_cmp(const char *a, int alen, const char *b, int blen, void *arg)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	if (c != 0)
+		return c;
+	return (alen > blen) - (alen < blen);
+}
+
+KvlsmKeyOps kvlsm_bytewise_keyops = {bytewise_cmp, NULL};
+
+Size
+kvlsm_lsm_shmem_size(void)
+{
+	Size		size = MAXALIGN(sizeof(KvlsmRegistry));
+
+	size = add_size(size, hash_estimate_size(kvlsm_max_relations, sizeof(KvlsmShared)));
+	return size;
+}
+
+void
+kvlsm_lsm_request_locks(void)
+{
+	RequestNamedLWLockTranche("kvlsm", 1);
+}
+
+void
+kvlsm_lsm_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	registry = ShmemInitStruct("kvlsm registry", sizeof(KvlsmRegistry), &found);
+	if (!found)
+		registry->lock = &(GetNamedLWLockTranche("kvlsm"))->lock;
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(KvlsmLsmTag);
+	info.entrysize = sizeof(KvlsmShared);
+	lsm_hash = ShmemInitHash("kvlsm lsm table", kvlsm_max_relations,
+							 kvlsm_max_relations, &info,
+							 HASH_ELEM | HASH_BLOBS);
+	lsm_tranche_id = registry->lock->tranche;
+}
+
+static void
+make_tag(Relation rel, KvlsmLsmTag *tag)
+{
+	memset(tag, 0, sizeof(*tag));
+	tag->node = rel->rd_node;
+	tag->backend = RelationUsesLocalBuffers(rel) ? MyBackendId : InvalidBackendId;
+}
+
+static uint64
+rel_incarnation(Relation rel, KvlsmMetaPageData *metaout)
+{
+	KvlsmRelCache *rc = (KvlsmRelCache *) rel->rd_amcache;
+	KvlsmMetaPageData meta;
+
+	if (rc != NULL && RelFileNodeEquals(rc->node, rel->rd_node) && metaout == NULL)
+		return rc->incarnation;
+	kvlsm_read_metapage(rel, &meta);
+	if (metaout)
+		memcpy(metaout, &meta, sizeof(meta));
+	if (rc == NULL)
+	{
+		rc = MemoryContextAlloc(CacheMemoryContext, sizeof(KvlsmRelCache));
+		rel->rd_amcache = rc;
+	}
+	rc->node = rel->rd_node;
+	rc->incarnation = meta.incarnation;
+	return meta.incarnation;
+}
+
+/* read the manifest page named by the metapage into the shared entry */
+static void
+load_manifest(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta)
+{
+	Buffer		buf;
+	Page		page;
+	KvlsmManifestHeader mh;
+
+	buf = kvlsm_read_buffer(rel, meta->manifest_blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	kvlsm_page_check(rel, meta->manifest_blkno, page, KVLSM_PAGE_MANIFEST);
+	memcpy(&mh, PageGetContents(page), sizeof(mh));
+	if (mh.nsst > KVLSM_MAX_SST || mh.nfree > KVLSM_MAX_FREE_EXTENTS)
+	{
+		UnlockReleaseBuffer(buf);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u: manifest lists %u SSTables and %u free extents",
+						RelationGetRelationName(rel), meta->manifest_blkno,
+						mh.nsst, mh.nfree)));
+	}
+	memcpy(sh->sst, (char *) PageGetContents(page) + MAXALIGN(sizeof(mh)),
+		   sizeof(KvlsmSstDesc) * mh.nsst);
+	sh->nsst = mh.nsst;
+	sh->manifest_version = mh.version;
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Apply the log pages of 'chain' that 'gen' has not seen yet.  Pages are
+ * linked backwards from the tail, so walk back to the last page applied,
+ * then apply forward.  The caller holds the LSM lock exclusively.
+ */
+static void
+replay_chain(Relation rel, KvlsmShared *sh, KvlsmMemGen *gen,
+			 const KvlsmLogChain *chain, const KvlsmKeyOps *ops)
+{
+	char	  **pages = NULL;
+	BlockNumber *blocks = NULL;
+	int			n = 0,
+				cap = 0;
+	BlockNumber b = chain->tail;
+	int			i;
+
+	while (b != InvalidBlockNumber)
+	{
+		Buffer		buf;
+		Page		page;
+		char	   *copy;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = kvlsm_read_buffer(rel, b);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		copy = palloc(BLCKSZ);
+		memcpy(copy, page, BLCKSZ);
+		UnlockReleaseBuffer(buf);
+		kvlsm_page_check(rel, b, (Page) copy, KVLSM_PAGE_LOG);
+		if (KvlsmPageGetOpaque((Page) copy)->owner != chain->genid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: log page of generation %llu found in the chain of generation %llu",
+							RelationGetRelationName(rel), b,
+							(unsigned long long) KvlsmPageGetOpaque((Page) copy)->owner,
+							(unsigned long long) chain->genid)));
+		if (n == cap)
+		{
+			cap = cap ? cap * 2 : 16;
+			pages = pages ? repalloc(pages, sizeof(char *) * cap) : palloc(sizeof(char *) * cap);
+			blocks = blocks ? repalloc(blocks, sizeof(BlockNumber) * cap) : palloc(sizeof(BlockNumber) * cap);
+		}
+		pages[n] = copy;
+		blocks[n] = b;
+		n++;
+		if (b == gen->replay_block)
+			break;
+		b = KvlsmPageGetOpaque((Page) copy)->link;
+	}
+
+	for (i = n - 1; i >= 0; i--)
+	{
+		Page		page = (Page) pages[i];
+		KvlsmPageOpaque opaque = KvlsmPageGetOpaque(page);
+		char	   *p = (char *) page + SizeOfPageHeaderData;
+		char	   *endp = (char *) page + ((PageHeader) page)->pd_lower;
+		uint32		item = 0;
+		uint32		skip = (blocks[i] == gen->replay_block) ? gen->replay_nitems : 0;
+
+		while (p < endp && item < opaque->nitems)
+		{
+			KvlsmRecordHeader rh;
+			KvlsmSkipNode *node;
+
+			memcpy(&rh, p, sizeof(rh));
+			if (p + sizeof(rh) + rh.keylen + rh.vallen > endp)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: log record %u runs past the page",
+								RelationGetRelationName(rel), blocks[i], item)));
+			if (item >= skip)
+			{
+				node = kvlsm_memgen_insert(gen, p + sizeof(rh), rh.keylen, rh.seq,
+										   rh.flags, p + sizeof(rh) + rh.keylen,
+										   rh.vallen, ops->cmp, ops->arg);
+				if (node == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("kvlsm memtable memory is full while loading \"%s\"",
+									RelationGetRelationName(rel)),
+							 errhint("Increase kvlsm.memtable_memory.")));
+				node->logged = 1;
+				gen->unlogged--;
+			}
+			p += sizeof(rh) + rh.keylen + rh.vallen;
+			item++;
+		}
+		gen->replay_block = blocks[i];
+		gen->replay_nitems = item;
+		if (blocks[i] != gen->replay_block || skip == 0)
+			gen->replay_npages++;
+		pfree(pages[i]);
+	}
+	if (pages)
+	{
+		pfree(pages);
+		pfree(blocks);
+	}
+}
+
+/* bring the memtable generations in line with the metapage's chains */
+static void
+catch_up(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta,
+		 const KvlsmKeyOps *ops)
+{
+	/* drop generations the metapage no longer has (flushed meanwhile) */
+	if (sh->frozen.genid != 0 && sh->frozen.genid != meta->frozen.genid)
+		kvlsm_memgen_release(&sh->frozen);
+	if (sh->active.genid != 0 && sh->active.genid != meta->active.genid)
+	{
+		if (meta->frozen.genid == sh->active.genid && sh->frozen.genid == 0)
+		{
+			sh->frozen = sh->active;
+			memset(&sh->active, 0, sizeof(sh->active));
+		}
+		else
+			kvlsm_memgen_release(&sh->active);
+	}
+	if (meta->frozen.genid != 0 && sh->frozen.genid == 0)
+		kvlsm_memgen_init(&sh->frozen, meta->frozen.genid);
+	if (sh->active.genid == 0)
+		kvlsm_memgen_init(&sh->active, meta->active.genid);
+
+	if (meta->frozen.genid != 0)
+		replay_chain(rel, sh, &sh->frozen, &meta->frozen, ops);
+	replay_chain(rel, sh, &sh->active, &meta->active, ops);
+
+	if (sh->manifest_version != meta->manifest_version)
+		load_manifest(rel, sh, meta);
+	sh->memtable_size = meta->memtable_size;
+	sh->compression = meta->compression;
+	sh->gen_epoch++;
+}
+
+static KvlsmShared *
+lookup_entry(const KvlsmLsmTag *tag, bool create)
+{
+	KvlsmShared *sh;
+	bool		found;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	sh = hash_search(lsm_hash, tag, HASH_FIND, NULL);
+	LWLockRelease(registry->lock);
+	if (sh != NULL || !create)
+		return sh;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	sh = hash_search(lsm_hash, tag, HASH_ENTER_NULL, &found);
+	if (sh == NULL)
+	{
+		LWLockRelease(registry->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("too many kvlsm relations are in use"),
+				 errhint("Increase kvlsm.max_relations.")));
+	}
+	if (!found)
+	{
+		KvlsmLsmTag keep = sh->tag;
+
+		memset(sh, 0, sizeof(*sh));
+		sh->tag = keep;
+		LWLockInitialize(&sh->lock, lsm_tranche_id);
+		SpinLockInit(&sh->mutex);
+		sh->active.first_chunk = sh->active.cur_chunk = -1;
+		sh->frozen.first_chunk = sh->frozen.cur_chunk = -1;
+	}
+	LWLockRelease(registry->lock);
+	return sh;
+}
+
+KvlsmShared *
+kvlsm_lookup_shared(const KvlsmLsmTag *tag)
+{
+	return lookup_entry(tag, false);
+}
+
+/*
+ * Attach to the LSM of 'rel': find or create its shared entry, (re)load it
+ * when it caches another incarnation of the filenode, and on a standby
+ * catch up with the replayed log pages.
+ */
+KvlsmShared *
+kvlsm_attach(Relation rel)
+{
+	KvlsmLsmTag tag;
+	KvlsmShared *sh;
+	uint64		incarnation;
+	KvlsmMetaPageData meta;
+	bool		in_recovery = RecoveryInProgress();
+
+	make_tag(rel, &tag);
+	incarnation = rel_incarnation(rel, NULL);
+	sh = lookup_entry(&tag, true);
+
+	if (sh->loaded && sh->incarnation == incarnation && sh->authoritative)
+		return sh;
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	if (!(sh->loaded && sh->incarnation == incarnation && sh->authoritative))
+	{
+		kvlsm_read_metapage(rel, &meta);
+		if (!sh->loaded || sh->incarnation != meta.incarnation)
+		{
+			/* a different (or first) incarnation: start from nothing */
+			kvlsm_memgen_release(&sh->active);
+			kvlsm_memgen_release(&sh->frozen);
+			sh->incarnation = meta.incarnation;
+			sh->manifest_version = 0;
+			sh->nsst = 0;
+			memset(&sh->stats, 0, sizeof(sh->stats));
+		}
+		catch_up(rel, sh, &meta, &kvlsm_bytewise_keyops);
+		if (!in_recovery)
+		{
+			/* from here on this server writes: allocate above the marks */
+			SpinLockAcquire(&sh->mutex);
+			sh->next_rowid = sh->rowid_limit = meta.rowid_hwm;
+			sh->next_seq = sh->seq_limit = meta.seq_hwm;
+			SpinLockRelease(&sh->mutex);
+			sh->authoritative = true;
+		}
+		sh->loaded = true;
+	}
+	LWLockRelease(&sh->lock);
+	return sh;
+}
+
+/* forget the cached incarnation of a relation whose filenode changed */
+void
+kvlsm_forget(Relation rel)
+{
+	if (rel->rd_amcache)
+	{
+		pfree(rel->rd_amcache);
+		rel->rd_amcache = NULL;
+	}
+}
+
+/* extend the relation by one page; returns it pinned, not locked */
+Buffer
+kvlsm_new_page(Relation rel)
+{
+	Buffer		buf;
+	bool		local = RELATION_IS_LOCAL(rel);
+
+	if (!local)
+		LockRelationForExtension(rel, ExclusiveLock);
+	buf = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	if (!local)
+		UnlockRelationForExtension(rel, ExclusiveLock);
+	return buf;
+}
+
+/*
+ * Change the metapage under a generic WAL record.  'fn' edits the copy in
+ * place.  The caller holds the LSM lock exclusively (or the flush lock) so
+ * that shared state and metapage change together.
+ */
+typedef void (*MetaEditFn) (KvlsmMetaPageData *meta, void *arg);
+
+static void
+edit_metapage(Relation rel, MetaEditFn fn, void *arg)
+{
+	Buffer		buf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(rel);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	fn(KvlsmPageGetMeta(page), arg);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+static void
+set_rowid_hwm(KvlsmMetaPageData *meta, void *arg)
+{
+	meta->rowid_hwm = Max(meta->rowid_hwm, *(uint64 *) arg);
+}
+
+static void
+set_seq_hwm(KvlsmMetaPageData *meta, void *arg)
+{
+	meta->seq_hwm = Max(meta->seq_hwm, *(uint64 *) arg);
+}
+
+uint64
+kvlsm_alloc_rowids(Relation rel, KvlsmShared *sh, uint64 n)
+{
+	uint64		first;
+
+	for (;;)
+	{
+		SpinLockAcquire(&sh->mutex);
+		if (sh->next_rowid + n <= sh->rowid_limit)
+		{
+			first = sh->next_rowid;
+			sh->next_rowid += n;
+			SpinLockRelease(&sh->mutex);
+			return first;
+		}
+		SpinLockRelease(&sh->mutex);
+
+		/* reserve the next chunk durably before handing any of it out */
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		if (sh->next_rowid + n > sh->rowid_limit)
+		{
+			uint64		newlimit = sh->next_rowid + n + ALLOC_CHUNK;
+
+			edit_metapage(rel, set_rowid_hwm, &newlimit);
+			SpinLockAcquire(&sh->mutex);
+			sh->rowid_limit = newlimit;
+			SpinLockRelease(&sh->mutex);
+		}
+		LWLockRelease(&sh->lock);
+	}
+}
+
+/* next sequence number; the caller holds the LSM lock exclusively */
+static uint64
+next_seq(Relation rel, KvlsmShared *sh)
+{
+	uint64		seq;
+
+	if (sh->next_seq >= sh->seq_limit)
+	{
+		uint64		newlimit = sh->next_seq + ALLOC_CHUNK;
+
+		edit_metapage(rel, set_seq_hwm, &newlimit);
+		sh->seq_limit = newlimit;
+	}
+	seq = sh->next_seq++;
+	return seq;
+}
+
+/*
+ * Write one record: it enters the active memtable at once (visible to
+ * other backends' dirty-snapshot checks) and the backend's pending log
+ * buffer.  Returns its sequence number.  No I/O except a rare metapage
+ * update when a sequence chunk runs out, so callers may hold a row stripe
+ * lock.
+ */
+uint64
+kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+		  const char *key, int keylen, uint16 flags,
+		  const char *val, int vallen)
+{
+	KvlsmSkipNode *node;
+	uint64		seq;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot write to kvlsm relation \"%s\" during recovery",
+						RelationGetRelationName(rel))));
+	if (keylen + vallen > KVLSM_MAX_RECORD_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm record of %d bytes is too large for relation \"%s\"",
+						keylen + vallen, RelationGetRelationName(rel)),
+				 errdetail("The maximum is %d bytes after TOAST compression.",
+						   (int) KVLSM_MAX_RECORD_SIZE)));
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	if (sh->active.head == NULL && !kvlsm_memgen_init(&sh->active, sh->active.genid))
+		node = NULL;
+	else
+	{
+		seq = next_seq(rel, sh);
+		node = kvlsm_memgen_insert(&sh->active, key, keylen, seq, flags,
+								   val, vallen, ops->cmp, ops->arg);
+	}
+	if (node == NULL)
+	{
+		LWLockRelease(&sh->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm memtable memory is full"),
+				 errhint("Increase kvlsm.memtable_memory, or lower memtable_size of busy relations.")));
+	}
+	sh->stats.puts++;
+	kvlsm_log_pending_add(rel, sh, ops, node);
+	if (sh->active.bytes >= (uint64) sh->memtable_size)
+		sh->flush_requested = true;
+	LWLockRelease(&sh->lock);
+	return seq;
+}
+
+/*
+ * Work the foreground does at a safe point (no stripe lock held): write
+ * whole pending log pages, and flush the memtable when it is over its
+ * size or the arena runs short.
+ */
+void
+kvlsm_maybe_flush(Relation rel, KvlsmShared *sh)
+{
+	kvlsm_log_write_full_pages(rel, sh);
+	if (sh->flush_requested ||
+		kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 8)
+	{
+		if (sh->active.bytes > 0 && !RecoveryInProgress())
+			kvlsm_flush(rel, false);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Reads
+ * ---------------------------------------------------------------------
+ */
+
+void
+kvlsm_recset_init(KvlsmRecordSet *set, MemoryContext cxt)
+{
+	set->n = 0;
+	set->cap = 0;
+	set->recs = NULL;
+	set->cxt = cxt;
+}
+
+void
+kvlsm_recset_reset(KvlsmRecordSet *set)
+{
+	set->n = 0;
+	set->cap = 0;
+	set->recs = NULL;
+	MemoryContextReset(set->cxt);
+}
+
+void
+kvlsm_recset_add(KvlsmRecordSet *set, const char *key, int keylen, uint64 seq,
+				 uint16 flags, const char *val, int vallen, uint8 hint,
+				 bool in_memtable)
+{
+	KvlsmRecord *r;
+	char	   *data;
+
+	if (set->n == set->cap)
+	{
+		int			newcap = set->cap ? set->cap * 2 : 64;
+
+		if (set->recs == NULL)
+			set->recs = MemoryContextAlloc(set->cxt, sizeof(KvlsmRecord) * newcap);
+		else
+			set->recs = repalloc(set->recs, sizeof(KvlsmRecord) * newcap);
+		set->cap = newcap;
+	}
+	data = MemoryContextAlloc(set->cxt, keylen + vallen + 1);
+	memcpy(data, key, keylen);
+	if (vallen > 0)
+		memcpy(data + keylen, val, vallen);
+	r = &set->recs[set->n++];
+	r->key = data;
+	r->keylen = keylen;
+	r->val = data + keylen;
+	r->vallen = vallen;
+	r->seq = seq;
+	r->flags = flags;
+	r->hint = hint;
+	r->in_memtable = in_memtable;
+}
+
+/* copy records of one generation in range; see kvlsm_collect */
+static void
+collect_gen(KvlsmMemGen *gen, const KvlsmKeyOps *ops,
+			const char *start, int startlen, bool start_exclusive,
+			const char *end, int endlen, int maxkeys,
+			KvlsmRecordSet *out, bool *limited, int *lastidx)
+{
+	KvlsmSkipNode *n;
+	int			nkeys = 0;
+	KvlsmSkipNode *prev = NULL;
+
+	*limited = false;
+	*lastidx = -1;
+	if (gen->head == NULL)
+		return;
+	if (start)
+		n = kvlsm_memgen_seek(gen, start, startlen,
+							  start_exclusive ? 0 : PG_UINT64_MAX,
+							  ops->cmp, ops->arg);
+	else
+		n = kvlsm_memgen_first(gen);
+	for (; n != NULL; n = n->next[0])
+	{
+		if (start && start_exclusive &&
+			ops->cmp(KvlsmSkipNodeKey(n), n->keylen, start, startlen, ops->arg) == 0)
+			continue;
+		if (end && ops->cmp(KvlsmSkipNodeKey(n), n->keylen, end, endlen, ops->arg) > 0)
+			break;
+		if (prev == NULL ||
+			ops->cmp(KvlsmSkipNodeKey(prev), prev->keylen,
+					 KvlsmSkipNodeKey(n), n->keylen, ops->arg) != 0)
+		{
+			if (maxkeys > 0 && nkeys >= maxkeys)
+			{
+				*limited = true;
+				break;
+			}
+			nkeys++;
+		}
+		prev = n;
+		if (n->aborted)
+			continue;
+		kvlsm_recset_add(out, KvlsmSkipNodeKey(n), n->keylen, n->seq,
+						 n->recflags, KvlsmSkipNodeValue(n), n->vallen,
+						 n->hint, true);
+		*lastidx = out->n - 1;
+	}
+}
+
+typedef struct SortArg
+{
+	const KvlsmKeyOps *ops;
+} SortArg;
+
+static int
+record_cmp(const void *a, const void *b, void *arg)
+{
+	const KvlsmRecord *ra = a;
+	const KvlsmRecord *rb = b;
+	const KvlsmKeyOps *ops = ((SortArg *) arg)->ops;
+	int			c = ops->cmp(ra->key, ra->keylen, rb->key, rb->keylen, ops->arg);
+
+	if (c != 0)
+		return c;
+	if (ra->seq > rb->seq)
+		return -1;
+	if (ra->seq < rb->seq)
+		return 1;
+	return 0;
+}
+
+static bool
+desc_may_contain(const KvlsmSstDesc *d, const KvlsmKeyOps *ops,
+				 const char *start, int startlen,
+				 const char *end, int endlen)
+{
+	if (d->minkeylen == 0xFF || d->nentries == 0)
+		return d->nentries > 0;
+	if (end && ops->cmp((const char *) d->minkey, d->minkeylen, end, endlen, ops->arg) > 0)
+		return false;
+	if (start && ops->cmp((const char *) d->maxkey, d->maxkeylen, start, startlen, ops->arg) < 0)
+		return false;
+	return true;
+}
+
+/*
+ * Collect every record with a key in [start, end] from the memtables and
+ * SSTables, sorted by (key asc, seq desc).  At most about 'maxkeys'
+ * distinct keys are returned (0 = all); the result is complete up to its
+ * last key.  Returns true when more keys may follow it.  'point' (start ==
+ * end) lets bloom filters skip SSTables.
+ *
+ * The memtables and the SSTable list are copied under one share lock, so
+ * the set is consistent; SSTable pages are then read without it, and a
+ * page that was recycled meanwhile makes the whole collection start over.
+ */
+bool
+kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+			  const char *start, int startlen, bool start_exclusive,
+			  const char *end, int endlen, int maxkeys, bool point,
+			  KvlsmRecordSet *out)
+{
+	KvlsmSstDesc ssts[KVLSM_MAX_SST];
+	int			nsst;
+	int			i;
+	bool		any_limited;
+	const char *bound = NULL;
+	int			boundlen = 0;
+	SortArg		sarg;
+
+	if (point)
+		sh->stats.point_lookups++;
+retry:
+	any_limited = false;
+	bound = NULL;
+	kvlsm_recset_reset(out);
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	for (i = 0; i < 2; i++)
+	{
+		KvlsmMemGen *gen = (i == 0) ? &sh->active : &sh->frozen;
+		bool		limited;
+		int			lastidx;
+
+		collect_gen(gen, ops, start, startlen, start_exclusive, end, endlen,
+					maxkeys, out, &limited, &lastidx);
+		if (limited && lastidx >= 0)
+		{
+			const KvlsmRecord *r = &out->recs[lastidx];
+
+			if (bound == NULL || ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) < 0)
+			{
+				bound = r->key;
+				boundlen = r->keylen;
+			}
+			any_limited = true;
+		}
+	}
+	nsst = sh->nsst;
+	memcpy(ssts, sh->sst, sizeof(KvlsmSstDesc) * nsst);
+	LWLockRelease(&sh->lock);
+
+	for (i = nsst - 1; i >= 0; i--)
+	{
+		bool		limited;
+		int			before = out->n;
+
+		if (!desc_may_contain(&ssts[i], ops, start, startlen,
+							  bound ? bound : end, bound ? boundlen : endlen))
+			continue;
+		if (kvlsm_sst_collect(rel, sh, &ssts[i], ops, start, startlen,
+							  start_exclusive,
+							  bound ? bound : end, bound ? boundlen : endlen,
+							  maxkeys, point, out, &limited) == KVLSM_SST_RETRY)
+		{
+			CHECK_FOR_INTERRUPTS();
+			goto retry;
+		}
+		if (limited && out->n > before)
+		{
+			const KvlsmRecord *r = &out->recs[out->n - 1];
+
+			if (bound == NULL || ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) < 0)
+			{
+				bound = r->key;
+				boundlen = r->keylen;
+			}
+			any_limited = true;
+		}
+	}
+
+	sarg.ops = ops;
+	if (out->n > 1)
+		qsort_arg(out->recs, out->n, sizeof(KvlsmRecord), record_cmp, &sarg);
+
+	/* drop duplicates (same key and seq) and whatever lies past the bound */
+	{
+		int			j = 0;
+
+		for (i = 0; i < out->n; i++)
+		{
+			KvlsmRecord *r = &out->recs[i];
+
+			if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
+				break;
+			if (j > 0 && out->recs[j - 1].seq == r->seq &&
+				ops->cmp(out->recs[j - 1].key, out->recs[j - 1].keylen,
+						 r->key, r->keylen, ops->arg) == 0)
+				continue;
+			out->recs[j++] = *r;
+		}
+		out->n = j;
+	}
+	return any_limited;
+}
+
+/* records of one key in the memtables only (caller holds a stripe lock) */
+bool
+kvlsm_memtable_records(KvlsmShared *sh, const KvlsmKeyOps *ops,
+					   const char *key, int keylen, KvlsmRecordSet *out)
+{
+	int			i;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	for (i = 0; i < 2; i++)
+	{
+		KvlsmMemGen *gen = (i == 0) ? &sh->active : &sh->frozen;
+		bool		limited;
+		int			lastidx;
+
+		collect_gen(gen, ops, key, keylen, false, key, keylen, 0, out,
+					&limited, &lastidx);
+	}
+	LWLockRelease(&sh->lock);
+	return out->n > 0;
+}
+
+uint64
+kvlsm_version_epoch(KvlsmShared *sh)
+{
+	uint64		e;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	e = sh->gen_epoch;
+	LWLockRelease(&sh->lock);
+	return e;
+}
+
+/* remember a record's commit status in its memtable node, if still there */
+void
+kvlsm_set_hint(KvlsmShared *sh, const KvlsmKeyOps *ops, const char *key,
+			   int keylen, uint64 seq, uint8 hint)
+{
+	int			i;
+
+	if (!LWLockConditionalAcquire(&sh->lock, LW_SHARED))
+		return;
+	for (i = 0; i < 2; i++)
+	{
+		KvlsmMemGen *gen = (i == 0) ? &sh->active : &sh->frozen;
+		KvlsmSkipNode *n;
+
+		if (gen->head == NULL)
+			continue;
+		n = kvlsm_memgen_find(gen, key, keylen, seq, ops->cmp, ops->arg);
+		if (n)
+			n->hint = hint;
+	}
+	LWLockRelease(&sh->lock);
+}
+
+void
+kvlsm_mark_aborted_node(KvlsmSkipNode *node)
+{
+	node->aborted = 1;
+}
+
+/* ---------------------------------------------------------------------
+ * Flush, compaction, manifest installs
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct ManifestCopy
+{
+	KvlsmManifestHeader hdr;
+	KvlsmSstDesc sst[KVLSM_MAX_SST];
+	KvlsmExtent free[KVLSM_MAX_FREE_EXTENTS];
+} ManifestCopy;
+
+static void
+read_manifest_copy(Relation rel, const KvlsmMetaPageData *meta, ManifestCopy *mc)
+{
+	Buffer		buf = kvlsm_read_buffer(rel, meta->manifest_blkno);
+	Page		page;
+	char	   *p;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	kvlsm_page_check(rel, meta->manifest_blkno, page, KVLSM_PAGE_MANIFEST);
+	p = PageGetContents(page);
+	memcpy(&mc->hdr, p, sizeof(mc->hdr));
+	if (mc->hdr.nsst > KVLSM_MAX_SST || mc->hdr.nfree > KVLSM_MAX_FREE_EXTENTS)
+		elog(ERROR, "kvlsm manifest of \"%s\" is corrupted", RelationGetRelationName(rel));
+	p += MAXALIGN(sizeof(KvlsmManifestHeader));
+	memcpy(mc->sst, p, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
+	p += sizeof(KvlsmSstDesc) * mc->hdr.nsst;
+	memcpy(mc->free, p, sizeof(KvlsmExtent) * mc->hdr.nfree);
+	UnlockReleaseBuffer(buf);
+}
+
+/* take 'npages' from the free extents (first fit); Invalid if none fits */
+static BlockNumber
+take_free_extent(ManifestCopy *mc, uint32 npages)
+{
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nfree; i++)
+	{
+		if (mc->free[i].npages >= npages)
+		{
+			BlockNumber start = mc->free[i].start;
+
+			mc->free[i].start += npages;
+			mc->free[i].npages -= npages;
+			if (mc->free[i].npages == 0)
+			{
+				memmove(&mc->free[i], &mc->free[i + 1],
+						sizeof(KvlsmExtent) * (mc->hdr.nfree - i - 1));
+				mc->hdr.nfree--;
+			}
+			return start;
+		}
+	}
+	return InvalidBlockNumber;
+}
+
+static int
+extent_cmp(const void *a, const void *b)
+{
+	const KvlsmExtent *ea = a;
+	const KvlsmExtent *eb = b;
+
+	return (ea->start > eb->start) - (ea->start < eb->start);
+}
+
+/* return an extent to the free list, merging neighbours */
+static void
+give_free_extent(ManifestCopy *mc, BlockNumber start, uint32 npages)
+{
+	uint32		i,
+				j;
+
+	if (mc->hdr.nfree >= KVLSM_MAX_FREE_EXTENTS)
+	{
+		/* no room: keep the larger extents, leak the smallest */
+		uint32		smallest = 0;
+
+		for (i = 1; i < mc->hdr.nfree; i++)
+			if (mc->free[i].npages < mc->free[smallest].npages)
+				smallest = i;
+		if (mc->free[smallest].npages >= npages)
+			return;
+		mc->free[smallest] = mc->free[--mc->hdr.nfree];
+	}
+	mc->free[mc->hdr.nfree].start = start;
+	mc->free[mc->hdr.nfree].npages = npages;
+	mc->hdr.nfree++;
+	qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+	for (i = 0, j = 0; i < mc->hdr.nfree; i++)
+	{
+		if (j > 0 && mc->free[j - 1].start + mc->free[j - 1].npages == mc->free[i].start)
+			mc->free[j - 1].npages += mc->free[i].npages;
+		else
+			mc->free[j++] = mc->free[i];
+	}
+	mc->hdr.nfree = j;
+}
+
+/* write a laid-out SSTable to a free extent or to new pages at the end */
+static void
+place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
+			  ManifestCopy *mc, KvlsmSstDesc *desc)
+{
+	BlockNumber start = take_free_extent(mc, npages);
+
+	if (start != InvalidBlockNumber)
+		kvlsm_sst_builder_write(b, start, false, desc);
+	else
+	{
+		bool		local = RELATION_IS_LOCAL(rel);
+
+		if (!local)
+			LockRelationForExtension(rel, ExclusiveLock);
+		start = RelationGetNumberOfBlocks(rel);
+		kvlsm_sst_builder_write(b, start, true, desc);
+		if (!local)
+			UnlockRelationForExtension(rel, ExclusiveLock);
+	}
+}
+
+typedef struct InstallArg
+{
+	BlockNumber new_manifest;
+	uint64		new_version;
+	bool		retire_frozen;
+	uint64		bytes_flushed;
+	uint64		bytes_in;
+	uint64		bytes_out;
+	bool		is_compaction;
+	uint64		next_sstid;		/* 0: unchanged */
+} InstallArg;
+
+static void
+install_edit(KvlsmMetaPageData *meta, InstallArg *ia)
+{
+	meta->manifest_blkno = ia->new_manifest;
+	meta->manifest_version = ia->new_version;
+	if (ia->next_sstid > meta->next_sstid)
+		meta->next_sstid = ia->next_sstid;
+	if (ia->retire_frozen)
+	{
+		meta->frozen.genid = 0;
+		meta->frozen.head = meta->frozen.tail = InvalidBlockNumber;
+		meta->frozen.npages = 0;
+		meta->frozen.tail_used = 0;
+		meta->flushes++;
+		meta->bytes_flushed += ia->bytes_flushed;
+	}
+	if (ia->is_compaction)
+	{
+		meta->compactions++;
+		meta->bytes_compacted_in += ia->bytes_in;
+		meta->bytes_compacted_out += ia->bytes_out;
+	}
+}
+
+/*
+ * Install a new manifest: write it into the slot that is not current and
+ * switch the metapage in the same generic WAL record (manifest block first,
+ * metapage last).  The caller holds the flush lock and the LSM lock
+ * exclusively, and updates the shared entry afterwards.
+ */
+static void
+install_manifest(Relation rel, ManifestCopy *mc, InstallArg *ia)
+{
+	Buffer		mbuf;
+	Buffer		metabuf;
+	GenericXLogState *state;
+	Page		mpage;
+	Page		metapage;
+	KvlsmMetaPageData *meta;
+	char	   *p;
+	BlockNumber target;
+
+	metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+	target = (meta->manifest_blkno == KVLSM_MANIFEST_BLKNO_A) ?
+		KVLSM_MANIFEST_BLKNO_B : KVLSM_MANIFEST_BLKNO_A;
+	ia->new_version = meta->manifest_version + 1;
+	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+
+	mc->hdr.version = ia->new_version;
+	ia->new_manifest = target;
+
+	mbuf = ReadBuffer(rel, target);
+	LockBuffer(mbuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(rel);
+	mpage = GenericXLogRegisterBuffer(state, mbuf, GENERIC_XLOG_FULL_IMAGE);
+	metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
+
+	kvlsm_page_init(mpage, KVLSM_PAGE_MANIFEST, KvlsmPageGetMeta(metapage)->incarnation);
+	p = PageGetContents(mpage);
+	memcpy(p, &mc->hdr, sizeof(mc->hdr));
+	p += MAXALIGN(sizeof(KvlsmManifestHeader));
+	memcpy(p, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
+	p += sizeof(KvlsmSstDesc) * mc->hdr.nsst;
+	memcpy(p, mc->free, sizeof(KvlsmExtent) * mc->hdr.nfree);
+	p += sizeof(KvlsmExtent) * mc->hdr.nfree;
+	((PageHeader) mpage)->pd_lower = p - (char *) mpage;
+
+	install_edit(KvlsmPageGetMeta(metapage), ia);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(mbuf);
+	UnlockReleaseBuffer(metabuf);
+}
+
+static void
+publish_manifest(KvlsmShared *sh, ManifestCopy *mc)
+{
+	memcpy(sh->sst, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
+	sh->nsst = mc->hdr.nsst;
+	sh->manifest_version = mc->hdr.version;
+}
+
+typedef struct FreezeArg
+{
+	uint64		new_genid;
+} FreezeArg;
+
+static void
+freeze_edit(KvlsmMetaPageData *meta, void *arg)
+{
+	FreezeArg  *fa = arg;
+
+	meta->frozen = meta->active;
+	fa->new_genid = meta->next_genid++;
+	meta->active.genid = fa->new_genid;
+	meta->active.head = meta->active.tail = InvalidBlockNumber;
+	meta->active.npages = 0;
+	meta->active.tail_used = 0;
+}
+
+/*
+ * Freeze the active generation: records whose log copy is not yet written
+ * are copied into the new active generation (their owners will log them
+ * into its chain), so the frozen generation holds only logged records.
+ * Caller holds the flush lock and the LSM lock exclusively.
+ */
+static void
+freeze_active(Relation rel, KvlsmShared *sh)
+{
+	KvlsmMemGen newgen;
+	KvlsmSkipNode *n;
+	FreezeArg	fa;
+
+	memset(&newgen, 0, sizeof(newgen));
+	if (!kvlsm_memgen_init(&newgen, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm memtable memory is full"),
+				 errhint("Increase kvlsm.memtable_memory.")));
+	for (n = kvlsm_memgen_first(&sh->active); n != NULL; n = n->next[0])
+	{
+		KvlsmSkipNode *copy;
+
+		if (n->logged || n->aborted)
+			continue;
+		copy = kvlsm_memgen_insert(&newgen, KvlsmSkipNodeKey(n), n->keylen,
+								   n->seq, n->recflags, KvlsmSkipNodeValue(n),
+								   n->vallen, kvlsm_bytewise_keyops.cmp, NULL);
+		if (copy == NULL)
+		{
+			kvlsm_memgen_release(&newgen);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("kvlsm memtable memory is full"),
+					 errhint("Increase kvlsm.memtable_memory.")));
+		}
+		copy->hint = n->hint;
+	}
+	edit_metapage(rel, freeze_edit, &fa);
+	newgen.genid = fa.new_genid;
+	sh->frozen = sh->active;
+	sh->active = newgen;
+	sh->gen_epoch++;
+}
+
+static int	flush_depth = 0;
+
+/*
+ * Flush the memtable to a new L0 SSTable.  With 'force' any non-empty
+ * memtable is flushed; otherwise only one over its size.  Runs in the
+ * calling backend until background workers take this over.
+ */
+void
+kvlsm_flush(Relation rel, bool force)
+{
+	KvlsmShared *sh;
+	KvlsmMetaPageData meta;
+	ManifestCopy *mc;
+	KvlsmSstBuilder *b;
+	KvlsmSkipNode *n;
+	InstallArg	ia;
+	KvlsmSstDesc desc;
+	uint32		npages;
+	bool		have_sst;
+	bool		compact = false;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot flush kvlsm relation \"%s\" during recovery",
+						RelationGetRelationName(rel))));
+	if (flush_depth > 0)
+		return;
+
+	sh = kvlsm_attach(rel);
+	/* our own pending records go first, so that they can be flushed too */
+	kvlsm_log_write_full_pages(rel, sh);
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	flush_depth++;
+	PG_TRY();
+	{
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		sh->flush_requested = false;
+		if (sh->frozen.genid == 0)
+		{
+			if (sh->active.entries == 0 ||
+				(!force && sh->active.bytes < (uint64) sh->memtable_size &&
+				 kvlsm_arena_free_bytes() >= kvlsm_arena_total_bytes() / 8))
+			{
+				LWLockRelease(&sh->lock);
+				goto done;
+			}
+			freeze_active(rel, sh);
+		}
+		LWLockRelease(&sh->lock);
+
+		/*
+		 * The frozen generation changes only here, under the flush lock, so
+		 * it can be read without the LSM lock.
+		 */
+		kvlsm_read_metapage(rel, &meta);
+		mc = palloc(sizeof(ManifestCopy));
+		read_manifest_copy(rel, &meta, mc);
+		if (mc->hdr.nsst >= KVLSM_MAX_SST)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("kvlsm relation \"%s\" has too many SSTables to flush",
+							RelationGetRelationName(rel)),
+					 errhint("Run kvlsm_compact() on it.")));
+
+		b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 0, sh->compression,
+									kvlsm_bloom_bits_per_key);
+		for (n = kvlsm_memgen_first(&sh->frozen); n != NULL; n = n->next[0])
+		{
+			if (!n->logged || n->aborted)
+				continue;
+			kvlsm_sst_builder_add(b, KvlsmSkipNodeKey(n), n->keylen, n->seq,
+								  n->recflags, KvlsmSkipNodeValue(n), n->vallen);
+		}
+		have_sst = kvlsm_sst_builder_count(b) > 0;
+		memset(&ia, 0, sizeof(ia));
+		ia.retire_frozen = true;
+		if (have_sst)
+		{
+			npages = kvlsm_sst_builder_finish(b);
+			place_sstable(rel, b, npages, mc, &desc);
+			mc->sst[mc->hdr.nsst++] = desc;
+			ia.bytes_flushed = (uint64) desc.npages * BLCKSZ;
+			ia.next_sstid = desc.id + 1;
+		}
+
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		install_manifest(rel, mc, &ia);
+		publish_manifest(sh, mc);
+		kvlsm_memgen_release(&sh->frozen);
+		sh->gen_epoch++;
+		sh->stats.flushes++;
+		LWLockRelease(&sh->lock);
+		compact = (mc->hdr.nsst >= (uint32) kvlsm_l0_compaction_trigger);
+		pfree(mc);
+done:
+		;
+	}
+	PG_FINALLY();
+	{
+		flush_depth--;
+	}
+	PG_END_TRY();
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+
+	if (compact)
+		kvlsm_compact_all(rel);
+}
+
+/*
+ * Merge every SSTable into one table at level 1 and free the old extents.
+ * This is the interim compaction of the foreground engine: it bounds the
+ * number of SSTables a read probes.  It keeps every version (garbage
+ * collection needs the table layer's visibility rules and comes with the
+ * background workers).
+ */
+void
+kvlsm_compact_all(Relation rel)
+{
+	KvlsmShared *sh;
+	KvlsmMetaPageData meta;
+	ManifestCopy *mc;
+	KvlsmSstBuilder *b;
+	KvlsmRecordSet set;
+	MemoryContext cxt;
+	KvlsmSstDesc desc;
+	KvlsmSstDesc *inputs;
+	uint32		ninputs;
+	InstallArg	ia;
+	uint32		i;
+	const char *start = NULL;
+	int			startlen = 0;
+	char	   *startbuf = palloc(KVLSM_MAX_KEY_SIZE);
+	bool		more;
+	uint64		bytes_in = 0;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot compact kvlsm relation \"%s\" during recovery",
+						RelationGetRelationName(rel))));
+	sh = kvlsm_attach(rel);
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+
+	kvlsm_read_metapage(rel, &meta);
+	mc = palloc(sizeof(ManifestCopy));
+	read_manifest_copy(rel, &meta, mc);
+	if (mc->hdr.nsst <= 1)
+	{
+		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+		pfree(mc);
+		return;
+	}
+	ninputs = mc->hdr.nsst;
+	inputs = palloc(sizeof(KvlsmSstDesc) * ninputs);
+	memcpy(inputs, mc->sst, sizeof(KvlsmSstDesc) * ninputs);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
+								ALLOCSET_DEFAULT_SIZES);
+	kvlsm_recset_init(&set, cxt);
+	b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 1, sh->compression,
+								kvlsm_bloom_bits_per_key);
+	do
+	{
+		bool		any_limited = false;
+		const char *bound = NULL;
+		int			boundlen = 0;
+		SortArg		sarg;
+		int			j;
+
+		CHECK_FOR_INTERRUPTS();
+		kvlsm_recset_reset(&set);
+		for (i = 0; i < ninputs; i++)
+		{
+			bool		limited;
+			int			before = set.n;
+
+			if (kvlsm_sst_collect(rel, sh, &inputs[i], &kvlsm_bytewise_keyops,
+								  start, startlen, start != NULL,
+								  bound, boundlen, 1024, false, &set,
+								  &limited) != KVLSM_SST_OK)
+				elog(ERROR, "kvlsm: SSTable %llu changed under its compaction",
+					 (unsigned long long) inputs[i].id);
+			if (limited && set.n > before)
+			{
+				KvlsmRecord *r = &set.recs[set.n - 1];
+
+				if (bound == NULL || bytewise_cmp(r->key, r->keylen, bound, boundlen, NULL) < 0)
+				{
+					bound = r->key;
+					boundlen = r->keylen;
+				}
+				any_limited = true;
+			}
+		}
+		sarg.ops = &kvlsm_bytewise_keyops;
+		qsort_arg(set.recs, set.n, sizeof(KvlsmRecord), record_cmp, &sarg);
+		for (j = 0; j < set.n; j++)
+		{
+			KvlsmRecord *r = &set.recs[j];
+
+			if (bound && bytewise_cmp(r->key, r->keylen, bound, boundlen, NULL) > 0)
+				break;
+			kvlsm_sst_builder_add(b, r->key, r->keylen, r->seq, r->flags,
+								  r->val, r->vallen);
+			bytes_in += sizeof(KvlsmRecordHeader) + r->keylen + r->vallen;
+		}
+		more = any_limited;
+		if (more)
+		{
+			memcpy(startbuf, bound, boundlen);
+			start = startbuf;
+			startlen = boundlen;
+		}
+	} while (more);
+
+	memset(&ia, 0, sizeof(ia));
+	ia.is_compaction = true;
+	ia.bytes_in = bytes_in;
+	mc->hdr.nsst = 0;
+	if (kvlsm_sst_builder_count(b) > 0)
+	{
+		uint32		npages = kvlsm_sst_builder_finish(b);
+
+		place_sstable(rel, b, npages, mc, &desc);
+		mc->sst[mc->hdr.nsst++] = desc;
+		ia.bytes_out = (uint64) desc.npages * BLCKSZ;
+		ia.next_sstid = desc.id + 1;
+	}
+	for (i = 0; i < ninputs; i++)
+		give_free_extent(mc, inputs[i].start, inputs[i].npages);
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	install_manifest(rel, mc, &ia);
+	publish_manifest(sh, mc);
+	sh->gen_epoch++;
+	sh->stats.compactions++;
+	LWLockRelease(&sh->lock);
+
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	MemoryContextDelete(cxt);
+	pfree(mc);
+	pfree(inputs);
+	pfree(startbuf);
+}
+
+typedef struct OptionArg
+{
+	int32		compression;
+	int64		memtable_size;
+} OptionArg;
+
+static void
+options_edit(KvlsmMetaPageData *meta, void *arg)
+{
+	OptionArg  *oa = arg;
+
+	if (oa->compression >= 0)
+		meta->compression = oa->compression;
+	if (oa->memtable_size > 0)
+		meta->memtable_size = oa->memtable_size;
+}
+
+/* store per-relation options in the metapage (negative / 0: unchanged) */
+void
+kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	OptionArg	oa;
+
+	oa.compression = compression;
+	oa.memtable_size = memtable_size;
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	edit_metapage(rel, options_edit, &oa);
+	if (compression >= 0)
+		sh->compression = compression;
+	if (memtable_size > 0)
+		sh->memtable_size = memtable_size;
+	LWLockRelease(&sh->lock);
+}
+
+void
+kvlsm_snapshot_state(Relation rel, KvlsmShared *copy)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	memcpy(copy, sh, sizeof(KvlsmShared));
+	LWLockRelease(&sh->lock);
+}

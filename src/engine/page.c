@@ -1,0 +1,287 @@
+/*-------------------------------------------------------------------------
+ *
+ * page.c
+ *	  Page initialisation, checksums and owner checks for kvlsm pages, and
+ *	  the creation of a new LSM's metapage and manifest slots.
+ *
+ * SSTable pages carry a crc32c of their payload in the opaque trailer, so
+ * corruption is found even on clusters initialised without data checksums;
+ * kvlsm_page_check() raises ERRCODE_DATA_CORRUPTED naming the relation and
+ * block.  Log, manifest and metapages are rewritten in place and rely on
+ * PostgreSQL's own page checksums, but they are still checked for magic and
+ * type on every read.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xloginsert.h"
+#include "catalog/storage.h"
+#include "common/pg_prng.h"
+#include "port/pg_crc32c.h"
+#include "storage/bufmgr.h"
+#include "storage/smgr.h"
+#include "utils/rel.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/page.h"
+
+void
+kvlsm_page_init(Page page, uint16 page_type, uint64 owner)
+{
+	KvlsmPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, MAXALIGN(sizeof(KvlsmPageOpaqueData)));
+	opaque = KvlsmPageGetOpaque(page);
+	opaque->magic = KVLSM_MAGIC;
+	opaque->page_type = page_type;
+	opaque->flags = 0;
+	opaque->owner = owner;
+	opaque->link = InvalidBlockNumber;
+	opaque->nitems = 0;
+	opaque->crc = 0;
+	opaque->datalen = 0;
+}
+
+/*
+ * crc32c over the payload and the trailer (with its crc field taken as 0).
+ * The page header is left out: pd_lsn and pd_checksum change when the page
+ * is written, and they are PostgreSQL's to check.
+ */
+uint32
+kvlsm_page_crc(Page page)
+{
+	PageHeader	phdr = (PageHeader) page;
+	KvlsmPageOpaqueData opaque;
+	pg_crc32c	crc;
+	Size		len;
+
+	len = phdr->pd_lower > SizeOfPageHeaderData ?
+		phdr->pd_lower - SizeOfPageHeaderData : 0;
+	if (len > KVLSM_PAGE_CAPACITY)
+		len = KVLSM_PAGE_CAPACITY;
+	memcpy(&opaque, KvlsmPageGetOpaque(page), sizeof(opaque));
+	opaque.crc = 0;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, (char *) page + SizeOfPageHeaderData, len);
+	COMP_CRC32C(crc, &opaque, sizeof(opaque));
+	COMP_CRC32C(crc, &phdr->pd_lower, sizeof(phdr->pd_lower));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+void
+kvlsm_page_set_crc(Page page)
+{
+	KvlsmPageGetOpaque(page)->crc = kvlsm_page_crc(page);
+}
+
+static const char *
+page_type_name(uint16 t)
+{
+	switch (t)
+	{
+		case KVLSM_PAGE_META:
+			return "metapage";
+		case KVLSM_PAGE_MANIFEST:
+			return "manifest page";
+		case KVLSM_PAGE_LOG:
+			return "log page";
+		case KVLSM_PAGE_SST_HEADER:
+			return "SSTable header page";
+		case KVLSM_PAGE_SST_DATA:
+			return "SSTable data page";
+		case KVLSM_PAGE_SST_INDEX:
+			return "SSTable index page";
+		case KVLSM_PAGE_SST_BLOOM:
+			return "SSTable bloom filter page";
+	}
+	return "unknown page";
+}
+
+/*
+ * Validate a page that a reader expects to be of the given type: sane
+ * header, our magic, the type, and for SSTable pages the checksum.  The
+ * caller holds at least a share lock on the buffer.
+ */
+void
+kvlsm_page_check(Relation rel, BlockNumber blkno, Page page,
+				 uint16 expected_type)
+{
+	PageHeader	phdr = (PageHeader) page;
+	KvlsmPageOpaque opaque;
+
+	if (PageIsNew(page))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u is uninitialized, expected a %s",
+						RelationGetRelationName(rel), blkno,
+						page_type_name(expected_type))));
+
+	if (phdr->pd_special != BLCKSZ - MAXALIGN(sizeof(KvlsmPageOpaqueData)) ||
+		phdr->pd_lower < SizeOfPageHeaderData ||
+		phdr->pd_lower > phdr->pd_special)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u has a corrupted page header",
+						RelationGetRelationName(rel), blkno),
+				 errdetail("pd_lower %u, pd_special %u.",
+						   phdr->pd_lower, phdr->pd_special)));
+
+	opaque = KvlsmPageGetOpaque(page);
+	if (opaque->magic != KVLSM_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u has a bad magic number",
+						RelationGetRelationName(rel), blkno),
+				 errdetail("Expected 0x%08X, found 0x%08X.",
+						   KVLSM_MAGIC, opaque->magic)));
+
+	if (opaque->page_type != expected_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u is a %s, expected a %s",
+						RelationGetRelationName(rel), blkno,
+						page_type_name(opaque->page_type),
+						page_type_name(expected_type))));
+
+	if (expected_type >= KVLSM_PAGE_SST_HEADER)
+	{
+		uint32		crc = kvlsm_page_crc(page);
+
+		if (crc != opaque->crc)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: checksum mismatch in %s",
+							RelationGetRelationName(rel), blkno,
+							page_type_name(expected_type)),
+					 errdetail("Stored crc32c 0x%08X, computed 0x%08X.",
+							   opaque->crc, crc)));
+	}
+}
+
+/* is this page (still) the given owner's page of that type? */
+bool
+kvlsm_page_owner_is(Page page, uint16 page_type, uint64 owner)
+{
+	KvlsmPageOpaque opaque;
+
+	if (PageIsNew(page))
+		return false;
+	opaque = KvlsmPageGetOpaque(page);
+	return opaque->magic == KVLSM_MAGIC &&
+		opaque->page_type == page_type &&
+		opaque->owner == owner;
+}
+
+Buffer
+kvlsm_read_buffer(Relation rel, BlockNumber blkno)
+{
+	if (blkno >= RelationGetNumberOfBlocks(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" refers to block %u beyond its end",
+						RelationGetRelationName(rel), blkno)));
+	return ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+}
+
+/* copy the metapage out (one buffer lock, released before returning) */
+void
+kvlsm_read_metapage(Relation rel, KvlsmMetaPageData *meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	if (RelationGetNumberOfBlocks(rel) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" has no metapage",
+						RelationGetRelationName(rel))));
+	buf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	kvlsm_page_check(rel, KVLSM_METAPAGE_BLKNO, page, KVLSM_PAGE_META);
+	memcpy(meta, KvlsmPageGetMeta(page), sizeof(KvlsmMetaPageData));
+	UnlockReleaseBuffer(buf);
+
+	if (meta->magic != KVLSM_MAGIC || meta->version != KVLSM_FORMAT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" has an unsupported metapage (magic 0x%08X, version %u)",
+						RelationGetRelationName(rel), meta->magic, meta->version)));
+}
+
+void
+kvlsm_meta_init(KvlsmMetaPageData *meta, uint32 kind)
+{
+	memset(meta, 0, sizeof(*meta));
+	meta->magic = KVLSM_MAGIC;
+	meta->version = KVLSM_FORMAT_VERSION;
+	meta->kind = kind;
+	/* zero is never a valid incarnation: shared entries use it as "none" */
+	do
+	{
+		meta->incarnation = pg_prng_uint64(&pg_global_prng_state);
+	} while (meta->incarnation == 0);
+	meta->rowid_hwm = 0;
+	meta->seq_hwm = 1;
+	meta->next_genid = 2;
+	meta->next_sstid = 1;
+	meta->active.genid = 1;
+	meta->active.head = InvalidBlockNumber;
+	meta->active.tail = InvalidBlockNumber;
+	meta->frozen.genid = 0;
+	meta->frozen.head = InvalidBlockNumber;
+	meta->frozen.tail = InvalidBlockNumber;
+	meta->manifest_blkno = KVLSM_MANIFEST_BLKNO_A;
+	meta->manifest_version = 1;
+	meta->compression = kvlsm_default_compression;
+	meta->memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
+}
+
+/*
+ * Write the metapage and both manifest slots of a brand-new filenode at
+ * smgr level.  relation_set_new_filenode runs while rel->rd_node still names
+ * the old file, so the buffer manager cannot be used; like an index build's
+ * metapage, the pages are WAL-logged with log_newpage and synced.
+ */
+void
+kvlsm_init_metapage_and_manifest(Relation rel, SMgrRelation srel,
+								 ForkNumber forknum, uint32 kind, bool log)
+{
+	PGAlignedBlock buf;
+	Page		page = (Page) buf.data;
+	BlockNumber blkno;
+	KvlsmMetaPageData meta;
+
+	kvlsm_meta_init(&meta, kind);
+
+	for (blkno = 0; blkno < KVLSM_FIRST_DATA_BLKNO; blkno++)
+	{
+		if (blkno == KVLSM_METAPAGE_BLKNO)
+		{
+			kvlsm_page_init(page, KVLSM_PAGE_META, meta.incarnation);
+			memcpy(KvlsmPageGetMeta(page), &meta, sizeof(meta));
+			((PageHeader) page)->pd_lower =
+				((char *) KvlsmPageGetMeta(page) + sizeof(meta)) - (char *) page;
+		}
+		else
+		{
+			KvlsmManifestHeader *mh;
+
+			kvlsm_page_init(page, KVLSM_PAGE_MANIFEST, meta.incarnation);
+			mh = (KvlsmManifestHeader *) PageGetContents(page);
+			memset(mh, 0, sizeof(*mh));
+			/* slot A holds version 1, slot B is unused until the first install */
+			mh->version = (blkno == KVLSM_MANIFEST_BLKNO_A) ? 1 : 0;
+			((PageHeader) page)->pd_lower =
+				((char *) mh + MAXALIGN(sizeof(*mh))) - (char *) page;
+		}
+		if (log)
+			log_newpage(&srel->smgr_rnode.node, forknum, blkno, page, true);
+		PageSetChecksumInplace(page, blkno);
+		smgrextend(srel, forknum, blkno, buf.data, true);
+	}
+	smgrimmedsync(srel, forknum);
+}

@@ -1,0 +1,878 @@
+/*-------------------------------------------------------------------------
+ *
+ * sstable.c
+ *	  Build SSTables into page images and write them to an extent; read
+ *	  them back through shared buffers.  See sstable.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <lz4.h>
+
+#include "access/generic_xlog.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/sstable.h"
+
+/* on-page entry header; unaligned, always accessed with memcpy */
+typedef struct EntryHeader
+{
+	uint16		shared;
+	uint16		unshared;
+	uint32		vallen;
+	uint64		seq;
+	uint16		flags;
+} EntryHeader;
+
+#define ENTRY_HEADER_SIZE	(2 + 2 + 4 + 8 + 2)
+
+struct KvlsmSstBuilder
+{
+	Relation	rel;
+	uint64		id;
+	int			level;
+	int			compression;
+	int			bloom_bits_per_key;
+	MemoryContext cxt;
+
+	/* current data page payload */
+	char	   *payload;
+	uint32		payload_len;
+	uint32		page_items;
+	char	   *lastkey;
+	int			lastkeylen;
+
+	/* finished data pages */
+	char	  **pages;
+	uint32		npages;
+	uint32		maxpages;
+
+	/* index: first key of every data page */
+	StringInfoData index;		/* entries: uint16 keylen, key */
+	uint32		index_entries;
+
+	uint64	   *hashes;
+	uint32		nhashes;
+	uint32		maxhashes;
+
+	char	   *minkey;
+	int			minkeylen;
+	char	   *maxkey;
+	int			maxkeylen;
+	uint64		minseq;
+	uint64		maxseq;
+	uint64		nbytes;
+	uint32		nentries;
+
+	/* laid-out extent */
+	char	  **extent;
+	uint32		extent_pages;
+};
+
+KvlsmSstBuilder *
+kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
+						int bloom_bits_per_key)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "kvlsm sstable builder",
+											  ALLOCSET_DEFAULT_SIZES);
+	KvlsmSstBuilder *b = MemoryContextAllocZero(cxt, sizeof(KvlsmSstBuilder));
+
+	b->rel = rel;
+	b->id = id;
+	b->level = level;
+	b->compression = compression;
+	b->bloom_bits_per_key = bloom_bits_per_key;
+	b->cxt = cxt;
+	b->payload = MemoryContextAlloc(cxt, KVLSM_PAGE_CAPACITY);
+	b->lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
+	b->maxpages = 64;
+	b->pages = MemoryContextAlloc(cxt, sizeof(char *) * b->maxpages);
+	b->maxhashes = 1024;
+	b->hashes = MemoryContextAlloc(cxt, sizeof(uint64) * b->maxhashes);
+	b->minseq = PG_UINT64_MAX;
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		initStringInfo(&b->index);
+		MemoryContextSwitchTo(old);
+	}
+	return b;
+}
+
+static uint64
+key_hash(const char *key, int keylen)
+{
+	return hash_bytes_extended((const unsigned char *) key, keylen, 0x6b766c73);
+}
+
+/* turn the current payload into a finished data page image */
+static void
+finish_data_page(KvlsmSstBuilder *b)
+{
+	char	   *img;
+	Page		page;
+	KvlsmPageOpaque opaque;
+	char	   *dst;
+
+	if (b->page_items == 0)
+		return;
+	img = MemoryContextAlloc(b->cxt, BLCKSZ);
+	page = (Page) img;
+	kvlsm_page_init(page, KVLSM_PAGE_SST_DATA, b->id);
+	opaque = KvlsmPageGetOpaque(page);
+	opaque->nitems = b->page_items;
+	opaque->datalen = b->payload_len;
+	dst = (char *) page + SizeOfPageHeaderData;
+
+	if (b->compression == KVLSM_COMPRESSION_LZ4)
+	{
+		int			clen = LZ4_compress_default(b->payload, dst,
+												b->payload_len,
+												KVLSM_PAGE_CAPACITY);
+
+		/* keep the compressed form only when it saves something */
+		if (clen > 0 && (uint32) clen < b->payload_len)
+		{
+			opaque->flags |= KVLSM_PAGE_FLAG_LZ4;
+			((PageHeader) page)->pd_lower = SizeOfPageHeaderData + clen;
+		}
+		else
+		{
+			memcpy(dst, b->payload, b->payload_len);
+			((PageHeader) page)->pd_lower = SizeOfPageHeaderData + b->payload_len;
+		}
+	}
+	else
+	{
+		memcpy(dst, b->payload, b->payload_len);
+		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + b->payload_len;
+	}
+
+	if (b->npages == b->maxpages)
+	{
+		b->maxpages *= 2;
+		b->pages = repalloc(b->pages, sizeof(char *) * b->maxpages);
+	}
+	b->pages[b->npages++] = img;
+	b->payload_len = 0;
+	b->page_items = 0;
+}
+
+void
+kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
+					  uint64 seq, uint16 flags, const char *val, int vallen)
+{
+	int			shared = 0;
+	Size		need;
+	EntryHeader eh;
+	char	   *p;
+
+	if (keylen > KVLSM_MAX_KEY_SIZE)
+		elog(ERROR, "kvlsm key of %d bytes exceeds the maximum", keylen);
+
+	/* share a prefix with the previous key, except at restart points */
+	if (b->page_items % KVLSM_RESTART_INTERVAL != 0)
+	{
+		int			lim = Min(keylen, b->lastkeylen);
+
+		while (shared < lim && shared < PG_UINT16_MAX &&
+			   key[shared] == b->lastkey[shared])
+			shared++;
+	}
+	need = ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
+	if (b->payload_len + need > KVLSM_PAGE_CAPACITY)
+	{
+		finish_data_page(b);
+		shared = 0;
+		need = ENTRY_HEADER_SIZE + keylen + vallen;
+		if (need > KVLSM_PAGE_CAPACITY)
+			elog(ERROR, "kvlsm record of %zu bytes does not fit a page", need);
+	}
+
+	if (b->page_items == 0)
+	{
+		/* index entry: first key of this data page */
+		uint16		kl = keylen;
+
+		appendBinaryStringInfo(&b->index, (char *) &kl, sizeof(kl));
+		appendBinaryStringInfo(&b->index, key, keylen);
+		b->index_entries++;
+	}
+
+	eh.shared = shared;
+	eh.unshared = keylen - shared;
+	eh.vallen = vallen;
+	eh.seq = seq;
+	eh.flags = flags;
+	p = b->payload + b->payload_len;
+	memcpy(p, &eh.shared, 2);
+	memcpy(p + 2, &eh.unshared, 2);
+	memcpy(p + 4, &eh.vallen, 4);
+	memcpy(p + 8, &eh.seq, 8);
+	memcpy(p + 16, &eh.flags, 2);
+	p += ENTRY_HEADER_SIZE;
+	memcpy(p, key + shared, keylen - shared);
+	p += keylen - shared;
+	if (vallen > 0)
+		memcpy(p, val, vallen);
+	b->payload_len += need;
+	b->page_items++;
+
+	memcpy(b->lastkey, key, keylen);
+	b->lastkeylen = keylen;
+
+	/* bloom: one hash per distinct key */
+	if (b->nentries == 0 || b->nhashes == 0 ||
+		b->hashes[b->nhashes - 1] != key_hash(key, keylen))
+	{
+		if (b->nhashes == b->maxhashes)
+		{
+			b->maxhashes *= 2;
+			b->hashes = repalloc(b->hashes, sizeof(uint64) * b->maxhashes);
+		}
+		b->hashes[b->nhashes++] = key_hash(key, keylen);
+	}
+
+	if (b->nentries == 0)
+	{
+		b->minkey = MemoryContextAlloc(b->cxt, keylen);
+		memcpy(b->minkey, key, keylen);
+		b->minkeylen = keylen;
+	}
+	if (b->maxkey == NULL || b->maxkeylen < keylen)
+		b->maxkey = b->maxkey ? repalloc(b->maxkey, Max(keylen, 1)) :
+			MemoryContextAlloc(b->cxt, Max(keylen, 1));
+	memcpy(b->maxkey, key, keylen);
+	b->maxkeylen = keylen;
+	b->minseq = Min(b->minseq, seq);
+	b->maxseq = Max(b->maxseq, seq);
+	b->nbytes += sizeof(KvlsmRecordHeader) + keylen + vallen;
+	b->nentries++;
+}
+
+uint32
+kvlsm_sst_builder_count(KvlsmSstBuilder *b)
+{
+	return b->nentries;
+}
+
+static char *
+new_image(KvlsmSstBuilder *b, uint16 type)
+{
+	char	   *img = MemoryContextAlloc(b->cxt, BLCKSZ);
+
+	kvlsm_page_init((Page) img, type, b->id);
+	return img;
+}
+
+static void
+bloom_set(char *bits, uint32 nbits, uint64 h, int k)
+{
+	uint32		h1 = (uint32) h;
+	uint32		h2 = (uint32) (h >> 32) | 1;
+	int			i;
+
+	for (i = 0; i < k; i++)
+	{
+		uint32		bit = (h1 + (uint32) i * h2) % nbits;
+
+		bits[bit / 8] |= (1 << (bit % 8));
+	}
+}
+
+static bool
+bloom_test(const char *bits, uint32 nbits, uint64 h, int k)
+{
+	uint32		h1 = (uint32) h;
+	uint32		h2 = (uint32) (h >> 32) | 1;
+	int			i;
+
+	for (i = 0; i < k; i++)
+	{
+		uint32		bit = (h1 + (uint32) i * h2) % nbits;
+
+		if ((bits[bit / 8] & (1 << (bit % 8))) == 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Lay out the whole extent in memory: header, data, index and bloom pages.
+ * Returns the number of pages the extent needs.
+ */
+uint32
+kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
+{
+	uint32		nindex_pages;
+	uint32		nbloom_pages = 0;
+	uint32		nbits = 0;
+	int			k = 0;
+	char	   *bits = NULL;
+	uint32		total;
+	uint32		i;
+	uint32		pos;
+	char	   *img;
+	KvlsmSstHeader *hdr;
+	Size		hdrlen;
+
+	finish_data_page(b);
+
+	/* bloom filter */
+	if (b->bloom_bits_per_key > 0 && b->nhashes > 0)
+	{
+		nbits = Max(64, b->nhashes * (uint32) b->bloom_bits_per_key);
+		nbits = TYPEALIGN(8, nbits);
+		k = (int) (b->bloom_bits_per_key * 0.69);
+		k = Max(1, Min(k, 30));
+		bits = MemoryContextAllocZero(b->cxt, nbits / 8);
+		for (i = 0; i < b->nhashes; i++)
+			bloom_set(bits, nbits, b->hashes[i], k);
+		nbloom_pages = (nbits / 8 + KVLSM_PAGE_CAPACITY - 1) / KVLSM_PAGE_CAPACITY;
+	}
+
+	/* index pages: entries never straddle a page */
+	nindex_pages = 0;
+	{
+		uint32		off = 0;
+		uint32		used = 0;
+
+		while (off < (uint32) b->index.len)
+		{
+			uint16		kl;
+
+			memcpy(&kl, b->index.data + off, 2);
+			if (used == 0)
+				nindex_pages++;
+			if (used + 2 + kl + 4 > KVLSM_PAGE_CAPACITY)
+			{
+				nindex_pages++;
+				used = 0;
+			}
+			used += 2 + kl + 4;
+			off += 2 + kl;
+		}
+	}
+
+	total = 1 + b->npages + nindex_pages + nbloom_pages;
+	b->extent = MemoryContextAlloc(b->cxt, sizeof(char *) * total);
+	b->extent_pages = total;
+
+	/* header */
+	img = new_image(b, KVLSM_PAGE_SST_HEADER);
+	hdr = (KvlsmSstHeader *) PageGetContents((Page) img);
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->id = b->id;
+	hdr->minseq = b->nentries ? b->minseq : 0;
+	hdr->maxseq = b->maxseq;
+	hdr->level = b->level;
+	hdr->npages = total;
+	hdr->nentries = b->nentries;
+	hdr->ndata = b->npages;
+	hdr->nindex = nindex_pages;
+	hdr->nbloom = nbloom_pages;
+	hdr->bloom_nbits = nbits;
+	hdr->bloom_k = k;
+	hdr->index_entries = b->index_entries;
+	/* key range in the header only when it fits comfortably */
+	if (b->minkeylen + b->maxkeylen <= KVLSM_PAGE_CAPACITY - MAXALIGN(sizeof(*hdr)) - 64)
+	{
+		hdr->minkeylen = b->minkeylen;
+		hdr->maxkeylen = b->maxkeylen;
+		memcpy((char *) hdr + sizeof(*hdr), b->minkey, b->minkeylen);
+		memcpy((char *) hdr + sizeof(*hdr) + b->minkeylen, b->maxkey, b->maxkeylen);
+	}
+	hdrlen = sizeof(*hdr) + hdr->minkeylen + hdr->maxkeylen;
+	((PageHeader) img)->pd_lower = ((char *) hdr - img) + hdrlen;
+	b->extent[0] = img;
+
+	pos = 1;
+	for (i = 0; i < b->npages; i++)
+		b->extent[pos++] = b->pages[i];
+
+	/* index pages: (uint16 keylen, key, uint32 data page number) */
+	{
+		uint32		off = 0;
+		uint32		dataidx = 0;
+		char	   *cur = NULL;
+		uint32		used = 0;
+
+		while (off < (uint32) b->index.len)
+		{
+			uint16		kl;
+
+			memcpy(&kl, b->index.data + off, 2);
+			if (cur == NULL || used + 2 + kl + 4 > KVLSM_PAGE_CAPACITY)
+			{
+				cur = new_image(b, KVLSM_PAGE_SST_INDEX);
+				b->extent[pos++] = cur;
+				used = 0;
+			}
+			memcpy(cur + SizeOfPageHeaderData + used, &kl, 2);
+			memcpy(cur + SizeOfPageHeaderData + used + 2, b->index.data + off + 2, kl);
+			memcpy(cur + SizeOfPageHeaderData + used + 2 + kl, &dataidx, 4);
+			used += 2 + kl + 4;
+			((PageHeader) cur)->pd_lower = SizeOfPageHeaderData + used;
+			KvlsmPageGetOpaque((Page) cur)->nitems++;
+			off += 2 + kl;
+			dataidx++;
+		}
+	}
+
+	for (i = 0; i < nbloom_pages; i++)
+	{
+		uint32		len = Min(KVLSM_PAGE_CAPACITY, nbits / 8 - i * KVLSM_PAGE_CAPACITY);
+
+		img = new_image(b, KVLSM_PAGE_SST_BLOOM);
+		memcpy(img + SizeOfPageHeaderData, bits + (Size) i * KVLSM_PAGE_CAPACITY, len);
+		((PageHeader) img)->pd_lower = SizeOfPageHeaderData + len;
+		b->extent[pos++] = img;
+	}
+	Assert(pos == total);
+
+	for (i = 0; i < total; i++)
+		kvlsm_page_set_crc((Page) b->extent[i]);
+	return total;
+}
+
+/*
+ * Write the laid-out extent at blocks start .. start+n-1, four pages per
+ * generic WAL record, each a full image.  With 'extend' the blocks are new
+ * at the end of the file (the caller holds the relation extension lock).
+ */
+void
+kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
+						KvlsmSstDesc *desc)
+{
+	uint32		i = 0;
+
+	while (i < b->extent_pages)
+	{
+		GenericXLogState *state;
+		Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
+		int			n = Min(MAX_GENERIC_XLOG_PAGES, b->extent_pages - i);
+		int			j;
+
+		CHECK_FOR_INTERRUPTS();
+		for (j = 0; j < n; j++)
+		{
+			if (extend)
+			{
+				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, P_NEW,
+											 RBM_NORMAL, NULL);
+				if (BufferGetBlockNumber(bufs[j]) != start + i + j)
+					elog(ERROR, "kvlsm: extended block %u, expected %u",
+						 BufferGetBlockNumber(bufs[j]), start + i + j);
+			}
+			else
+				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, start + i + j,
+											 RBM_NORMAL, NULL);
+			LockBuffer(bufs[j], BUFFER_LOCK_EXCLUSIVE);
+		}
+		state = GenericXLogStart(b->rel);
+		for (j = 0; j < n; j++)
+		{
+			Page		page = GenericXLogRegisterBuffer(state, bufs[j],
+														 GENERIC_XLOG_FULL_IMAGE);
+
+			memcpy(page, b->extent[i + j], BLCKSZ);
+		}
+		GenericXLogFinish(state);
+		for (j = 0; j < n; j++)
+			UnlockReleaseBuffer(bufs[j]);
+		i += n;
+	}
+
+	memset(desc, 0, sizeof(*desc));
+	desc->id = b->id;
+	desc->minseq = b->nentries ? b->minseq : 0;
+	desc->maxseq = b->maxseq;
+	desc->nbytes = b->nbytes;
+	desc->start = start;
+	desc->npages = b->extent_pages;
+	desc->nentries = b->nentries;
+	desc->level = b->level;
+	if (b->minkeylen <= KVLSM_DESC_KEY_MAX && b->maxkeylen <= KVLSM_DESC_KEY_MAX &&
+		b->nentries > 0)
+	{
+		desc->minkeylen = b->minkeylen;
+		desc->maxkeylen = b->maxkeylen;
+		memcpy(desc->minkey, b->minkey, b->minkeylen);
+		memcpy(desc->maxkey, b->maxkey, b->maxkeylen);
+	}
+	else
+	{
+		desc->minkeylen = 0xFF;
+		desc->maxkeylen = 0xFF;
+	}
+	MemoryContextDelete(b->cxt);
+}
+
+/* ---------------------------------------------------------------------
+ * Reading
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct SstCacheKey
+{
+	KvlsmLsmTag tag;
+	uint64		incarnation;
+	uint64		id;
+} SstCacheKey;
+
+typedef struct SstCacheEntry
+{
+	SstCacheKey key;
+	bool		valid;
+	BlockNumber start;
+	uint32		ndata;
+	uint32		nindex_entries;
+	char	  **index_keys;		/* first key of each data page */
+	uint16	   *index_keylens;
+	uint32		bloom_nbits;
+	uint32		bloom_k;
+	char	   *bloom;
+} SstCacheEntry;
+
+static HTAB *sst_cache = NULL;
+static MemoryContext sst_cache_cxt = NULL;
+static Size sst_cache_bytes = 0;
+
+#define SST_CACHE_MAX_BYTES (64 * 1024 * 1024)
+
+void
+kvlsm_sst_cache_forget_all(void)
+{
+	if (sst_cache_cxt != NULL)
+		MemoryContextDelete(sst_cache_cxt);
+	sst_cache_cxt = NULL;
+	sst_cache = NULL;
+	sst_cache_bytes = 0;
+}
+
+static void
+sst_cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (sst_cache != NULL)
+		return;
+	sst_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "kvlsm sstable cache",
+										  ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(SstCacheKey);
+	ctl.entrysize = sizeof(SstCacheEntry);
+	ctl.hcxt = sst_cache_cxt;
+	sst_cache = hash_create("kvlsm sstable cache", 256, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * Read one page of an SSTable, check it, and copy it to 'dst'.  Returns
+ * false when the page no longer belongs to this SSTable.
+ */
+static bool
+read_sst_page(Relation rel, BlockNumber blkno, uint16 type, uint64 owner,
+			  char *dst)
+{
+	Buffer		buf;
+	Page		page;
+	bool		ok;
+
+	if (blkno >= RelationGetNumberOfBlocks(rel))
+		return false;
+	buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	ok = kvlsm_page_owner_is(page, type, owner);
+	if (ok)
+		memcpy(dst, page, BLCKSZ);
+	UnlockReleaseBuffer(buf);
+	/* checks run on the private copy, after the lock is released */
+	if (ok)
+		kvlsm_page_check(rel, blkno, (Page) dst, type);
+	return ok;
+}
+
+static SstCacheEntry *
+sst_cache_load(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc)
+{
+	SstCacheKey key;
+	SstCacheEntry *e;
+	bool		found;
+	PGAlignedBlock pagebuf;
+	KvlsmSstHeader hdr;
+	MemoryContext old;
+	uint32		i;
+	uint32		n;
+
+	sst_cache_init();
+	memset(&key, 0, sizeof(key));
+	key.tag = sh->tag;
+	key.incarnation = sh->incarnation;
+	key.id = desc->id;
+	e = hash_search(sst_cache, &key, HASH_FIND, NULL);
+	if (e != NULL && e->valid)
+		return e;
+
+	if (sst_cache_bytes > SST_CACHE_MAX_BYTES)
+	{
+		kvlsm_sst_cache_forget_all();
+		sst_cache_init();
+	}
+
+	if (!read_sst_page(rel, desc->start, KVLSM_PAGE_SST_HEADER, desc->id, pagebuf.data))
+		return NULL;
+	memcpy(&hdr, PageGetContents((Page) pagebuf.data), sizeof(hdr));
+	if (hdr.id != desc->id || hdr.npages != desc->npages)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u: SSTable header does not match the manifest",
+						RelationGetRelationName(rel), desc->start),
+				 errdetail("Manifest says SSTable %llu with %u pages, header says %llu with %u pages.",
+						   (unsigned long long) desc->id, desc->npages,
+						   (unsigned long long) hdr.id, hdr.npages)));
+
+	old = MemoryContextSwitchTo(sst_cache_cxt);
+	e = hash_search(sst_cache, &key, HASH_ENTER, &found);
+	e->valid = false;
+	e->start = desc->start;
+	e->ndata = hdr.ndata;
+	e->nindex_entries = hdr.index_entries;
+	e->index_keys = palloc(sizeof(char *) * Max(1, hdr.index_entries));
+	e->index_keylens = palloc(sizeof(uint16) * Max(1, hdr.index_entries));
+	e->bloom_nbits = hdr.bloom_nbits;
+	e->bloom_k = hdr.bloom_k;
+	e->bloom = NULL;
+	MemoryContextSwitchTo(old);
+
+	n = 0;
+	for (i = 0; i < hdr.nindex; i++)
+	{
+		BlockNumber blk = desc->start + 1 + hdr.ndata + i;
+		PageHeader	ph;
+		uint32		off = 0;
+		uint32		len;
+
+		if (!read_sst_page(rel, blk, KVLSM_PAGE_SST_INDEX, desc->id, pagebuf.data))
+		{
+			hash_search(sst_cache, &key, HASH_REMOVE, NULL);
+			return NULL;
+		}
+		ph = (PageHeader) pagebuf.data;
+		len = ph->pd_lower - SizeOfPageHeaderData;
+		while (off < len && n < hdr.index_entries)
+		{
+			uint16		kl;
+			char	   *p = pagebuf.data + SizeOfPageHeaderData + off;
+
+			memcpy(&kl, p, 2);
+			e->index_keys[n] = MemoryContextAlloc(sst_cache_cxt, Max(kl, 1));
+			memcpy(e->index_keys[n], p + 2, kl);
+			e->index_keylens[n] = kl;
+			sst_cache_bytes += kl + 16;
+			n++;
+			off += 2 + kl + 4;
+		}
+	}
+	if (n != hdr.index_entries)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\": SSTable %llu index has %u entries, expected %u",
+						RelationGetRelationName(rel),
+						(unsigned long long) desc->id, n, hdr.index_entries)));
+
+	if (hdr.nbloom > 0)
+	{
+		e->bloom = MemoryContextAlloc(sst_cache_cxt, hdr.bloom_nbits / 8);
+		sst_cache_bytes += hdr.bloom_nbits / 8;
+		for (i = 0; i < hdr.nbloom; i++)
+		{
+			BlockNumber blk = desc->start + 1 + hdr.ndata + hdr.nindex + i;
+			uint32		len = Min(KVLSM_PAGE_CAPACITY,
+								  hdr.bloom_nbits / 8 - i * KVLSM_PAGE_CAPACITY);
+
+			if (!read_sst_page(rel, blk, KVLSM_PAGE_SST_BLOOM, desc->id, pagebuf.data))
+			{
+				hash_search(sst_cache, &key, HASH_REMOVE, NULL);
+				return NULL;
+			}
+			memcpy(e->bloom + (Size) i * KVLSM_PAGE_CAPACITY,
+				   pagebuf.data + SizeOfPageHeaderData, len);
+		}
+	}
+	e->valid = true;
+	return e;
+}
+
+/* index of the last data page whose first key is <= key (0 if none) */
+static uint32
+index_search(SstCacheEntry *e, const KvlsmKeyOps *ops, const char *key, int keylen)
+{
+	uint32		lo = 0,
+				hi = e->nindex_entries;
+
+	/*
+	 * Equal keys can continue from the previous page, so start one page
+	 * before the first page that begins with a key >= key.
+	 */
+	lo = 0;
+	hi = e->nindex_entries;
+	while (lo < hi)
+	{
+		uint32		mid = lo + (hi - lo) / 2;
+
+		if (ops->cmp(e->index_keys[mid], e->index_keylens[mid], key, keylen, ops->arg) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 ? lo - 1 : 0;
+}
+
+/*
+ * Collect records with keys in [start, end] (start exclusive if asked; end
+ * NULL = unbounded), stopping after 'maxkeys' distinct keys (0 = no limit).
+ * *limited is set when it stopped early: keys after the last one collected
+ * may exist in this SSTable.
+ */
+KvlsmSstStatus
+kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
+				  const KvlsmKeyOps *ops,
+				  const char *start, int startlen, bool start_exclusive,
+				  const char *end, int endlen, int maxkeys, bool point,
+				  KvlsmRecordSet *out, bool *limited)
+{
+	SstCacheEntry *e;
+	uint32		pageno;
+	PGAlignedBlock pagebuf;
+	char	   *payload = NULL;
+	char		keybuf[KVLSM_MAX_KEY_SIZE];
+	int			nkeys = 0;
+	char	   *lastkey = NULL;
+	int			lastkeylen = -1;
+
+	*limited = false;
+	e = sst_cache_load(rel, sh, desc);
+	if (e == NULL)
+		return KVLSM_SST_RETRY;
+	if (e->ndata == 0)
+		return KVLSM_SST_OK;
+
+	if (point && e->bloom != NULL)
+	{
+		sh->stats.bloom_checks++;
+		if (!bloom_test(e->bloom, e->bloom_nbits, key_hash(start, startlen), e->bloom_k))
+		{
+			sh->stats.bloom_negatives++;
+			return KVLSM_SST_OK;
+		}
+	}
+	sh->stats.sst_probes++;
+
+	pageno = start ? index_search(e, ops, start, startlen) : 0;
+	for (; pageno < e->ndata; pageno++)
+	{
+		KvlsmPageOpaque opaque;
+		uint32		i;
+		uint32		off = 0;
+		char	   *data;
+		bool		past_end = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!read_sst_page(rel, e->start + 1 + pageno, KVLSM_PAGE_SST_DATA,
+						   desc->id, pagebuf.data))
+			return KVLSM_SST_RETRY;
+		opaque = KvlsmPageGetOpaque((Page) pagebuf.data);
+		data = pagebuf.data + SizeOfPageHeaderData;
+		if (opaque->flags & KVLSM_PAGE_FLAG_LZ4)
+		{
+			int			clen = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
+			int			dlen;
+
+			if (payload == NULL)
+				payload = palloc(KVLSM_PAGE_CAPACITY);
+			dlen = LZ4_decompress_safe(data, payload, clen, KVLSM_PAGE_CAPACITY);
+			if (dlen < 0 || (uint32) dlen != opaque->datalen)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: lz4 data page does not decompress",
+								RelationGetRelationName(rel), e->start + 1 + pageno)));
+			data = payload;
+		}
+
+		for (i = 0; i < opaque->nitems; i++)
+		{
+			EntryHeader eh;
+			char	   *p = data + off;
+			int			keylen;
+			int			c;
+
+			if (off + ENTRY_HEADER_SIZE > opaque->datalen)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: entry %u runs past the page data",
+								RelationGetRelationName(rel), e->start + 1 + pageno, i)));
+			memcpy(&eh.shared, p, 2);
+			memcpy(&eh.unshared, p + 2, 2);
+			memcpy(&eh.vallen, p + 4, 4);
+			memcpy(&eh.seq, p + 8, 8);
+			memcpy(&eh.flags, p + 16, 2);
+			keylen = eh.shared + eh.unshared;
+			if (keylen > KVLSM_MAX_KEY_SIZE ||
+				off + ENTRY_HEADER_SIZE + eh.unshared + eh.vallen > opaque->datalen)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: entry %u has bad lengths",
+								RelationGetRelationName(rel), e->start + 1 + pageno, i)));
+			memcpy(keybuf + eh.shared, p + ENTRY_HEADER_SIZE, eh.unshared);
+			off += ENTRY_HEADER_SIZE + eh.unshared + eh.vallen;
+
+			if (start)
+			{
+				c = ops->cmp(keybuf, keylen, start, startlen, ops->arg);
+				if (c < 0 || (c == 0 && start_exclusive))
+					continue;
+			}
+			if (end)
+			{
+				c = ops->cmp(keybuf, keylen, end, endlen, ops->arg);
+				if (c > 0)
+				{
+					past_end = true;
+					break;
+				}
+			}
+			if (lastkey == NULL || lastkeylen != keylen ||
+				ops->cmp(lastkey, lastkeylen, keybuf, keylen, ops->arg) != 0)
+			{
+				if (maxkeys > 0 && nkeys >= maxkeys)
+				{
+					*limited = true;
+					past_end = true;
+					break;
+				}
+				nkeys++;
+			}
+			kvlsm_recset_add(out, keybuf, keylen, eh.seq, eh.flags,
+							 p + ENTRY_HEADER_SIZE + eh.unshared, eh.vallen,
+							 0, false);
+			lastkey = (char *) out->recs[out->n - 1].key;
+			lastkeylen = keylen;
+		}
+		if (past_end)
+			break;
+	}
+	if (payload)
+		pfree(payload);
+	return KVLSM_SST_OK;
+}

@@ -1,0 +1,207 @@
+/*-------------------------------------------------------------------------
+ *
+ * page.h
+ *	  On-disk page formats of one kvlsm LSM (a table or an index): metapage,
+ *	  manifest pages, log pages and SSTable pages.  Owned by
+ *	  src/engine/page.c.
+ *
+ * Every page has a standard PageHeader (so data checksums, pageinspect and
+ * generic WAL work) and an opaque trailer in the special space that names
+ * the page's type and its owner (SSTable id or log generation), so that a
+ * reader can always tell a recycled page from the page it expected.  All
+ * page contents live between the page header and pd_lower: GenericXLogFinish
+ * zeroes the hole between pd_lower and pd_upper.
+ *
+ * Fixed blocks: 0 is the metapage; 1 and 2 are the two manifest slots.  An
+ * install writes the slot that is not current and switches the metapage to
+ * it in the same generic WAL record, so the manifest changes atomically.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_PAGE_H
+#define KVLSM_PAGE_H
+
+#include "postgres.h"
+
+#include "storage/block.h"
+#include "storage/bufpage.h"
+#include "utils/rel.h"
+
+#define KVLSM_MAGIC				0x4B564C53	/* "KVLS" */
+#define KVLSM_FORMAT_VERSION	1
+
+#define KVLSM_METAPAGE_BLKNO	0
+#define KVLSM_MANIFEST_BLKNO_A	1
+#define KVLSM_MANIFEST_BLKNO_B	2
+#define KVLSM_FIRST_DATA_BLKNO	3
+
+/* page types */
+#define KVLSM_PAGE_META			1
+#define KVLSM_PAGE_MANIFEST		2
+#define KVLSM_PAGE_LOG			3
+#define KVLSM_PAGE_SST_HEADER	4
+#define KVLSM_PAGE_SST_DATA		5
+#define KVLSM_PAGE_SST_INDEX	6
+#define KVLSM_PAGE_SST_BLOOM	7
+
+/* opaque flags */
+#define KVLSM_PAGE_FLAG_LZ4		0x0001	/* data region is an lz4 blob */
+
+/* LSM kinds */
+#define KVLSM_KIND_TABLE		1
+#define KVLSM_KIND_INDEX		2
+
+typedef struct KvlsmPageOpaqueData
+{
+	uint32		magic;
+	uint16		page_type;
+	uint16		flags;
+	uint64		owner;			/* SSTable id, log generation, or 0 */
+	BlockNumber link;			/* log page: previous page of its chain */
+	uint32		nitems;			/* records on a log or data page */
+	uint32		crc;			/* crc32c of SSTable pages, see page.c */
+	uint32		datalen;		/* uncompressed payload length (data pages) */
+} KvlsmPageOpaqueData;
+
+typedef KvlsmPageOpaqueData *KvlsmPageOpaque;
+
+#define KvlsmPageGetOpaque(page) \
+	((KvlsmPageOpaque) PageGetSpecialPointer(page))
+
+/* bytes usable between the page header and the opaque trailer */
+#define KVLSM_PAGE_CAPACITY \
+	(BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(KvlsmPageOpaqueData)))
+
+/* one memtable generation's log chain, as recorded in the metapage */
+typedef struct KvlsmLogChain
+{
+	uint64		genid;			/* 0 = no such chain */
+	BlockNumber head;
+	BlockNumber tail;
+	uint32		npages;
+	uint32		tail_used;		/* pd_lower of the tail page (informative) */
+} KvlsmLogChain;
+
+typedef struct KvlsmMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		kind;
+	uint32		flags;
+	uint64		incarnation;	/* random, new for every filenode */
+	uint64		rowid_hwm;		/* row ids below this may have been used */
+	uint64		seq_hwm;		/* sequence numbers below this likewise */
+	uint64		next_genid;
+	uint64		next_sstid;
+	KvlsmLogChain active;
+	KvlsmLogChain frozen;
+	BlockNumber manifest_blkno;
+	uint32		pad0;
+	uint64		manifest_version;
+	/* per-relation options (kvlsm_set_option / WITH (...)) */
+	int32		compression;
+	int32		pad1;
+	int64		memtable_size;	/* bytes; flush trigger */
+	/* persistent counters, updated only by records that touch the metapage */
+	uint64		flushes;
+	uint64		compactions;
+	uint64		bytes_flushed;
+	uint64		bytes_compacted_in;
+	uint64		bytes_compacted_out;
+	uint64		log_bytes;		/* bytes of log pages written */
+	uint64		logical_bytes;	/* bytes of records ingested */
+} KvlsmMetaPageData;
+
+typedef KvlsmMetaPageData *KvlsmMetaPage;
+
+#define KvlsmPageGetMeta(page) ((KvlsmMetaPage) PageGetContents(page))
+
+/*
+ * Manifest: the set of live SSTables and free extents.  The manifest of a
+ * table LSM fits one page; key ranges in descriptors are kept only up to
+ * KVLSM_DESC_KEY_MAX bytes (longer keys: range unknown, always probed).
+ */
+#define KVLSM_DESC_KEY_MAX	16
+
+typedef struct KvlsmSstDesc
+{
+	uint64		id;
+	uint64		minseq;
+	uint64		maxseq;
+	uint64		nbytes;			/* logical bytes of its records */
+	BlockNumber start;			/* header page */
+	uint32		npages;
+	uint32		nentries;
+	uint16		level;
+	uint8		minkeylen;		/* 0xFF: unknown */
+	uint8		maxkeylen;
+	uint8		minkey[KVLSM_DESC_KEY_MAX];
+	uint8		maxkey[KVLSM_DESC_KEY_MAX];
+} KvlsmSstDesc;
+
+typedef struct KvlsmExtent
+{
+	BlockNumber start;
+	uint32		npages;
+} KvlsmExtent;
+
+typedef struct KvlsmManifestHeader
+{
+	uint64		version;
+	uint32		nsst;
+	uint32		nfree;
+	/* KvlsmSstDesc[nsst], then KvlsmExtent[nfree] */
+} KvlsmManifestHeader;
+
+#define KVLSM_MAX_SST 64
+#define KVLSM_MAX_FREE_EXTENTS \
+	((KVLSM_PAGE_CAPACITY - MAXALIGN(sizeof(KvlsmManifestHeader)) - \
+	  KVLSM_MAX_SST * sizeof(KvlsmSstDesc)) / sizeof(KvlsmExtent))
+
+/* SSTable header page contents */
+typedef struct KvlsmSstHeader
+{
+	uint64		id;
+	uint64		minseq;
+	uint64		maxseq;
+	uint32		level;
+	uint32		npages;			/* whole extent */
+	uint32		nentries;
+	uint32		ndata;			/* data pages start at start + 1 */
+	uint32		nindex;			/* index pages follow data pages */
+	uint32		nbloom;			/* bloom pages follow index pages */
+	uint32		bloom_nbits;
+	uint32		bloom_k;
+	uint32		index_entries;
+	uint16		minkeylen;
+	uint16		maxkeylen;
+	/* minkey bytes, then maxkey bytes */
+} KvlsmSstHeader;
+
+/* record format shared by log pages, SSTable data pages and the memtable */
+typedef struct KvlsmRecordHeader
+{
+	uint64		seq;
+	uint32		vallen;
+	uint16		keylen;
+	uint16		flags;
+} KvlsmRecordHeader;
+
+#define KVLSM_MAX_KEY_SIZE		2048
+/* a key plus value must fit on one SSTable data page with its header */
+#define KVLSM_MAX_RECORD_SIZE	(KVLSM_PAGE_CAPACITY - 64)
+
+extern void kvlsm_page_init(Page page, uint16 page_type, uint64 owner);
+extern uint32 kvlsm_page_crc(Page page);
+extern void kvlsm_page_set_crc(Page page);
+extern void kvlsm_page_check(Relation rel, BlockNumber blkno, Page page,
+							 uint16 expected_type);
+extern bool kvlsm_page_owner_is(Page page, uint16 page_type, uint64 owner);
+extern Buffer kvlsm_read_buffer(Relation rel, BlockNumber blkno);
+extern void kvlsm_read_metapage(Relation rel, KvlsmMetaPageData *meta);
+extern void kvlsm_meta_init(KvlsmMetaPageData *meta, uint32 kind);
+extern void kvlsm_init_metapage_and_manifest(Relation rel, SMgrRelation srel,
+											 ForkNumber forknum, uint32 kind,
+											 bool log);
+
+#endif							/* KVLSM_PAGE_H */

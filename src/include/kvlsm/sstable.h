@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * sstable.h
+ *	  Sorted string tables stored as extents of the relation's own pages:
+ *	  building one from a sorted record stream, and reading it back.  Owned
+ *	  by src/engine/sstable.c.
+ *
+ * Extent layout: header page, data pages (prefix-compressed entries with a
+ * restart every KVLSM_RESTART_INTERVAL entries, lz4 per page when enabled),
+ * index pages (first key of every data page), bloom filter pages.  Every
+ * page carries the SSTable id as owner and a crc32c.
+ *
+ * Readers copy the header, index and bloom filter into a backend-local
+ * cache keyed by (filenode, incarnation, SSTable id): SSTables are
+ * immutable, and an id is never reused within a filenode, so the cache
+ * needs no invalidation.  A page whose owner is not the expected SSTable
+ * (its extent was freed by a compaction and reused) makes the read return
+ * KVLSM_SST_RETRY: the caller reloads the manifest and starts over.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_SSTABLE_H
+#define KVLSM_SSTABLE_H
+
+#include "kvlsm/lsm.h"
+
+#define KVLSM_RESTART_INTERVAL 16
+
+typedef enum KvlsmSstStatus
+{
+	KVLSM_SST_OK,
+	KVLSM_SST_RETRY
+} KvlsmSstStatus;
+
+/* a builder takes records in (key asc, seq desc) order */
+typedef struct KvlsmSstBuilder KvlsmSstBuilder;
+
+extern KvlsmSstBuilder *kvlsm_sst_builder_begin(Relation rel, uint64 id,
+												int level, int compression,
+												int bloom_bits_per_key);
+extern void kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
+								  uint64 seq, uint16 flags,
+								  const char *val, int vallen);
+extern uint32 kvlsm_sst_builder_count(KvlsmSstBuilder *b);
+/* lays the SSTable out in pages; the caller then allocates and writes them */
+extern uint32 kvlsm_sst_builder_finish(KvlsmSstBuilder *b);
+extern void kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start,
+									bool extend, KvlsmSstDesc *desc);
+
+extern KvlsmSstStatus kvlsm_sst_collect(Relation rel, KvlsmShared *sh,
+										const KvlsmSstDesc *desc,
+										const KvlsmKeyOps *ops,
+										const char *start, int startlen,
+										bool start_exclusive,
+										const char *end, int endlen,
+										int maxkeys, bool point,
+										KvlsmRecordSet *out,
+										bool *limited);
+
+extern void kvlsm_sst_cache_forget_all(void);
+
+#endif							/* KVLSM_SSTABLE_H */

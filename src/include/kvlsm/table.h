@@ -1,0 +1,145 @@
+/*-------------------------------------------------------------------------
+ *
+ * table.h
+ *	  The kvlsm table access method: row ids and TIDs, the MVCC records a
+ *	  row's history is made of, and their visibility.  Owned by
+ *	  src/table/tableam.c (AM callbacks) and src/table/visibility.c.
+ *
+ * A row version is identified by a 48-bit row id that is never reused; its
+ * TID is (rowid / KVLSM_ROWS_PER_BLOCK, rowid % KVLSM_ROWS_PER_BLOCK + 1).
+ * Its key in the LSM is the row id in big-endian order.  The records of one
+ * row id are: one INSERT (xmin, cmin, tuple), then any number of DELETE
+ * (xmax, cmax, successor row id for an update), LOCK (xid, mode) and KILL
+ * (speculative insertion aborted) records, all newer than the INSERT.
+ *
+ * Lock order: row stripe lock -> LSM lock -> buffer locks.  The stripe
+ * lock is held only while the memtable part of a row is re-checked and a
+ * record appended; SSTables are read before it is taken and a version
+ * epoch tells whether they changed meanwhile.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_TABLE_H
+#define KVLSM_TABLE_H
+
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "nodes/lockoptions.h"
+#include "utils/snapshot.h"
+
+#include "kvlsm/lsm.h"
+
+#define KVLSM_ROWS_PER_BLOCK	MaxHeapTuplesPerPage
+#define KVLSM_MAX_ROWID		((uint64) (MaxBlockNumber - 1) * KVLSM_ROWS_PER_BLOCK)
+
+#define KVLSM_REC_INSERT	1
+#define KVLSM_REC_DELETE	2
+#define KVLSM_REC_LOCK		3
+#define KVLSM_REC_KILL		4
+
+/* DELETE flags */
+#define KVLSM_DEL_UPDATE		0x0001	/* successor is valid */
+#define KVLSM_DEL_KEYS_UPDATED	0x0002	/* an update that changed key columns */
+
+/* INSERT flags */
+#define KVLSM_INS_SPECULATIVE	0x0001
+
+typedef struct KvlsmRowRecord
+{
+	uint8		kind;
+	uint8		lockmode;		/* LOCK: LockTupleMode */
+	uint16		flags;
+	TransactionId xid;
+	CommandId	cid;
+	uint32		spec_token;		/* INSERT: speculative insertion token */
+	uint64		successor;		/* DELETE of an update: new row id */
+	/* INSERT: MinimalTuple bytes follow */
+} KvlsmRowRecord;
+
+#define KVLSM_MAX_LOCKERS 64
+
+typedef struct KvlsmLocker
+{
+	TransactionId xid;
+	LockTupleMode mode;
+	int			status;
+} KvlsmLocker;
+
+/* what the records of one row id say, for one resolution */
+typedef struct KvlsmRowState
+{
+	uint64		rowid;
+	bool		exists;			/* an INSERT record was found */
+	bool		killed;
+	TransactionId xmin;
+	CommandId	cmin;
+	uint32		spec_token;
+	int			xmin_status;
+	const char *tuple;			/* MinimalTuple bytes */
+	uint32		tuplen;
+	/* newest DELETE whose transaction did not abort */
+	bool		deleted;
+	TransactionId xmax;
+	CommandId	cmax;
+	int			xmax_status;
+	bool		is_update;
+	bool		keys_updated;
+	uint64		successor;
+	/* LOCK records of transactions that did not abort */
+	int			nlockers;
+	KvlsmLocker lockers[KVLSM_MAX_LOCKERS];
+} KvlsmRowState;
+
+/* transaction status as kvlsm needs it */
+#define KVLSM_XID_CURRENT		1
+#define KVLSM_XID_IN_PROGRESS	2
+#define KVLSM_XID_COMMITTED		3
+#define KVLSM_XID_ABORTED		4
+
+static inline void
+kvlsm_rowid_to_key(uint64 rowid, char *key)
+{
+	int			i;
+
+	for (i = 7; i >= 0; i--)
+	{
+		key[i] = (char) (rowid & 0xFF);
+		rowid >>= 8;
+	}
+}
+
+static inline uint64
+kvlsm_key_to_rowid(const char *key)
+{
+	uint64		r = 0;
+	int			i;
+
+	for (i = 0; i < 8; i++)
+		r = (r << 8) | (uint8) key[i];
+	return r;
+}
+
+static inline void
+kvlsm_rowid_to_tid(uint64 rowid, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) (rowid / KVLSM_ROWS_PER_BLOCK),
+				   (OffsetNumber) (rowid % KVLSM_ROWS_PER_BLOCK + 1));
+}
+
+static inline uint64
+kvlsm_tid_to_rowid(ItemPointer tid)
+{
+	return (uint64) ItemPointerGetBlockNumberNoCheck(tid) * KVLSM_ROWS_PER_BLOCK +
+		(ItemPointerGetOffsetNumberNoCheck(tid) - 1);
+}
+
+/* visibility.c */
+extern int	kvlsm_xid_status(TransactionId xid);
+extern void kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st);
+extern bool kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot);
+extern bool kvlsm_lock_modes_conflict(LockTupleMode a, LockTupleMode b);
+
+/* tableam.c */
+extern bool kvlsm_is_kvlsm_relation(Relation rel);
+
+#endif							/* KVLSM_TABLE_H */

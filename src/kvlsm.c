@@ -1,0 +1,139 @@
+/*-------------------------------------------------------------------------
+ *
+ * kvlsm.c
+ *	  Module entry: GUCs, shared memory hooks, transaction callbacks and the
+ *	  planner hook.  kvlsm must be in shared_preload_libraries: its memtable
+ *	  arena and registry live in shared memory requested at startup.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "optimizer/paths.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "access/table.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/logwriter.h"
+#include "kvlsm/lsm.h"
+#include "kvlsm/table.h"
+
+PG_MODULE_MAGIC;
+
+int			kvlsm_memtable_memory_mb = 128;
+int			kvlsm_max_relations = 1024;
+int			kvlsm_default_memtable_size_kb = 16 * 1024;
+int			kvlsm_default_compression = KVLSM_COMPRESSION_LZ4;
+int			kvlsm_bloom_bits_per_key = 10;
+int			kvlsm_l0_compaction_trigger = 8;
+
+static const struct config_enum_entry compression_options[] = {
+	{"none", KVLSM_COMPRESSION_NONE, false},
+	{"lz4", KVLSM_COMPRESSION_LZ4, false},
+	{NULL, 0, false}
+};
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static set_rel_pathlist_hook_type prev_set_rel_pathlist_hook = NULL;
+
+extern void kvlsm_table_request_locks(void);
+extern void kvlsm_table_shmem_init(void);
+extern void kvlsm_options_init(void);
+
+void		_PG_init(void);
+
+static void
+kvlsm_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(kvlsm_arena_shmem_size());
+	RequestAddinShmemSpace(kvlsm_lsm_shmem_size());
+	kvlsm_lsm_request_locks();
+	kvlsm_table_request_locks();
+}
+
+static void
+kvlsm_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	kvlsm_arena_shmem_init();
+	kvlsm_lsm_shmem_init();
+	kvlsm_table_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Parallel scans of kvlsm tables are not implemented yet: drop partial
+ * paths before the planner builds Gather paths from them.
+ */
+static void
+kvlsm_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
+					   RangeTblEntry *rte)
+{
+	if (prev_set_rel_pathlist_hook)
+		prev_set_rel_pathlist_hook(root, rel, rti, rte);
+	if (rel->reloptkind == RELOPT_BASEREL && rte->rtekind == RTE_RELATION &&
+		rel->partial_pathlist != NIL)
+	{
+		Relation	r = table_open(rte->relid, NoLock);
+
+		if (kvlsm_is_kvlsm_relation(r))
+			rel->partial_pathlist = NIL;
+		table_close(r, NoLock);
+	}
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kvlsm must be loaded via shared_preload_libraries"),
+				 errhint("Add kvlsm to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	DefineCustomIntVariable("kvlsm.memtable_memory",
+							"Size of the shared memtable arena for all kvlsm relations.",
+							NULL, &kvlsm_memtable_memory_mb, 128, 8, 64 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.max_relations",
+							"Number of kvlsm relations that can be in use at once.",
+							NULL, &kvlsm_max_relations, 1024, 16, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.default_memtable_size",
+							"Default memtable size (flush trigger) of new kvlsm relations.",
+							NULL, &kvlsm_default_memtable_size_kb, 16 * 1024, 64,
+							1024 * 1024, PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomEnumVariable("kvlsm.default_compression",
+							 "Default data page compression of new kvlsm relations.",
+							 NULL, &kvlsm_default_compression, KVLSM_COMPRESSION_LZ4,
+							 compression_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.bloom_bits_per_key",
+							"Bloom filter bits per key in new SSTables (0 disables).",
+							NULL, &kvlsm_bloom_bits_per_key, 10, 0, 64,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.l0_compaction_trigger",
+							"Number of SSTables that triggers a compaction.",
+							NULL, &kvlsm_l0_compaction_trigger, 8, 2, 60,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("kvlsm");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = kvlsm_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = kvlsm_shmem_startup;
+	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
+	set_rel_pathlist_hook = kvlsm_set_rel_pathlist;
+
+	kvlsm_log_init();
+	kvlsm_options_init();
+}

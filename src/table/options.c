@@ -1,0 +1,323 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *	  Per-relation options for kvlsm tables: CREATE TABLE ... USING kvlsm
+ *	  WITH (...), ALTER TABLE ... SET (...) and kvlsm_set_option().
+ *
+ * PostgreSQL 15 parses every table's WITH (...) with heap_reloptions, and
+ * registering extra heap reloptions would break plain CREATE TABLE.  So a
+ * ProcessUtility hook takes kvlsm's own options out of those statements
+ * (unknown ones stay and get PostgreSQL's usual error), validates them, and
+ * stores them in the relation's metapage.  Also refuses index kinds that
+ * only work through bitmap scans (GIN, BRIN) on kvlsm tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "nodes/makefuncs.h"
+#include "tcop/utility.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/lsm.h"
+#include "kvlsm/table.h"
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+void		kvlsm_options_init(void);
+
+typedef struct KvlsmOptions
+{
+	int32		compression;	/* -1: not given */
+	int64		memtable_size;	/* 0: not given */
+} KvlsmOptions;
+
+static bool
+is_kvlsm_option(const char *name)
+{
+	return strcmp(name, "compression") == 0 || strcmp(name, "memtable_size") == 0;
+}
+
+static void
+parse_option(KvlsmOptions *opts, const char *name, const char *value)
+{
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kvlsm option \"%s\" needs a value", name)));
+	if (strcmp(name, "compression") == 0)
+	{
+		if (pg_strcasecmp(value, "lz4") == 0)
+			opts->compression = KVLSM_COMPRESSION_LZ4;
+		else if (pg_strcasecmp(value, "none") == 0)
+			opts->compression = KVLSM_COMPRESSION_NONE;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for kvlsm option \"compression\": \"%s\"", value),
+					 errhint("Valid values are \"lz4\" and \"none\".")));
+	}
+	else if (strcmp(name, "memtable_size") == 0)
+	{
+		int			kb;
+		const char *hint;
+
+		if (!parse_int(value, &kb, GUC_UNIT_KB, &hint) || kb < 64 || kb > 1024 * 1024)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for kvlsm option \"memtable_size\": \"%s\"", value),
+					 errhint("Give a size between 64kB and 1GB, for example '64MB'.")));
+		opts->memtable_size = (int64) kb * 1024;
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized kvlsm option \"%s\"", name)));
+}
+
+/* take kvlsm's options out of a reloption list; returns the remainder */
+static List *
+extract_options(List *defs, KvlsmOptions *opts, bool *found)
+{
+	List	   *rest = NIL;
+	ListCell   *lc;
+
+	*found = false;
+	foreach(lc, defs)
+	{
+		DefElem    *def = lfirst_node(DefElem, lc);
+
+		if (def->defnamespace == NULL && is_kvlsm_option(def->defname))
+		{
+			parse_option(opts, def->defname, def->arg ? defGetString(def) : NULL);
+			*found = true;
+		}
+		else
+			rest = lappend(rest, def);
+	}
+	return rest;
+}
+
+static void
+apply_options(Relation rel, KvlsmOptions *opts)
+{
+	if (!kvlsm_is_kvlsm_relation(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel)),
+				 errdetail("Options compression and memtable_size apply to kvlsm tables only.")));
+	kvlsm_store_options(rel, opts->compression, opts->memtable_size);
+}
+
+static bool
+creates_kvlsm(CreateStmt *stmt)
+{
+	const char *am = stmt->accessMethod ? stmt->accessMethod : default_table_access_method;
+
+	return am != NULL && strcmp(am, "kvlsm") == 0;
+}
+
+static void
+kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	KvlsmOptions opts = {-1, 0};
+	bool		found = false;
+	RangeVar   *target = NULL;
+
+	if (IsA(parsetree, CreateStmt))
+	{
+		CreateStmt *stmt = (CreateStmt *) parsetree;
+		List	   *rest;
+
+		rest = extract_options(stmt->options, &opts, &found);
+		if (found)
+		{
+			if (!creates_kvlsm(stmt))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options compression and memtable_size need USING kvlsm")));
+			if (readOnlyTree)
+			{
+				pstmt = copyObject(pstmt);
+				parsetree = pstmt->utilityStmt;
+				stmt = (CreateStmt *) parsetree;
+				readOnlyTree = false;
+			}
+			stmt->options = rest;
+			target = stmt->relation;
+		}
+	}
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+		ListCell   *lc;
+		bool		any = false;
+
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			if (cmd->subtype == AT_SetRelOptions || cmd->subtype == AT_ResetRelOptions)
+			{
+				ListCell   *lc2;
+
+				foreach(lc2, (List *) cmd->def)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc2);
+
+					if (d->defnamespace == NULL && is_kvlsm_option(d->defname))
+						any = true;
+				}
+			}
+		}
+		if (any)
+		{
+			List	   *newcmds = NIL;
+
+			if (readOnlyTree)
+			{
+				pstmt = copyObject(pstmt);
+				parsetree = pstmt->utilityStmt;
+				stmt = (AlterTableStmt *) parsetree;
+				readOnlyTree = false;
+			}
+			foreach(lc, stmt->cmds)
+			{
+				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+				if (cmd->subtype == AT_SetRelOptions)
+				{
+					bool		f;
+
+					cmd->def = (Node *) extract_options((List *) cmd->def, &opts, &f);
+					found |= f;
+					if (cmd->def == NULL)
+						continue;
+				}
+				else if (cmd->subtype == AT_ResetRelOptions)
+				{
+					ListCell   *lc2;
+					List	   *rest = NIL;
+
+					foreach(lc2, (List *) cmd->def)
+					{
+						DefElem    *d = lfirst_node(DefElem, lc2);
+
+						if (d->defnamespace == NULL && is_kvlsm_option(d->defname))
+						{
+							if (strcmp(d->defname, "compression") == 0)
+								opts.compression = kvlsm_default_compression;
+							else
+								opts.memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
+							found = true;
+						}
+						else
+							rest = lappend(rest, d);
+					}
+					cmd->def = (Node *) rest;
+					if (rest == NIL)
+						continue;
+				}
+				newcmds = lappend(newcmds, cmd);
+			}
+			stmt->cmds = newcmds;
+			target = stmt->relation;
+			if (newcmds == NIL)
+			{
+				Relation	rel = relation_openrv(target, AccessExclusiveLock);
+
+				apply_options(rel, &opts);
+				relation_close(rel, NoLock);
+				return;
+			}
+		}
+	}
+	else if (IsA(parsetree, IndexStmt))
+	{
+		IndexStmt  *stmt = (IndexStmt *) parsetree;
+
+		if (stmt->accessMethod &&
+			(strcmp(stmt->accessMethod, "gin") == 0 || strcmp(stmt->accessMethod, "brin") == 0))
+		{
+			Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+			if (OidIsValid(relid))
+			{
+				Relation	rel = relation_open(relid, AccessShareLock);
+				bool		is_kvlsm = rel->rd_rel->relkind == RELKIND_RELATION &&
+				kvlsm_is_kvlsm_relation(rel);
+
+				relation_close(rel, AccessShareLock);
+				if (is_kvlsm)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("%s indexes are not supported on kvlsm table \"%s\"",
+									stmt->accessMethod, stmt->relation->relname),
+							 errdetail("%s indexes are read only through bitmap scans, which kvlsm tables do not offer.",
+									   stmt->accessMethod),
+							 errhint("Use a btree, hash, GiST or kvlsm_idx index.")));
+			}
+		}
+	}
+
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+						  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	if (found && target != NULL)
+	{
+		Relation	rel = relation_openrv(target, AccessExclusiveLock);
+
+		apply_options(rel, &opts);
+		relation_close(rel, NoLock);
+	}
+}
+
+void
+kvlsm_options_init(void)
+{
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = kvlsm_utility;
+}
+
+PG_FUNCTION_INFO_V1(kvlsm_set_option);
+
+Datum
+kvlsm_set_option(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	KvlsmOptions opts = {-1, 0};
+	Relation	rel;
+
+	if (!is_kvlsm_option(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized kvlsm option \"%s\"", name)));
+	parse_option(&opts, name, value);
+	rel = relation_open(relid, AccessExclusiveLock);
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	apply_options(rel, &opts);
+	relation_close(rel, NoLock);
+	PG_RETURN_VOID();
+}

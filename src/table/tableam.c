@@ -1,0 +1,1688 @@
+/*-------------------------------------------------------------------------
+ *
+ * tableam.c
+ *	  The kvlsm table access method callbacks.
+ *
+ * Every TableAmRoutine field is set: what kvlsm does not support raises
+ * ERRCODE_FEATURE_NOT_SUPPORTED (a NULL callback would be a crash on a
+ * release build).  Bitmap scan callbacks are left NULL on purpose: the
+ * planner then never builds bitmap heap scans over kvlsm tables, whose TIDs
+ * are virtual and would make PrefetchBuffer read past the file.
+ *
+ * Scans hold nothing between calls but a resume row id: each refill copies
+ * the records of the next batch of row ids out of the engine, so an idle
+ * cursor pins no memtable memory and never sees a half-installed flush.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/heaptoast.h"
+#include "access/multixact.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/storage.h"
+#include "catalog/storage_xlog.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "storage/predicate.h"
+#include "storage/procarray.h"
+#include "storage/smgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "catalog/pg_am.h"
+#include <math.h>
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/logwriter.h"
+#include "kvlsm/table.h"
+
+#define SCAN_BATCH_ROWS 512
+#define KVLSM_STRIPES	1024
+
+static const TableAmRoutine kvlsm_methods;
+
+static LWLockPadded *stripe_locks = NULL;
+
+void		kvlsm_table_request_locks(void);
+void		kvlsm_table_shmem_init(void);
+
+void
+kvlsm_table_request_locks(void)
+{
+	RequestNamedLWLockTranche("kvlsm_row_stripe", KVLSM_STRIPES);
+}
+
+void
+kvlsm_table_shmem_init(void)
+{
+	stripe_locks = GetNamedLWLockTranche("kvlsm_row_stripe");
+}
+
+static LWLock *
+stripe_for(KvlsmShared *sh, uint64 rowid)
+{
+	uint64		h = rowid * UINT64CONST(0x9E3779B97F4A7C15) ^ sh->tag.node.relNode;
+
+	return &stripe_locks[(h >> 20) % KVLSM_STRIPES].lock;
+}
+
+bool
+kvlsm_is_kvlsm_relation(Relation rel)
+{
+	return rel->rd_tableam == &kvlsm_methods;
+}
+
+static void
+check_rowid(Relation rel, uint64 rowid)
+{
+	if (rowid >= KVLSM_MAX_ROWID)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm table \"%s\" has used up its row id space",
+						RelationGetRelationName(rel)),
+				 errhint("Rewrite the table with VACUUM FULL.")));
+}
+
+/* ------------------------------------------------------------------------
+ * Reading rows
+ * ------------------------------------------------------------------------
+ */
+
+/* all records of one row id, newest first */
+static void
+fetch_row_records(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRecordSet *set)
+{
+	char		key[8];
+
+	kvlsm_rowid_to_key(rowid, key);
+	kvlsm_collect(rel, sh, &kvlsm_bytewise_keyops, key, 8, false, key, 8, 0,
+				  true, set);
+}
+
+/* build a heap tuple (palloc'd in the current context) from a row state */
+static HeapTuple
+row_to_heaptuple(Relation rel, KvlsmRowState *st)
+{
+	HeapTuple	tup;
+	Size		len = st->tuplen + MINIMAL_TUPLE_OFFSET;
+	HeapTupleHeader hdr;
+
+	tup = palloc(HEAPTUPLESIZE + len);
+	tup->t_len = len;
+	tup->t_tableOid = RelationGetRelid(rel);
+	tup->t_data = hdr = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
+	memset(hdr, 0, MINIMAL_TUPLE_OFFSET);
+	memcpy((char *) hdr + MINIMAL_TUPLE_OFFSET, st->tuple, st->tuplen);
+	/* the minimal tuple's t_len is not the heap tuple's; fix the header */
+	kvlsm_rowid_to_tid(st->rowid, &tup->t_self);
+	hdr->t_ctid = tup->t_self;
+	HeapTupleHeaderSetXmin(hdr, st->xmin);
+	HeapTupleHeaderSetCmin(hdr, st->cmin);
+	hdr->t_infomask &= ~HEAP_XACT_MASK;
+	hdr->t_infomask |= HEAP_XMAX_INVALID;
+	if (st->xmin_status == KVLSM_XID_COMMITTED)
+		hdr->t_infomask |= HEAP_XMIN_COMMITTED;
+	HeapTupleHeaderSetXmax(hdr, InvalidTransactionId);
+	if (st->deleted && st->xmax_status != KVLSM_XID_ABORTED)
+	{
+		hdr->t_infomask &= ~HEAP_XMAX_INVALID;
+		HeapTupleHeaderSetXmax(hdr, st->xmax);
+	}
+	return tup;
+}
+
+static void
+store_row(Relation rel, KvlsmRowState *st, TupleTableSlot *slot)
+{
+	HeapTuple	tup = row_to_heaptuple(rel, st);
+
+	ExecStoreHeapTuple(tup, slot, true);
+	slot->tts_tableOid = RelationGetRelid(rel);
+}
+
+/* ------------------------------------------------------------------------
+ * Slot callbacks and sequential scans
+ * ------------------------------------------------------------------------
+ */
+
+static const TupleTableSlotOps *
+kvlsm_slot_callbacks(Relation relation)
+{
+	return &TTSOpsHeapTuple;
+}
+
+typedef struct KvlsmScanDescData
+{
+	TableScanDescData base;
+	KvlsmShared *sh;
+	MemoryContext batch_cxt;
+	KvlsmRecordSet set;
+	int			pos;			/* next record in set */
+	bool		started;
+	bool		exhausted;
+	bool		more;
+	uint64		resume_rowid;	/* first row id of the next batch */
+	uint64		end_rowid;		/* exclusive upper limit (TID range scans) */
+	/* analyze */
+	uint64		analyze_hwm;
+	BlockNumber analyze_nblocks;
+} KvlsmScanDescData;
+
+typedef KvlsmScanDescData *KvlsmScanDesc;
+
+static TableScanDesc
+kvlsm_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
+				 ParallelTableScanDesc pscan, uint32 flags)
+{
+	KvlsmScanDesc scan = palloc0(sizeof(KvlsmScanDescData));
+
+	if (pscan != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("parallel scans of kvlsm tables are not supported")));
+	RelationIncrementReferenceCount(rel);
+	scan->base.rs_rd = rel;
+	scan->base.rs_snapshot = snapshot;
+	scan->base.rs_nkeys = nkeys;
+	scan->base.rs_key = key;
+	scan->base.rs_flags = flags;
+	scan->base.rs_parallel = pscan;
+	scan->sh = kvlsm_attach(rel);
+	scan->batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+											"kvlsm scan batch",
+											ALLOCSET_DEFAULT_SIZES);
+	kvlsm_recset_init(&scan->set, scan->batch_cxt);
+	scan->end_rowid = PG_UINT64_MAX;
+
+	if ((flags & SO_TYPE_SEQSCAN) && snapshot && IsMVCCSnapshot(snapshot))
+		PredicateLockRelation(rel, snapshot);
+	return &scan->base;
+}
+
+static void
+kvlsm_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
+				  bool allow_strat, bool allow_sync, bool allow_pagemode)
+{
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+
+	kvlsm_recset_reset(&scan->set);
+	scan->pos = 0;
+	scan->started = false;
+	scan->exhausted = false;
+	scan->more = false;
+	scan->resume_rowid = 0;
+	/* a TID range set by scan_set_tidrange survives a rescan */
+}
+
+static void
+kvlsm_scan_end(TableScanDesc sscan)
+{
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+
+	MemoryContextDelete(scan->batch_cxt);
+	RelationDecrementReferenceCount(scan->base.rs_rd);
+	if (scan->base.rs_flags & SO_TEMP_SNAPSHOT)
+		UnregisterSnapshot(scan->base.rs_snapshot);
+	pfree(scan);
+}
+
+/* fetch the next batch of row ids into scan->set; false at the end */
+static bool
+scan_refill(KvlsmScanDesc scan)
+{
+	char		startkey[8];
+	char		endkey[8];
+	bool		bounded = scan->end_rowid != PG_UINT64_MAX;
+
+	if (scan->exhausted)
+		return false;
+	kvlsm_rowid_to_key(scan->resume_rowid, startkey);
+	if (bounded)
+	{
+		if (scan->resume_rowid >= scan->end_rowid)
+		{
+			scan->exhausted = true;
+			return false;
+		}
+		kvlsm_rowid_to_key(scan->end_rowid - 1, endkey);
+	}
+	scan->more = kvlsm_collect(scan->base.rs_rd, scan->sh, &kvlsm_bytewise_keyops,
+							   startkey, 8, false,
+							   bounded ? endkey : NULL, bounded ? 8 : 0,
+							   SCAN_BATCH_ROWS, false, &scan->set);
+	scan->pos = 0;
+	if (scan->set.n == 0)
+	{
+		scan->exhausted = true;
+		return false;
+	}
+	scan->resume_rowid = kvlsm_key_to_rowid(scan->set.recs[scan->set.n - 1].key) + 1;
+	if (!scan->more)
+		scan->exhausted = true;
+	return true;
+}
+
+/*
+ * Next row state from the scan's batch (any visibility); false at the end.
+ */
+static bool
+scan_next_row(KvlsmScanDesc scan, KvlsmRowState *st)
+{
+	for (;;)
+	{
+		int			start;
+
+		if (scan->pos >= scan->set.n)
+		{
+			if (!scan_refill(scan))
+				return false;
+		}
+		start = scan->pos;
+		while (scan->pos < scan->set.n &&
+			   memcmp(scan->set.recs[scan->pos].key, scan->set.recs[start].key, 8) == 0)
+			scan->pos++;
+		kvlsm_resolve_row(&scan->set.recs[start], scan->pos - start, st);
+		if (st->exists)
+			return true;
+	}
+}
+
+static bool
+kvlsm_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
+					   TupleTableSlot *slot)
+{
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+	KvlsmRowState st;
+
+	if (ScanDirectionIsBackward(direction))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("backward scans of kvlsm tables are not supported"),
+				 errhint("Declare the cursor without SCROLL.")));
+
+	while (scan_next_row(scan, &st))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (kvlsm_row_visible(&st, scan->base.rs_snapshot))
+		{
+			store_row(scan->base.rs_rd, &st, slot);
+			pgstat_count_heap_getnext(scan->base.rs_rd);
+			return true;
+		}
+	}
+	ExecClearTuple(slot);
+	return false;
+}
+
+static void
+kvlsm_scan_set_tidrange(TableScanDesc sscan, ItemPointer mintid, ItemPointer maxtid)
+{
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+
+	scan->resume_rowid = kvlsm_tid_to_rowid(mintid);
+	if (ItemPointerGetOffsetNumberNoCheck(mintid) == 0)
+		scan->resume_rowid = (uint64) ItemPointerGetBlockNumberNoCheck(mintid) * KVLSM_ROWS_PER_BLOCK;
+	if (ItemPointerGetOffsetNumberNoCheck(maxtid) == 0)
+	{
+		if (ItemPointerGetBlockNumberNoCheck(maxtid) == 0)
+			scan->end_rowid = 0;
+		else
+			scan->end_rowid = (uint64) ItemPointerGetBlockNumberNoCheck(maxtid) * KVLSM_ROWS_PER_BLOCK;
+	}
+	else
+		scan->end_rowid = Min(kvlsm_tid_to_rowid(maxtid) + 1,
+							  ((uint64) ItemPointerGetBlockNumberNoCheck(maxtid) + 1) * KVLSM_ROWS_PER_BLOCK);
+	scan->started = true;
+	scan->exhausted = false;
+	scan->pos = 0;
+	scan->set.n = 0;
+}
+
+static bool
+kvlsm_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
+								TupleTableSlot *slot)
+{
+	return kvlsm_scan_getnextslot(sscan, direction, slot);
+}
+
+/* ------------------------------------------------------------------------
+ * Parallel scans: refused (the planner hook keeps them out of plans)
+ * ------------------------------------------------------------------------
+ */
+
+static Size
+kvlsm_parallelscan_estimate(Relation rel)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("parallel scans of kvlsm tables are not supported")));
+	return 0;
+}
+
+static Size
+kvlsm_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan)
+{
+	return kvlsm_parallelscan_estimate(rel);
+}
+
+static void
+kvlsm_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
+{
+	kvlsm_parallelscan_estimate(rel);
+}
+
+/* ------------------------------------------------------------------------
+ * Index fetches
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct KvlsmIndexFetchData
+{
+	IndexFetchTableData base;
+	KvlsmShared *sh;
+	MemoryContext cxt;
+	KvlsmRecordSet set;
+} KvlsmIndexFetchData;
+
+static IndexFetchTableData *
+kvlsm_index_fetch_begin(Relation rel)
+{
+	KvlsmIndexFetchData *f = palloc0(sizeof(KvlsmIndexFetchData));
+
+	f->base.rel = rel;
+	f->sh = kvlsm_attach(rel);
+	f->cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm index fetch",
+								   ALLOCSET_SMALL_SIZES);
+	kvlsm_recset_init(&f->set, f->cxt);
+	return &f->base;
+}
+
+static void
+kvlsm_index_fetch_reset(IndexFetchTableData *scan)
+{
+}
+
+static void
+kvlsm_index_fetch_end(IndexFetchTableData *scan)
+{
+	KvlsmIndexFetchData *f = (KvlsmIndexFetchData *) scan;
+
+	MemoryContextDelete(f->cxt);
+	pfree(f);
+}
+
+static bool
+kvlsm_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
+						Snapshot snapshot, TupleTableSlot *slot,
+						bool *call_again, bool *all_dead)
+{
+	KvlsmIndexFetchData *f = (KvlsmIndexFetchData *) scan;
+	KvlsmRowState st;
+	uint64		rowid = kvlsm_tid_to_rowid(tid);
+	bool		visible;
+
+	*call_again = false;
+	if (all_dead)
+		*all_dead = false;
+	fetch_row_records(scan->rel, f->sh, rowid, &f->set);
+	kvlsm_resolve_row(f->set.recs, f->set.n, &st);
+	if (!st.exists || st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+	{
+		/* a row that never existed for anyone: the index entry is dead */
+		if (all_dead && (!st.exists || st.killed || st.xmin_status == KVLSM_XID_ABORTED))
+			*all_dead = true;
+		if (snapshot->snapshot_type == SNAPSHOT_DIRTY)
+		{
+			snapshot->xmin = snapshot->xmax = InvalidTransactionId;
+			snapshot->speculativeToken = 0;
+		}
+		return false;
+	}
+	visible = kvlsm_row_visible(&st, snapshot);
+	if (visible)
+	{
+		MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
+
+		store_row(scan->rel, &st, slot);
+		MemoryContextSwitchTo(old);
+		if (IsMVCCSnapshot(snapshot))
+			PredicateLockTID(scan->rel, tid, snapshot, st.xmin);
+	}
+	else if (all_dead && st.deleted && st.xmax_status == KVLSM_XID_COMMITTED)
+	{
+		GlobalVisState *vis = GlobalVisTestFor(scan->rel);
+
+		if (GlobalVisTestIsRemovableXid(vis, st.xmax))
+			*all_dead = true;
+	}
+	return visible;
+}
+
+/* ------------------------------------------------------------------------
+ * Writes
+ * ------------------------------------------------------------------------
+ */
+
+/* serialise a row record with an optional tuple into palloc'd bytes */
+static char *
+make_record(KvlsmRowRecord *rr, MinimalTuple mtup, int *len)
+{
+	int			tlen = mtup ? mtup->t_len : 0;
+	char	   *buf = palloc(sizeof(KvlsmRowRecord) + tlen);
+
+	memcpy(buf, rr, sizeof(KvlsmRowRecord));
+	if (mtup)
+		memcpy(buf + sizeof(KvlsmRowRecord), mtup, tlen);
+	*len = sizeof(KvlsmRowRecord) + tlen;
+	return buf;
+}
+
+static void
+put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRowRecord *rr,
+			   MinimalTuple mtup)
+{
+	char		key[8];
+	int			len;
+	char	   *val = make_record(rr, mtup, &len);
+
+	kvlsm_rowid_to_key(rowid, key);
+	kvlsm_put(rel, sh, &kvlsm_bytewise_keyops, key, 8, 0, val, len);
+	pfree(val);
+}
+
+/* toast the tuple if needed; returns the tuple to store (maybe the input) */
+static HeapTuple
+prepare_tuple(Relation rel, HeapTuple tup, HeapTuple oldtup, int options)
+{
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_MATVIEW)
+		return tup;
+	if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD ||
+		(oldtup != NULL && HeapTupleHasExternal(oldtup)))
+	{
+		if (!OidIsValid(rel->rd_rel->reltoastrelid))
+		{
+			if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD)
+				return heap_toast_insert_or_update(rel, tup, oldtup, options);
+			return tup;
+		}
+		return heap_toast_insert_or_update(rel, tup, oldtup, options);
+	}
+	return tup;
+}
+
+static void
+insert_one(Relation rel, KvlsmShared *sh, TupleTableSlot *slot, CommandId cid,
+		   int options, uint32 spec_token)
+{
+	bool		shouldFree;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, true, &shouldFree);
+	HeapTuple	totup;
+	MinimalTuple mtup;
+	KvlsmRowRecord rr;
+	uint64		rowid;
+	TransactionId xid = GetCurrentTransactionId();
+
+	totup = prepare_tuple(rel, tup, NULL, options);
+	mtup = minimal_tuple_from_heap_tuple(totup);
+
+	rowid = kvlsm_alloc_rowids(rel, sh, 1);
+	check_rowid(rel, rowid);
+
+	CheckForSerializableConflictIn(rel, NULL, InvalidBlockNumber);
+
+	memset(&rr, 0, sizeof(rr));
+	rr.kind = KVLSM_REC_INSERT;
+	rr.xid = xid;
+	rr.cid = cid;
+	if (spec_token != 0)
+	{
+		rr.flags |= KVLSM_INS_SPECULATIVE;
+		rr.spec_token = spec_token;
+	}
+	put_row_record(rel, sh, rowid, &rr, mtup);
+	pfree(mtup);
+
+	kvlsm_rowid_to_tid(rowid, &slot->tts_tid);
+	slot->tts_tableOid = RelationGetRelid(rel);
+	if (totup != tup)
+		heap_freetuple(totup);
+	if (shouldFree)
+		heap_freetuple(tup);
+	pgstat_count_heap_insert(rel, 1);
+}
+
+static void
+kvlsm_tuple_insert(Relation rel, TupleTableSlot *slot, CommandId cid,
+				   int options, BulkInsertState bistate)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	insert_one(rel, sh, slot, cid, options, 0);
+	kvlsm_maybe_flush(rel, sh);
+}
+
+static void
+kvlsm_tuple_insert_speculative(Relation rel, TupleTableSlot *slot, CommandId cid,
+							   int options, BulkInsertState bistate,
+							   uint32 specToken)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	insert_one(rel, sh, slot, cid, options, specToken);
+}
+
+static void
+kvlsm_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
+								 uint32 specToken, bool succeeded)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	if (!succeeded)
+	{
+		/* make the row never-existing for everyone, as heap_abort_speculative */
+		KvlsmRowRecord rr;
+		uint64		rowid = kvlsm_tid_to_rowid(&slot->tts_tid);
+
+		memset(&rr, 0, sizeof(rr));
+		rr.kind = KVLSM_REC_KILL;
+		rr.xid = GetCurrentTransactionId();
+		put_row_record(rel, sh, rowid, &rr, NULL);
+	}
+	/*
+	 * The speculative token stays in the INSERT record; once the inserting
+	 * transaction ends nobody waits on it, and while it runs the insert is
+	 * still in progress either way.
+	 */
+	kvlsm_maybe_flush(rel, sh);
+}
+
+static void
+kvlsm_multi_insert(Relation rel, TupleTableSlot **slots, int ntuples,
+				   CommandId cid, int options, BulkInsertState bistate)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	int			i;
+
+	for (i = 0; i < ntuples; i++)
+		insert_one(rel, sh, slots[i], cid, options, 0);
+	kvlsm_maybe_flush(rel, sh);
+}
+
+/*
+ * Check-and-append for one row id: the heart of DELETE, UPDATE and row
+ * locks.  Reads the row (SSTables first, outside the stripe lock), then
+ * under the stripe lock re-reads the memtable part and, when nothing
+ * conflicts, appends 'rec'.  Conflicts with running transactions are waited
+ * for outside the stripe lock, then everything is checked again.
+ */
+typedef enum ModifyKind
+{
+	MODIFY_DELETE,
+	MODIFY_LOCK
+} ModifyKind;
+
+static TM_Result
+modify_row(Relation rel, KvlsmShared *sh, uint64 rowid, ModifyKind kind,
+		   LockTupleMode mode, KvlsmRowRecord *rec, CommandId cid,
+		   Snapshot crosscheck, LockWaitPolicy wait_policy, TM_FailureData *tmfd,
+		   KvlsmRowState *st_out, MemoryContext cxt)
+{
+	KvlsmRecordSet set;
+	KvlsmRecordSet memset_;
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
+												  "kvlsm modify",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext scratch2 = AllocSetContextCreate(CurrentMemoryContext,
+												   "kvlsm modify mem",
+												   ALLOCSET_SMALL_SIZES);
+	TM_Result	result;
+	char		key[8];
+	bool		have_tuple_lock = false;
+	TransactionId myxid = GetCurrentTransactionId();
+
+	kvlsm_rowid_to_key(rowid, key);
+	kvlsm_recset_init(&set, scratch);
+	kvlsm_recset_init(&memset_, scratch2);
+
+	for (;;)
+	{
+		uint64		epoch;
+		LWLock	   *stripe;
+		KvlsmRowState st;
+		KvlsmRecord *all;
+		int			nall = 0;
+		int			i;
+		TransactionId wait_xid = InvalidTransactionId;
+		int			j;
+
+		CHECK_FOR_INTERRUPTS();
+		epoch = kvlsm_version_epoch(sh);
+		fetch_row_records(rel, sh, rowid, &set);
+
+		stripe = stripe_for(sh, rowid);
+		LWLockAcquire(stripe, LW_EXCLUSIVE);
+		if (kvlsm_version_epoch(sh) != epoch)
+		{
+			LWLockRelease(stripe);
+			continue;
+		}
+		kvlsm_recset_reset(&memset_);
+		kvlsm_memtable_records(sh, &kvlsm_bytewise_keyops, key, 8, &memset_);
+		if (kvlsm_version_epoch(sh) != epoch)
+		{
+			LWLockRelease(stripe);
+			continue;
+		}
+
+		/* memtable records (fresh) + SSTable records (from before) */
+		all = MemoryContextAlloc(scratch2, sizeof(KvlsmRecord) * (set.n + memset_.n + 1));
+		for (i = 0, j = 0; i < memset_.n || j < set.n;)
+		{
+			KvlsmRecord *r;
+
+			if (j < set.n && set.recs[j].in_memtable)
+			{
+				j++;
+				continue;
+			}
+			if (i < memset_.n && (j >= set.n || memset_.recs[i].seq > set.recs[j].seq))
+				r = &memset_.recs[i++];
+			else
+				r = &set.recs[j++];
+			all[nall++] = *r;
+		}
+		kvlsm_resolve_row(all, nall, &st);
+
+		result = TM_Ok;
+		if (!st.exists || st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+			result = TM_Invisible;
+		else if (st.xmin_status == KVLSM_XID_CURRENT && st.cmin >= cid)
+			result = TM_Invisible;
+		else if (st.deleted)
+		{
+			if (st.xmax_status == KVLSM_XID_CURRENT)
+			{
+				if (kind == MODIFY_LOCK && st.cmax < cid)
+					result = TM_Invisible;
+				else if (st.cmax >= cid)
+				{
+					result = TM_SelfModified;
+					tmfd->cmax = st.cmax;
+				}
+				else
+					result = TM_Invisible;
+				tmfd->xmax = st.xmax;
+				if (st.is_update)
+					kvlsm_rowid_to_tid(st.successor, &tmfd->ctid);
+				else
+					kvlsm_rowid_to_tid(rowid, &tmfd->ctid);
+			}
+			else if (st.xmax_status == KVLSM_XID_IN_PROGRESS)
+			{
+				LockTupleMode held = (!st.is_update || st.keys_updated) ?
+					LockTupleExclusive : LockTupleNoKeyExclusive;
+
+				if (kind == MODIFY_LOCK && !kvlsm_lock_modes_conflict(mode, held))
+					result = TM_Ok;
+				else
+				{
+					result = TM_BeingModified;
+					wait_xid = st.xmax;
+				}
+			}
+			else
+			{
+				result = st.is_update ? TM_Updated : TM_Deleted;
+				tmfd->xmax = st.xmax;
+				tmfd->cmax = InvalidCommandId;
+				if (st.is_update)
+					kvlsm_rowid_to_tid(st.successor, &tmfd->ctid);
+				else
+					kvlsm_rowid_to_tid(rowid, &tmfd->ctid);
+			}
+		}
+		if (result == TM_Ok)
+		{
+			for (i = 0; i < st.nlockers; i++)
+			{
+				if (st.lockers[i].status == KVLSM_XID_CURRENT)
+					continue;
+				if (kvlsm_lock_modes_conflict(mode, st.lockers[i].mode))
+				{
+					result = TM_BeingModified;
+					wait_xid = st.lockers[i].xid;
+					break;
+				}
+			}
+		}
+		if (result == TM_Ok && kind == MODIFY_LOCK)
+		{
+			/* already hold an equal or stronger lock? then nothing to add */
+			for (i = 0; i < st.nlockers; i++)
+				if (st.lockers[i].status == KVLSM_XID_CURRENT &&
+					st.lockers[i].mode >= mode)
+					break;
+			if (i < st.nlockers)
+				rec = NULL;
+			if (st.deleted && st.xmax_status == KVLSM_XID_CURRENT)
+				rec = NULL;
+		}
+		if (result == TM_Ok && crosscheck != InvalidSnapshot &&
+			!kvlsm_row_visible(&st, crosscheck))
+		{
+			result = TM_Updated;
+			tmfd->xmax = st.deleted ? st.xmax : InvalidTransactionId;
+			tmfd->cmax = InvalidCommandId;
+			kvlsm_rowid_to_tid(rowid, &tmfd->ctid);
+		}
+
+		if (result == TM_Ok && rec != NULL)
+		{
+			rec->xid = myxid;
+			rec->cid = cid;
+			put_row_record(rel, sh, rowid, rec, NULL);
+		}
+		LWLockRelease(stripe);
+
+		if (result != TM_BeingModified)
+		{
+			if (st_out)
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				*st_out = st;
+				if (st.tuple)
+				{
+					char	   *t = palloc(st.tuplen);
+
+					memcpy(t, st.tuple, st.tuplen);
+					st_out->tuple = t;
+				}
+				MemoryContextSwitchTo(old);
+			}
+			break;
+		}
+
+		/* wait for the conflicting transaction, outside the stripe lock */
+		if (wait_policy == LockWaitSkip)
+		{
+			result = TM_WouldBlock;
+			break;
+		}
+		if (!have_tuple_lock)
+		{
+			ItemPointerData tid;
+
+			kvlsm_rowid_to_tid(rowid, &tid);
+			if (wait_policy == LockWaitError)
+			{
+				if (!ConditionalLockTuple(rel, &tid, ExclusiveLock))
+					ereport(ERROR,
+							(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+							 errmsg("could not obtain lock on row in relation \"%s\"",
+									RelationGetRelationName(rel))));
+			}
+			else
+				LockTuple(rel, &tid, ExclusiveLock);
+			have_tuple_lock = true;
+		}
+		if (wait_policy == LockWaitError)
+		{
+			if (!ConditionalXactLockTableWait(wait_xid))
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("could not obtain lock on row in relation \"%s\"",
+								RelationGetRelationName(rel))));
+		}
+		else
+			XactLockTableWait(wait_xid, rel, NULL, XLTW_Lock);
+	}
+	if (have_tuple_lock)
+	{
+		ItemPointerData tid;
+
+		kvlsm_rowid_to_tid(rowid, &tid);
+		UnlockTuple(rel, &tid, ExclusiveLock);
+	}
+	MemoryContextDelete(scratch);
+	MemoryContextDelete(scratch2);
+	return result;
+}
+
+static TM_Result
+kvlsm_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
+				   Snapshot snapshot, Snapshot crosscheck, bool wait,
+				   TM_FailureData *tmfd, bool changingPart)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	KvlsmRowRecord rr;
+	TM_Result	result;
+
+	memset(&rr, 0, sizeof(rr));
+	rr.kind = KVLSM_REC_DELETE;
+	CheckForSerializableConflictIn(rel, tid, ItemPointerGetBlockNumber(tid));
+	result = modify_row(rel, sh, kvlsm_tid_to_rowid(tid), MODIFY_DELETE,
+						LockTupleExclusive, &rr, cid, crosscheck,
+						wait ? LockWaitBlock : LockWaitError, tmfd, NULL, NULL);
+	if (result == TM_Ok)
+	{
+		pgstat_count_heap_delete(rel);
+		kvlsm_maybe_flush(rel, sh);
+	}
+	return result;
+}
+
+static TM_Result
+kvlsm_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
+				   CommandId cid, Snapshot snapshot, Snapshot crosscheck,
+				   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
+				   bool *update_indexes)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	KvlsmRowRecord rr;
+	TM_Result	result;
+	uint64		oldrowid = kvlsm_tid_to_rowid(otid);
+	uint64		newrowid;
+	bool		shouldFree;
+	HeapTuple	newtup;
+	HeapTuple	totup;
+	HeapTuple	oldtup = NULL;
+	MinimalTuple mtup;
+	KvlsmRowState oldst;
+	Bitmapset  *keyattrs;
+	bool		key_changed = false;
+	KvlsmRowRecord ins;
+	int			i;
+
+	newtup = ExecFetchSlotHeapTuple(slot, true, &shouldFree);
+
+	/* does the update change a key column (FK-referenced or unique)? */
+	keyattrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_KEY);
+	if (!bms_is_empty(keyattrs))
+	{
+		/* compare with the current version the caller fetched */
+		TupleTableSlot *oslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+		SnapshotData SnapshotAnyLocal = *SnapshotAny;
+
+		if (table_tuple_fetch_row_version(rel, otid, &SnapshotAnyLocal, oslot))
+		{
+			int			attr = -1;
+
+			slot_getallattrs(oslot);
+			slot_getallattrs(slot);
+			while ((attr = bms_next_member(keyattrs, attr)) >= 0)
+			{
+				AttrNumber	attno = attr + FirstLowInvalidHeapAttributeNumber;
+				Form_pg_attribute att;
+
+				if (attno <= 0)
+					continue;
+				att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
+				if (oslot->tts_isnull[attno - 1] != slot->tts_isnull[attno - 1] ||
+					(!slot->tts_isnull[attno - 1] &&
+					 !datumIsEqual(oslot->tts_values[attno - 1],
+								   slot->tts_values[attno - 1],
+								   att->attbyval, att->attlen)))
+				{
+					key_changed = true;
+					break;
+				}
+			}
+			oldtup = ExecCopySlotHeapTuple(oslot);
+		}
+		ExecDropSingleTupleTableSlot(oslot);
+	}
+	*lockmode = key_changed ? LockTupleExclusive : LockTupleNoKeyExclusive;
+
+	newrowid = kvlsm_alloc_rowids(rel, sh, 1);
+	check_rowid(rel, newrowid);
+
+	memset(&rr, 0, sizeof(rr));
+	rr.kind = KVLSM_REC_DELETE;
+	rr.flags = KVLSM_DEL_UPDATE | (key_changed ? KVLSM_DEL_KEYS_UPDATED : 0);
+	rr.successor = newrowid;
+	CheckForSerializableConflictIn(rel, otid, ItemPointerGetBlockNumber(otid));
+	result = modify_row(rel, sh, oldrowid, MODIFY_DELETE, *lockmode, &rr, cid,
+						crosscheck, wait ? LockWaitBlock : LockWaitError, tmfd,
+						&oldst, CurrentMemoryContext);
+	if (result != TM_Ok)
+	{
+		if (shouldFree)
+			heap_freetuple(newtup);
+		return result;
+	}
+
+	if (oldtup == NULL && oldst.tuple != NULL)
+	{
+		oldst.rowid = oldrowid;
+		oldtup = row_to_heaptuple(rel, &oldst);
+	}
+	totup = prepare_tuple(rel, newtup, oldtup, 0);
+	mtup = minimal_tuple_from_heap_tuple(totup);
+	memset(&ins, 0, sizeof(ins));
+	ins.kind = KVLSM_REC_INSERT;
+	ins.xid = GetCurrentTransactionId();
+	ins.cid = cid;
+	put_row_record(rel, sh, newrowid, &ins, mtup);
+	pfree(mtup);
+
+	/* carry the locks of running KEY SHARE lockers to the new version */
+	for (i = 0; i < oldst.nlockers; i++)
+	{
+		KvlsmRowRecord lr;
+
+		if (oldst.lockers[i].status != KVLSM_XID_IN_PROGRESS ||
+			oldst.lockers[i].mode != LockTupleKeyShare)
+			continue;
+		memset(&lr, 0, sizeof(lr));
+		lr.kind = KVLSM_REC_LOCK;
+		lr.lockmode = LockTupleKeyShare;
+		lr.xid = oldst.lockers[i].xid;
+		put_row_record(rel, sh, newrowid, &lr, NULL);
+	}
+
+	kvlsm_rowid_to_tid(newrowid, &slot->tts_tid);
+	slot->tts_tableOid = RelationGetRelid(rel);
+	*update_indexes = true;
+	if (totup != newtup)
+		heap_freetuple(totup);
+	if (shouldFree)
+		heap_freetuple(newtup);
+	pgstat_count_heap_update(rel, false);
+	kvlsm_maybe_flush(rel, sh);
+	return TM_Ok;
+}
+
+static TM_Result
+kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
+				 TupleTableSlot *slot, CommandId cid, LockTupleMode mode,
+				 LockWaitPolicy wait_policy, uint8 flags, TM_FailureData *tmfd)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	KvlsmRowRecord rr;
+	TM_Result	result;
+	ItemPointerData cur = *tid;
+	KvlsmRowState st;
+
+	tmfd->traversed = false;
+	for (;;)
+	{
+		memset(&rr, 0, sizeof(rr));
+		rr.kind = KVLSM_REC_LOCK;
+		rr.lockmode = mode;
+		result = modify_row(rel, sh, kvlsm_tid_to_rowid(&cur), MODIFY_LOCK, mode,
+							&rr, cid, InvalidSnapshot, wait_policy, tmfd,
+							&st, CurrentMemoryContext);
+		if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION))
+		{
+			/* follow the update chain to the newest version */
+			cur = tmfd->ctid;
+			tmfd->traversed = true;
+			continue;
+		}
+		break;
+	}
+
+	if (result == TM_Ok || result == TM_SelfModified ||
+		(result == TM_Invisible && st.exists))
+	{
+		if (st.exists && st.tuple != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
+
+			st.rowid = kvlsm_tid_to_rowid(&cur);
+			store_row(rel, &st, slot);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (result == TM_Invisible && st.exists && st.xmin_status == KVLSM_XID_CURRENT)
+	{
+		/* inserted by this command: as heap, report it as invisible */
+		tmfd->xmax = st.xmin;
+		tmfd->cmax = st.cmin;
+	}
+	return result;
+}
+
+static void
+kvlsm_finish_bulk_insert(Relation rel, int options)
+{
+}
+
+/* ------------------------------------------------------------------------
+ * Non-modifying row operations
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+kvlsm_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
+						TupleTableSlot *slot)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm fetch",
+											  ALLOCSET_SMALL_SIZES);
+	KvlsmRecordSet set;
+	KvlsmRowState st;
+	bool		found = false;
+
+	kvlsm_recset_init(&set, cxt);
+	fetch_row_records(rel, sh, kvlsm_tid_to_rowid(tid), &set);
+	kvlsm_resolve_row(set.recs, set.n, &st);
+	if (kvlsm_row_visible(&st, snapshot))
+	{
+		MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
+
+		store_row(rel, &st, slot);
+		MemoryContextSwitchTo(old);
+		found = true;
+	}
+	MemoryContextDelete(cxt);
+	return found;
+}
+
+static bool
+kvlsm_tuple_tid_valid(TableScanDesc scan, ItemPointer tid)
+{
+	return ItemPointerIsValid(tid);
+}
+
+static void
+kvlsm_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
+{
+	Relation	rel = sscan->rs_rd;
+	KvlsmShared *sh = kvlsm_attach(rel);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm latest tid",
+											  ALLOCSET_SMALL_SIZES);
+	KvlsmRecordSet set;
+	ItemPointerData cur = *tid;
+	int			guard = 0;
+
+	kvlsm_recset_init(&set, cxt);
+	for (;;)
+	{
+		KvlsmRowState st;
+
+		CHECK_FOR_INTERRUPTS();
+		fetch_row_records(rel, sh, kvlsm_tid_to_rowid(&cur), &set);
+		kvlsm_resolve_row(set.recs, set.n, &st);
+		if (!st.exists)
+			break;
+		if (kvlsm_row_visible(&st, sscan->rs_snapshot))
+			*tid = cur;
+		if (!st.deleted || !st.is_update || st.xmax_status == KVLSM_XID_ABORTED ||
+			++guard > 100000)
+			break;
+		kvlsm_rowid_to_tid(st.successor, &cur);
+	}
+	MemoryContextDelete(cxt);
+}
+
+static bool
+kvlsm_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snapshot)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm satisfies",
+											  ALLOCSET_SMALL_SIZES);
+	KvlsmRecordSet set;
+	KvlsmRowState st;
+	bool		res;
+
+	kvlsm_recset_init(&set, cxt);
+	fetch_row_records(rel, sh, kvlsm_tid_to_rowid(&slot->tts_tid), &set);
+	kvlsm_resolve_row(set.recs, set.n, &st);
+	res = kvlsm_row_visible(&st, snapshot);
+	MemoryContextDelete(cxt);
+	return res;
+}
+
+/*
+ * btree's simple and bottom-up deletion ask which index entries point to
+ * rows dead to everyone.  A row id that does not exist, or whose delete is
+ * removable for everyone, qualifies.
+ */
+static TransactionId
+kvlsm_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm index delete",
+											  ALLOCSET_SMALL_SIZES);
+	KvlsmRecordSet set;
+	GlobalVisState *vis = GlobalVisTestFor(rel);
+	TransactionId latest = InvalidTransactionId;
+	int			i;
+
+	kvlsm_recset_init(&set, cxt);
+	for (i = 0; i < delstate->ndeltids; i++)
+	{
+		TM_IndexDelete *d = &delstate->deltids[i];
+		TM_IndexStatus *s = &delstate->status[d->id];
+		KvlsmRowState st;
+		bool		dead = false;
+
+		if (!s->promising && delstate->bottomup)
+			continue;
+		fetch_row_records(rel, sh, kvlsm_tid_to_rowid(&d->tid), &set);
+		kvlsm_resolve_row(set.recs, set.n, &st);
+		if (!st.exists || st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+			dead = true;
+		else if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
+				 GlobalVisTestIsRemovableXid(vis, st.xmax))
+		{
+			dead = true;
+			if (!TransactionIdIsValid(latest) || TransactionIdPrecedes(latest, st.xmax))
+				latest = st.xmax;
+		}
+		if (dead)
+		{
+			s->knowndeletable = true;
+			if (delstate->bottomup)
+				delstate->bottomupfreespace += s->freespace;
+		}
+	}
+	MemoryContextDelete(cxt);
+	return latest;
+}
+
+/* ------------------------------------------------------------------------
+ * DDL callbacks
+ * ------------------------------------------------------------------------
+ */
+
+static void
+kvlsm_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
+								char persistence, TransactionId *freezeXid,
+								MultiXactId *minmulti)
+{
+	SMgrRelation srel;
+	bool		needs_wal = (persistence == RELPERSISTENCE_PERMANENT);
+
+	*freezeXid = RecentXmin;
+	/* kvlsm creates no multixacts */
+	*minmulti = InvalidMultiXactId;
+
+	srel = RelationCreateStorage(*newrnode, persistence, true);
+	kvlsm_init_metapage_and_manifest(rel, srel, MAIN_FORKNUM, KVLSM_KIND_TABLE,
+									 needs_wal);
+	if (persistence == RELPERSISTENCE_UNLOGGED)
+	{
+		/* the init fork holds a fresh metapage; reset copies it over main */
+		smgrcreate(srel, INIT_FORKNUM, false);
+		log_smgrcreate(newrnode, INIT_FORKNUM);
+		kvlsm_init_metapage_and_manifest(rel, srel, INIT_FORKNUM,
+										 KVLSM_KIND_TABLE, true);
+	}
+	smgrclose(srel);
+	kvlsm_forget(rel);
+}
+
+static void
+kvlsm_relation_nontransactional_truncate(Relation rel)
+{
+	/*
+	 * TRUNCATE of a table created in the same transaction: start the file
+	 * over with a new incarnation, so stale shared state is not reused.
+	 */
+	SMgrRelation srel;
+
+	RelationTruncate(rel, 0);
+	srel = RelationGetSmgr(rel);
+	kvlsm_init_metapage_and_manifest(rel, srel, MAIN_FORKNUM, KVLSM_KIND_TABLE,
+									 RelationNeedsWAL(rel));
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED &&
+		smgrexists(srel, INIT_FORKNUM))
+	{
+		smgrtruncate(srel, (ForkNumber[]) {INIT_FORKNUM}, 1, (BlockNumber[]) {0});
+		kvlsm_init_metapage_and_manifest(rel, srel, INIT_FORKNUM,
+										 KVLSM_KIND_TABLE, true);
+	}
+	kvlsm_forget(rel);
+}
+
+static void
+kvlsm_relation_copy_data(Relation rel, const RelFileNode *newrnode)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("moving kvlsm table \"%s\" to another tablespace is not supported",
+					RelationGetRelationName(rel))));
+}
+
+static void
+kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
+								Relation OldIndex, bool use_sort,
+								TransactionId OldestXmin,
+								TransactionId *xid_cutoff,
+								MultiXactId *multi_cutoff,
+								double *num_tuples,
+								double *tups_vacuumed,
+								double *tups_recently_dead)
+{
+	/*
+	 * VACUUM FULL / CLUSTER: copy every row still visible to anyone into
+	 * the new filenode.  Rows are re-inserted with their original xmin so
+	 * that snapshots older than the rewrite keep their view; the rewrite
+	 * holds AccessExclusiveLock, so no writer races it.
+	 */
+	KvlsmShared *oldsh = kvlsm_attach(OldTable);
+	KvlsmShared *newsh = kvlsm_attach(NewTable);
+	TableScanDesc scan;
+	KvlsmScanDesc kscan;
+	KvlsmRowState st;
+	double		live = 0,
+				dead = 0;
+	GlobalVisState *vis = GlobalVisTestFor(OldTable);
+
+	(void) oldsh;
+	if (OldIndex != NULL && use_sort)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("CLUSTER of kvlsm tables with a sort is not supported")));
+
+	scan = kvlsm_scan_begin(OldTable, SnapshotAny, 0, NULL, NULL, SO_TYPE_SEQSCAN);
+	kscan = (KvlsmScanDesc) scan;
+	while (scan_next_row(kscan, &st))
+	{
+		KvlsmRowRecord rr;
+		MinimalTuple mtup;
+		uint64		rowid;
+		char	   *t;
+
+		CHECK_FOR_INTERRUPTS();
+		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+			continue;
+		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
+			GlobalVisTestIsRemovableXid(vis, st.xmax))
+		{
+			dead++;
+			continue;
+		}
+		if (st.deleted && st.xmax_status != KVLSM_XID_ABORTED)
+			dead++;
+		else
+			live++;
+		t = palloc(st.tuplen);
+		memcpy(t, st.tuple, st.tuplen);
+		mtup = (MinimalTuple) t;
+		rowid = kvlsm_alloc_rowids(NewTable, newsh, 1);
+		memset(&rr, 0, sizeof(rr));
+		rr.kind = KVLSM_REC_INSERT;
+		rr.xid = (st.xmin_status == KVLSM_XID_COMMITTED) ? FrozenTransactionId : st.xmin;
+		rr.cid = st.cmin;
+		put_row_record(NewTable, newsh, rowid, &rr, mtup);
+		if (st.deleted && st.xmax_status != KVLSM_XID_ABORTED)
+		{
+			memset(&rr, 0, sizeof(rr));
+			rr.kind = KVLSM_REC_DELETE;
+			rr.xid = st.xmax;
+			rr.cid = st.cmax;
+			put_row_record(NewTable, newsh, rowid, &rr, NULL);
+		}
+		pfree(t);
+		kvlsm_maybe_flush(NewTable, newsh);
+	}
+	kvlsm_scan_end(scan);
+	*num_tuples = live;
+	*tups_vacuumed = 0;
+	*tups_recently_dead = dead;
+	*xid_cutoff = RecentXmin;
+	*multi_cutoff = InvalidMultiXactId;
+}
+
+/*
+ * VACUUM: count live and dead rows and report them so autovacuum's
+ * thresholds work.  Space is reclaimed by compaction; index cleanup of
+ * dead row ids comes with the background workers (see README).
+ */
+static void
+kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy)
+{
+	TableScanDesc scan;
+	KvlsmRowState st;
+	double		live = 0,
+				dead = 0;
+	BlockNumber nblocks;
+	GlobalVisState *vis = GlobalVisTestFor(rel);
+
+	scan = kvlsm_scan_begin(rel, SnapshotAny, 0, NULL, NULL, SO_TYPE_SEQSCAN);
+	while (scan_next_row((KvlsmScanDesc) scan, &st))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+			continue;
+		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
+			GlobalVisTestIsRemovableXid(vis, st.xmax))
+			dead++;
+		else if (!st.deleted || st.xmax_status == KVLSM_XID_ABORTED)
+			live++;
+	}
+	kvlsm_scan_end(scan);
+
+	nblocks = RelationGetNumberOfBlocks(rel);
+	vac_update_relstats(rel, nblocks, live, 0, rel->rd_rel->relhasindex,
+						InvalidTransactionId, InvalidMultiXactId,
+						NULL, NULL, false);
+	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
+						 live, dead);
+}
+
+/*
+ * ANALYZE samples physical blocks 0..nblocks-1.  Row ids are spread over
+ * them evenly: physical block b stands for the row ids
+ * [b*H/N, (b+1)*H/N) where H is the row id high-water mark, so the sample
+ * is uniform over rows and acquire_sample_rows' density estimate holds.
+ */
+static bool
+kvlsm_scan_analyze_next_block(TableScanDesc sscan, BlockNumber blockno,
+							  BufferAccessStrategy bstrategy)
+{
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+	uint64		lo,
+				hi;
+
+	if (scan->analyze_nblocks == 0)
+	{
+		KvlsmShared *sh = scan->sh;
+
+		scan->analyze_nblocks = Max(1, RelationGetNumberOfBlocks(sscan->rs_rd));
+		SpinLockAcquire(&sh->mutex);
+		scan->analyze_hwm = sh->next_rowid;
+		SpinLockRelease(&sh->mutex);
+	}
+	lo = (uint64) ((double) scan->analyze_hwm * blockno / scan->analyze_nblocks);
+	hi = (uint64) ((double) scan->analyze_hwm * (blockno + 1) / scan->analyze_nblocks);
+	if (blockno + 1 >= scan->analyze_nblocks)
+		hi = PG_UINT64_MAX - 1;
+	kvlsm_recset_reset(&scan->set);
+	scan->pos = 0;
+	scan->resume_rowid = lo;
+	scan->end_rowid = hi;
+	scan->exhausted = (lo >= hi);
+	return true;
+}
+
+static bool
+kvlsm_scan_analyze_next_tuple(TableScanDesc sscan, TransactionId OldestXmin,
+							  double *liverows, double *deadrows,
+							  TupleTableSlot *slot)
+{
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+	KvlsmRowState st;
+
+	while (scan_next_row(scan, &st))
+	{
+		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+			continue;
+		if (st.xmin_status == KVLSM_XID_IN_PROGRESS)
+			continue;
+		if (st.deleted && (st.xmax_status == KVLSM_XID_COMMITTED))
+		{
+			*deadrows += 1;
+			continue;
+		}
+		*liverows += 1;
+		store_row(sscan->rs_rd, &st, slot);
+		return true;
+	}
+	ExecClearTuple(slot);
+	return false;
+}
+
+static double
+kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
+							 IndexInfo *indexInfo, bool allow_sync,
+							 bool anyvisible, bool progress,
+							 BlockNumber start_blockno, BlockNumber numblocks,
+							 IndexBuildCallback callback, void *callback_state,
+							 TableScanDesc scan)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	double		reltuples = 0;
+	ExprState  *predicate;
+	TupleTableSlot *slot;
+	EState	   *estate;
+	ExprContext *econtext;
+	KvlsmRowState st;
+	bool		own_scan = (scan == NULL);
+	GlobalVisState *vis = GlobalVisTestFor(tableRelation);
+
+	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partial index builds of kvlsm tables are not supported")));
+
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	slot = table_slot_create(tableRelation, NULL);
+	econtext->ecxt_scantuple = slot;
+	predicate = ExecPrepareQual(indexInfo->ii_Predicate, estate);
+
+	if (own_scan)
+		scan = kvlsm_scan_begin(tableRelation, SnapshotAny, 0, NULL, NULL,
+								SO_TYPE_SEQSCAN);
+
+	while (scan_next_row((KvlsmScanDesc) scan, &st))
+	{
+		bool		alive;
+
+		CHECK_FOR_INTERRUPTS();
+		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+			continue;
+		/* dead to everyone: not indexed */
+		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
+			GlobalVisTestIsRemovableXid(vis, st.xmax))
+			continue;
+		if (st.xmin_status == KVLSM_XID_IN_PROGRESS && indexInfo->ii_Unique)
+		{
+			/* wait for the inserter so the unique check sees its outcome */
+			XactLockTableWait(st.xmin, tableRelation, NULL, XLTW_InsertIndexUnique);
+			st.xmin_status = kvlsm_xid_status(st.xmin);
+			if (st.xmin_status == KVLSM_XID_ABORTED)
+				continue;
+		}
+		alive = !(st.deleted && st.xmax_status == KVLSM_XID_COMMITTED);
+		if (st.xmin_status == KVLSM_XID_IN_PROGRESS)
+			alive = true;
+
+		MemoryContextReset(econtext->ecxt_per_tuple_memory);
+		store_row(tableRelation, &st, slot);
+		if (predicate != NULL && !ExecQual(predicate, econtext))
+			continue;
+		FormIndexDatum(indexInfo, slot, estate, values, isnull);
+		callback(indexRelation, &slot->tts_tid, values, isnull, alive,
+				 callback_state);
+		if (alive)
+			reltuples += 1;
+	}
+
+	if (own_scan)
+		kvlsm_scan_end(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	indexInfo->ii_ExpressionsState = NIL;
+	indexInfo->ii_PredicateState = NULL;
+	return reltuples;
+}
+
+static void
+kvlsm_index_validate_scan(Relation tableRelation, Relation indexRelation,
+						  IndexInfo *indexInfo, Snapshot snapshot,
+						  ValidateIndexState *state)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("CREATE INDEX CONCURRENTLY is not supported on kvlsm tables"),
+			 errhint("Use CREATE INDEX without CONCURRENTLY.")));
+}
+
+static uint64
+kvlsm_relation_size(Relation rel, ForkNumber forkNumber)
+{
+	uint64		nblocks = 0;
+
+	if (forkNumber == InvalidForkNumber)
+	{
+		int			i;
+
+		for (i = 0; i < MAX_FORKNUM; i++)
+			if (smgrexists(RelationGetSmgr(rel), i))
+				nblocks += smgrnblocks(RelationGetSmgr(rel), i);
+	}
+	else if (smgrexists(RelationGetSmgr(rel), forkNumber))
+		nblocks = smgrnblocks(RelationGetSmgr(rel), forkNumber);
+	return nblocks * BLCKSZ;
+}
+
+static bool
+kvlsm_relation_needs_toast_table(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (att->attlen < 0 && att->attstorage != TYPSTORAGE_PLAIN)
+			return true;
+	}
+	return false;
+}
+
+static Oid
+kvlsm_relation_toast_am(Relation rel)
+{
+	return HEAP_TABLE_AM_OID;
+}
+
+static void
+kvlsm_estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages,
+						double *tuples, double *allvisfrac)
+{
+	BlockNumber curpages = RelationGetNumberOfBlocks(rel);
+	double		reltuples = rel->rd_rel->reltuples;
+	BlockNumber relpages = rel->rd_rel->relpages;
+
+	*pages = curpages;
+	*allvisfrac = 0;
+	if (reltuples >= 0 && relpages > 0)
+	{
+		*tuples = rint(reltuples / relpages * curpages);
+		return;
+	}
+	if (reltuples >= 0 && relpages == 0)
+	{
+		*tuples = reltuples;
+		return;
+	}
+	/* never analyzed: count what the engine holds */
+	{
+		KvlsmShared copy;
+		uint64		n;
+		uint32		i;
+
+		kvlsm_snapshot_state(rel, &copy);
+		n = copy.active.entries + copy.frozen.entries;
+		for (i = 0; i < copy.nsst; i++)
+			n += copy.sst[i].nentries;
+		*tuples = (double) n;
+	}
+}
+
+static bool
+kvlsm_scan_sample_next_block(TableScanDesc scan, SampleScanState *scanstate)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("TABLESAMPLE is not supported on kvlsm tables")));
+	return false;
+}
+
+static bool
+kvlsm_scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate,
+							 TupleTableSlot *slot)
+{
+	return kvlsm_scan_sample_next_block(scan, scanstate);
+}
+
+static const TableAmRoutine kvlsm_methods = {
+	.type = T_TableAmRoutine,
+
+	.slot_callbacks = kvlsm_slot_callbacks,
+
+	.scan_begin = kvlsm_scan_begin,
+	.scan_end = kvlsm_scan_end,
+	.scan_rescan = kvlsm_scan_rescan,
+	.scan_getnextslot = kvlsm_scan_getnextslot,
+
+	.scan_set_tidrange = kvlsm_scan_set_tidrange,
+	.scan_getnextslot_tidrange = kvlsm_scan_getnextslot_tidrange,
+
+	.parallelscan_estimate = kvlsm_parallelscan_estimate,
+	.parallelscan_initialize = kvlsm_parallelscan_initialize,
+	.parallelscan_reinitialize = kvlsm_parallelscan_reinitialize,
+
+	.index_fetch_begin = kvlsm_index_fetch_begin,
+	.index_fetch_reset = kvlsm_index_fetch_reset,
+	.index_fetch_end = kvlsm_index_fetch_end,
+	.index_fetch_tuple = kvlsm_index_fetch_tuple,
+
+	.tuple_insert = kvlsm_tuple_insert,
+	.tuple_insert_speculative = kvlsm_tuple_insert_speculative,
+	.tuple_complete_speculative = kvlsm_tuple_complete_speculative,
+	.multi_insert = kvlsm_multi_insert,
+	.tuple_delete = kvlsm_tuple_delete,
+	.tuple_update = kvlsm_tuple_update,
+	.tuple_lock = kvlsm_tuple_lock,
+	.finish_bulk_insert = kvlsm_finish_bulk_insert,
+
+	.tuple_fetch_row_version = kvlsm_fetch_row_version,
+	.tuple_get_latest_tid = kvlsm_get_latest_tid,
+	.tuple_tid_valid = kvlsm_tuple_tid_valid,
+	.tuple_satisfies_snapshot = kvlsm_tuple_satisfies_snapshot,
+	.index_delete_tuples = kvlsm_index_delete_tuples,
+
+	.relation_set_new_filenode = kvlsm_relation_set_new_filenode,
+	.relation_nontransactional_truncate = kvlsm_relation_nontransactional_truncate,
+	.relation_copy_data = kvlsm_relation_copy_data,
+	.relation_copy_for_cluster = kvlsm_relation_copy_for_cluster,
+	.relation_vacuum = kvlsm_relation_vacuum,
+	.scan_analyze_next_block = kvlsm_scan_analyze_next_block,
+	.scan_analyze_next_tuple = kvlsm_scan_analyze_next_tuple,
+	.index_build_range_scan = kvlsm_index_build_range_scan,
+	.index_validate_scan = kvlsm_index_validate_scan,
+
+	.relation_size = kvlsm_relation_size,
+	.relation_needs_toast_table = kvlsm_relation_needs_toast_table,
+	.relation_toast_am = kvlsm_relation_toast_am,
+	.relation_fetch_toast_slice = heap_fetch_toast_slice,
+
+	.relation_estimate_size = kvlsm_estimate_rel_size,
+
+	.scan_bitmap_next_block = NULL,
+	.scan_bitmap_next_tuple = NULL,
+	.scan_sample_next_block = kvlsm_scan_sample_next_block,
+	.scan_sample_next_tuple = kvlsm_scan_sample_next_tuple
+};
+
+PG_FUNCTION_INFO_V1(kvlsm_tableam_handler);
+
+Datum
+kvlsm_tableam_handler(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(&kvlsm_methods);
+}

@@ -1,0 +1,215 @@
+/*-------------------------------------------------------------------------
+ *
+ * visibility.c
+ *	  Resolve the records of one row id into a row state, and decide its
+ *	  visibility under every kind of snapshot PostgreSQL hands a table AM.
+ *
+ * The rules mirror heapam_visibility.c, with the row's xmin/cmin taken
+ * from its INSERT record and xmax/cmax from its newest DELETE whose
+ * transaction did not abort.  Since insert and delete are separate
+ * records, no combo command id is needed.  Status checks follow heap's
+ * order (current transaction, then in progress, then the commit log), so a
+ * transaction that commits between two checks is never taken for aborted.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "storage/procarray.h"
+#include "utils/snapmgr.h"
+
+#include "kvlsm/table.h"
+
+int
+kvlsm_xid_status(TransactionId xid)
+{
+	if (!TransactionIdIsNormal(xid))
+		return (xid == FrozenTransactionId || xid == BootstrapTransactionId) ?
+			KVLSM_XID_COMMITTED : KVLSM_XID_ABORTED;
+	if (TransactionIdIsCurrentTransactionId(xid))
+		return KVLSM_XID_CURRENT;
+	if (TransactionIdIsInProgress(xid))
+		return KVLSM_XID_IN_PROGRESS;
+	if (TransactionIdDidCommit(xid))
+		return KVLSM_XID_COMMITTED;
+	return KVLSM_XID_ABORTED;
+}
+
+/*
+ * Resolve records (one row id, sorted by sequence descending).  The hint
+ * byte of a memtable record caches a final status (committed/aborted).
+ */
+void
+kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
+{
+	int			i;
+
+	memset(st, 0, sizeof(*st));
+	if (n > 0)
+		st->rowid = kvlsm_key_to_rowid(recs[0].key);
+	for (i = 0; i < n; i++)
+	{
+		KvlsmRowRecord rr;
+		int			status;
+
+		if (recs[i].vallen < sizeof(KvlsmRowRecord))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm row %llu has a record of %u bytes",
+							(unsigned long long) st->rowid, recs[i].vallen)));
+		memcpy(&rr, recs[i].val, sizeof(rr));
+		status = recs[i].hint ? recs[i].hint : kvlsm_xid_status(rr.xid);
+
+		switch (rr.kind)
+		{
+			case KVLSM_REC_INSERT:
+				st->exists = true;
+				st->xmin = rr.xid;
+				st->cmin = rr.cid;
+				st->xmin_status = status;
+				st->spec_token = (rr.flags & KVLSM_INS_SPECULATIVE) ? rr.spec_token : 0;
+				st->tuple = recs[i].val + sizeof(KvlsmRowRecord);
+				st->tuplen = recs[i].vallen - sizeof(KvlsmRowRecord);
+				/* everything else about this row is newer: done */
+				return;
+			case KVLSM_REC_DELETE:
+				if (!st->deleted && status != KVLSM_XID_ABORTED)
+				{
+					st->deleted = true;
+					st->xmax = rr.xid;
+					st->cmax = rr.cid;
+					st->xmax_status = status;
+					st->is_update = (rr.flags & KVLSM_DEL_UPDATE) != 0;
+					st->keys_updated = (rr.flags & KVLSM_DEL_KEYS_UPDATED) != 0;
+					st->successor = rr.successor;
+				}
+				break;
+			case KVLSM_REC_LOCK:
+				if (status == KVLSM_XID_CURRENT || status == KVLSM_XID_IN_PROGRESS)
+				{
+					if (st->nlockers < KVLSM_MAX_LOCKERS)
+					{
+						st->lockers[st->nlockers].xid = rr.xid;
+						st->lockers[st->nlockers].mode = rr.lockmode;
+						st->lockers[st->nlockers].status = status;
+						st->nlockers++;
+					}
+				}
+				break;
+			case KVLSM_REC_KILL:
+				st->killed = true;
+				break;
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm row %llu has a record of unknown kind %d",
+								(unsigned long long) st->rowid, rr.kind)));
+		}
+	}
+}
+
+/* heap's lock-strength conflict table (README.tuplock) */
+bool
+kvlsm_lock_modes_conflict(LockTupleMode a, LockTupleMode b)
+{
+	static const bool conflicts[4][4] = {
+		/* KeyShare, Share, NoKeyExclusive, Exclusive */
+		{false, false, false, true},
+		{false, false, true, true},
+		{false, true, true, true},
+		{true, true, true, true}
+	};
+
+	return conflicts[a][b];
+}
+
+static bool
+visible_mvcc(KvlsmRowState *st, Snapshot snapshot)
+{
+	if (st->xmin_status == KVLSM_XID_CURRENT)
+	{
+		if (st->cmin >= snapshot->curcid)
+			return false;
+	}
+	else if (XidInMVCCSnapshot(st->xmin, snapshot))
+		return false;
+	else if (st->xmin_status != KVLSM_XID_COMMITTED &&
+			 !TransactionIdDidCommit(st->xmin))
+		return false;
+
+	if (!st->deleted)
+		return true;
+	if (st->xmax_status == KVLSM_XID_CURRENT)
+		return st->cmax >= snapshot->curcid;
+	if (XidInMVCCSnapshot(st->xmax, snapshot))
+		return true;
+	if (st->xmax_status == KVLSM_XID_COMMITTED || TransactionIdDidCommit(st->xmax))
+		return false;
+	return true;
+}
+
+bool
+kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot)
+{
+	if (!st->exists || st->killed)
+		return false;
+
+	switch (snapshot->snapshot_type)
+	{
+		case SNAPSHOT_MVCC:
+			return visible_mvcc(st, snapshot);
+
+		case SNAPSHOT_ANY:
+			return true;
+
+		case SNAPSHOT_SELF:
+		case SNAPSHOT_TOAST:
+			if (st->xmin_status == KVLSM_XID_ABORTED ||
+				st->xmin_status == KVLSM_XID_IN_PROGRESS)
+				return false;
+			if (!st->deleted)
+				return true;
+			if (st->xmax_status == KVLSM_XID_IN_PROGRESS)
+				return true;
+			return false;
+
+		case SNAPSHOT_DIRTY:
+			snapshot->xmin = snapshot->xmax = InvalidTransactionId;
+			snapshot->speculativeToken = 0;
+			if (st->xmin_status == KVLSM_XID_ABORTED)
+				return false;
+			if (st->xmin_status == KVLSM_XID_IN_PROGRESS)
+			{
+				snapshot->xmin = st->xmin;
+				snapshot->speculativeToken = st->spec_token;
+				if (st->deleted && st->xmax == st->xmin)
+					return false;
+				return true;
+			}
+			if (!st->deleted)
+				return true;
+			if (st->xmax_status == KVLSM_XID_CURRENT)
+				return false;
+			if (st->xmax_status == KVLSM_XID_IN_PROGRESS)
+			{
+				snapshot->xmax = st->xmax;
+				return true;
+			}
+			return false;
+
+		case SNAPSHOT_NON_VACUUMABLE:
+			if (st->xmin_status == KVLSM_XID_ABORTED)
+				return false;
+			if (!st->deleted || st->xmax_status != KVLSM_XID_COMMITTED)
+				return true;
+			return !GlobalVisTestIsRemovableXid(snapshot->vistest, st->xmax);
+
+		case SNAPSHOT_HISTORIC_MVCC:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("logical decoding of kvlsm tables is not supported")));
+	}
+	return false;
+}
