@@ -48,6 +48,14 @@ struct KvlsmSstBuilder
 	uint32		page_items;
 	char	   *lastkey;
 	int			lastkeylen;
+	uint32		payload_max;	/* uncompressed bytes a page may take */
+	/* lz4: the longest prefix of the payload known to fit compressed */
+	uint32		fit_len;
+	uint32		fit_items;
+	char	   *fit_lastkey;
+	int			fit_lastkeylen;
+	uint32		next_trial;
+	char	   *trialbuf;
 
 	/* finished data pages */
 	char	  **pages;
@@ -91,8 +99,18 @@ kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
 	b->compression = compression;
 	b->bloom_bits_per_key = bloom_bits_per_key;
 	b->cxt = cxt;
-	b->payload = MemoryContextAlloc(cxt, KVLSM_PAGE_CAPACITY);
+	/*
+	 * With lz4 a page takes as many entries as compress into it, up to four
+	 * pages' worth, so compression saves pages rather than page space.
+	 */
+	b->payload_max = (compression == KVLSM_COMPRESSION_LZ4) ?
+		KVLSM_MAX_PAYLOAD : KVLSM_PAGE_CAPACITY;
+	b->payload = MemoryContextAlloc(cxt, b->payload_max);
 	b->lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
+	b->fit_lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
+	b->next_trial = KVLSM_PAGE_CAPACITY;
+	if (compression == KVLSM_COMPRESSION_LZ4)
+		b->trialbuf = MemoryContextAlloc(cxt, LZ4_compressBound(b->payload_max));
 	b->maxpages = 64;
 	b->pages = MemoryContextAlloc(cxt, sizeof(char *) * b->maxpages);
 	b->maxhashes = 1024;
@@ -113,47 +131,53 @@ key_hash(const char *key, int keylen)
 	return hash_bytes_extended((const unsigned char *) key, keylen, 0x6b766c73);
 }
 
-/* turn the current payload into a finished data page image */
+/* compressed size of the first 'len' payload bytes (or len when smaller) */
+static uint32
+stored_size(KvlsmSstBuilder *b, uint32 len)
+{
+	int			clen;
+
+	if (b->compression != KVLSM_COMPRESSION_LZ4)
+		return len;
+	clen = LZ4_compress_default(b->payload, b->trialbuf, len,
+								LZ4_compressBound(b->payload_max));
+	if (clen <= 0 || (uint32) clen >= len)
+		return len;
+	return clen;
+}
+
+/* emit payload bytes [0, len) holding 'items' entries as a data page */
 static void
-finish_data_page(KvlsmSstBuilder *b)
+emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 {
 	char	   *img;
 	Page		page;
 	KvlsmPageOpaque opaque;
 	char	   *dst;
+	int			clen = 0;
 
-	if (b->page_items == 0)
-		return;
 	img = MemoryContextAlloc(b->cxt, BLCKSZ);
 	page = (Page) img;
 	kvlsm_page_init(page, KVLSM_PAGE_SST_DATA, b->id);
 	opaque = KvlsmPageGetOpaque(page);
-	opaque->nitems = b->page_items;
-	opaque->datalen = b->payload_len;
+	opaque->nitems = items;
+	opaque->datalen = len;
 	dst = (char *) page + SizeOfPageHeaderData;
 
 	if (b->compression == KVLSM_COMPRESSION_LZ4)
+		clen = LZ4_compress_default(b->payload, dst, len, KVLSM_PAGE_CAPACITY);
+	if (clen > 0 && (uint32) clen < len)
 	{
-		int			clen = LZ4_compress_default(b->payload, dst,
-												b->payload_len,
-												KVLSM_PAGE_CAPACITY);
-
 		/* keep the compressed form only when it saves something */
-		if (clen > 0 && (uint32) clen < b->payload_len)
-		{
-			opaque->flags |= KVLSM_PAGE_FLAG_LZ4;
-			((PageHeader) page)->pd_lower = SizeOfPageHeaderData + clen;
-		}
-		else
-		{
-			memcpy(dst, b->payload, b->payload_len);
-			((PageHeader) page)->pd_lower = SizeOfPageHeaderData + b->payload_len;
-		}
+		opaque->flags |= KVLSM_PAGE_FLAG_LZ4;
+		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + clen;
 	}
 	else
 	{
-		memcpy(dst, b->payload, b->payload_len);
-		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + b->payload_len;
+		if (len > KVLSM_PAGE_CAPACITY)
+			elog(ERROR, "kvlsm: data page payload of %u bytes does not fit", len);
+		memcpy(dst, b->payload, len);
+		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + len;
 	}
 
 	if (b->npages == b->maxpages)
@@ -162,40 +186,127 @@ finish_data_page(KvlsmSstBuilder *b)
 		b->pages = repalloc(b->pages, sizeof(char *) * b->maxpages);
 	}
 	b->pages[b->npages++] = img;
-	b->payload_len = 0;
-	b->page_items = 0;
 }
 
-void
-kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
-					  uint64 seq, uint16 flags, const char *val, int vallen)
+static void place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
+						uint64 seq, uint16 flags, const char *val, int vallen);
+
+/*
+ * Finish the current data page.  An lz4 payload that no longer compresses
+ * into one page is cut at the last prefix known to fit, and the entries
+ * after it start the next page (re-encoded, since their key prefixes refer
+ * to the page they leave).
+ */
+static void
+finish_data_page(KvlsmSstBuilder *b)
+{
+	uint32		len = b->payload_len;
+	uint32		items = b->page_items;
+	char	   *rest = NULL;
+	uint32		restlen = 0;
+	uint32		restitems = 0;
+
+	if (items == 0)
+		return;
+	if (len > KVLSM_PAGE_CAPACITY && stored_size(b, len) > KVLSM_PAGE_CAPACITY)
+	{
+		Assert(b->fit_items > 0);
+		restlen = len - b->fit_len;
+		restitems = items - b->fit_items;
+		rest = palloc(restlen);
+		memcpy(rest, b->payload + b->fit_len, restlen);
+		len = b->fit_len;
+		items = b->fit_items;
+	}
+	emit_data_page(b, len, items);
+	b->payload_len = 0;
+	b->page_items = 0;
+	b->fit_len = 0;
+	b->fit_items = 0;
+	b->next_trial = KVLSM_PAGE_CAPACITY;
+
+	if (rest != NULL)
+	{
+		char		key[KVLSM_MAX_KEY_SIZE];
+		uint32		off = 0;
+		uint32		i;
+
+		memcpy(key, b->fit_lastkey, b->fit_lastkeylen);
+		for (i = 0; i < restitems; i++)
+		{
+			uint16		shared,
+						unshared;
+			uint32		vallen;
+			uint64		seq;
+			uint16		flags;
+			char	   *p = rest + off;
+
+			memcpy(&shared, p, 2);
+			memcpy(&unshared, p + 2, 2);
+			memcpy(&vallen, p + 4, 4);
+			memcpy(&seq, p + 8, 8);
+			memcpy(&flags, p + 16, 2);
+			memcpy(key + shared, p + ENTRY_HEADER_SIZE, unshared);
+			place_entry(b, key, shared + unshared, seq, flags,
+						p + ENTRY_HEADER_SIZE + unshared, vallen);
+			off += ENTRY_HEADER_SIZE + unshared + vallen;
+		}
+		pfree(rest);
+	}
+}
+
+/* put one entry on the current data page, starting a new page as needed */
+static void
+place_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
+			uint16 flags, const char *val, int vallen)
 {
 	int			shared = 0;
 	Size		need;
 	EntryHeader eh;
 	char	   *p;
 
-	if (keylen > KVLSM_MAX_KEY_SIZE)
-		elog(ERROR, "kvlsm key of %d bytes exceeds the maximum", keylen);
-
 	/* share a prefix with the previous key, except at restart points */
 	if (b->page_items % KVLSM_RESTART_INTERVAL != 0)
 	{
 		int			lim = Min(keylen, b->lastkeylen);
 
-		while (shared < lim && shared < PG_UINT16_MAX &&
-			   key[shared] == b->lastkey[shared])
+		while (shared < lim && key[shared] == b->lastkey[shared])
 			shared++;
 	}
 	need = ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
-	if (b->payload_len + need > KVLSM_PAGE_CAPACITY)
+
+	if (b->compression == KVLSM_COMPRESSION_LZ4 && b->page_items > 0 &&
+		b->payload_len + need > b->next_trial &&
+		b->payload_len + need <= b->payload_max)
+	{
+		/* does what we have still compress into a page? */
+		uint32		sz = stored_size(b, b->payload_len);
+
+		if (sz <= KVLSM_PAGE_CAPACITY)
+		{
+			double		ratio = (double) sz / b->payload_len;
+			uint32		room = (uint32) ((KVLSM_PAGE_CAPACITY - sz) / Max(ratio, 0.05) * 0.9);
+
+			b->fit_len = b->payload_len;
+			b->fit_items = b->page_items;
+			memcpy(b->fit_lastkey, b->lastkey, b->lastkeylen);
+			b->fit_lastkeylen = b->lastkeylen;
+			b->next_trial = b->payload_len + Max(room, 256);
+		}
+		else
+			b->next_trial = 0;	/* full: finish below */
+	}
+	if (b->page_items > 0 &&
+		(b->payload_len + need > b->payload_max ||
+		 (b->compression == KVLSM_COMPRESSION_LZ4 && b->next_trial == 0)))
 	{
 		finish_data_page(b);
-		shared = 0;
-		need = ENTRY_HEADER_SIZE + keylen + vallen;
-		if (need > KVLSM_PAGE_CAPACITY)
-			elog(ERROR, "kvlsm record of %zu bytes does not fit a page", need);
+		/* the carried entries may have started a page: recompute */
+		place_entry(b, key, keylen, seq, flags, val, vallen);
+		return;
 	}
+	if (need > b->payload_max)
+		elog(ERROR, "kvlsm record of %zu bytes does not fit a page", need);
 
 	if (b->page_items == 0)
 	{
@@ -225,9 +336,25 @@ kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
 		memcpy(p, val, vallen);
 	b->payload_len += need;
 	b->page_items++;
-
+	if (b->payload_len <= KVLSM_PAGE_CAPACITY)
+	{
+		/* an uncompressed page's worth always fits */
+		b->fit_len = b->payload_len;
+		b->fit_items = b->page_items;
+		memcpy(b->fit_lastkey, key, keylen);
+		b->fit_lastkeylen = keylen;
+	}
 	memcpy(b->lastkey, key, keylen);
 	b->lastkeylen = keylen;
+}
+
+void
+kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
+					  uint64 seq, uint16 flags, const char *val, int vallen)
+{
+	if (keylen > KVLSM_MAX_KEY_SIZE)
+		elog(ERROR, "kvlsm key of %d bytes exceeds the maximum", keylen);
+	place_entry(b, key, keylen, seq, flags, val, vallen);
 
 	/* bloom: one hash per distinct key */
 	if (b->nentries == 0 || b->nhashes == 0 ||
@@ -800,8 +927,8 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 			int			dlen;
 
 			if (payload == NULL)
-				payload = palloc(KVLSM_PAGE_CAPACITY);
-			dlen = LZ4_decompress_safe(data, payload, clen, KVLSM_PAGE_CAPACITY);
+				payload = palloc(KVLSM_MAX_PAYLOAD);
+			dlen = LZ4_decompress_safe(data, payload, clen, KVLSM_MAX_PAYLOAD);
 			if (dlen < 0 || (uint32) dlen != opaque->datalen)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
@@ -809,6 +936,12 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 								RelationGetRelationName(rel), e->start + 1 + pageno)));
 			data = payload;
 		}
+		else if (opaque->datalen > KVLSM_PAGE_CAPACITY)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the page",
+							RelationGetRelationName(rel), e->start + 1 + pageno,
+							opaque->datalen)));
 
 		for (i = 0; i < opaque->nitems; i++)
 		{

@@ -25,6 +25,8 @@
 #include "kvlsm/lsm.h"
 
 #define KVLSM_RESTART_INTERVAL 16
+/* uncompressed payload of one data page: up to four pages' worth with lz4 */
+#define KVLSM_MAX_PAYLOAD (4 * KVLSM_PAGE_CAPACITY)
 
 typedef enum KvlsmSstStatus
 {

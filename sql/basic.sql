@@ -1,0 +1,81 @@
+-- basic kvlsm table behaviour: create, write, read, flush, restart-free checks
+CREATE EXTENSION IF NOT EXISTS kvlsm;  -- pg_regress --load-extension created it
+SELECT amname, amtype FROM pg_am WHERE amname = 'kvlsm';
+
+CREATE TABLE kv (id int, val text) USING kvlsm;
+INSERT INTO kv SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+SELECT count(*), sum(id), min(val), max(val) FROM kv;
+
+-- reads merge the memtable with SSTables
+SELECT kvlsm_flush('kv');
+SELECT name, level, sstables, entries FROM kvlsm_levels('kv') ORDER BY level;
+INSERT INTO kv SELECT g, 'w' || g FROM generate_series(1001, 1500) g;
+UPDATE kv SET val = 'updated' WHERE id % 100 = 0;
+DELETE FROM kv WHERE id % 7 = 0;
+SELECT count(*), sum(id), count(*) FILTER (WHERE val = 'updated') FROM kv;
+SELECT kvlsm_flush('kv');
+SELECT count(*), sum(id), count(*) FILTER (WHERE val = 'updated') FROM kv;
+
+-- several flushes, then a compaction that merges all SSTables into one
+INSERT INTO kv VALUES (5000, 'a');
+SELECT kvlsm_flush('kv');
+INSERT INTO kv VALUES (5001, 'b');
+SELECT kvlsm_flush('kv');
+SELECT sum(sstables) AS sstables_before FROM kvlsm_levels('kv') WHERE level >= 0;
+SELECT kvlsm_compact('kv');
+SELECT name, level, sstables FROM kvlsm_levels('kv') WHERE level >= 0 ORDER BY level;
+SELECT count(*), sum(id), count(*) FILTER (WHERE val = 'updated') FROM kv;
+
+-- reused extents: more flushes after the compaction freed the old ones
+INSERT INTO kv SELECT g, 'z' FROM generate_series(6000, 7000) g;
+SELECT kvlsm_flush('kv');
+SELECT count(*), sum(id) FROM kv;
+
+-- btree index on a kvlsm table
+CREATE INDEX kv_id ON kv (id);
+SET enable_seqscan = off;
+SELECT * FROM kv WHERE id = 43;
+SELECT * FROM kv WHERE id BETWEEN 95 AND 101 ORDER BY id;
+SELECT count(*) FROM kv WHERE id > 1400;
+RESET enable_seqscan;
+
+-- TID scans and ctid round trip
+SELECT count(*) FROM kv WHERE ctid = (SELECT ctid FROM kv WHERE id = 43);
+SELECT id FROM kv WHERE ctid IN (SELECT ctid FROM kv WHERE id IN (1, 2, 3)) ORDER BY id;
+
+-- stats are there and write amplification is computed
+SELECT sstables >= 1 AS has_sstables, write_amplification > 0 AS wa_positive,
+       bytes_ingested > 0 AS ingested
+FROM kvlsm_stats('kv');
+
+-- compression none works the same
+CREATE TABLE kvn (id int, val text) USING kvlsm WITH (compression = 'none');
+INSERT INTO kvn SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;
+SELECT kvlsm_flush('kvn');
+SELECT count(*), sum(length(val)) FROM kvn;
+
+-- lz4 pages shrink repetitive data
+CREATE TABLE kvz (id int, val text) USING kvlsm WITH (compression = 'lz4');
+INSERT INTO kvz SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;
+SELECT kvlsm_flush('kvz');
+SELECT count(*), sum(length(val)) FROM kvz;
+SELECT (SELECT sum(pages) FROM kvlsm_levels('kvz')) < (SELECT sum(pages) FROM kvlsm_levels('kvn')) AS lz4_smaller;
+
+-- a temporary kvlsm table lives in local buffers
+CREATE TEMP TABLE tkv (id int, val text) USING kvlsm;
+INSERT INTO tkv SELECT g, 't' FROM generate_series(1, 3000) g;
+SELECT kvlsm_flush('tkv');
+DELETE FROM tkv WHERE id <= 1000;
+SELECT count(*), sum(id) FROM tkv;
+
+-- unlogged kvlsm table
+CREATE UNLOGGED TABLE ukv (id int) USING kvlsm;
+INSERT INTO ukv SELECT generate_series(1, 100);
+SELECT count(*) FROM ukv;
+
+-- kvlsm functions refuse other relations
+CREATE TABLE plain (id int);
+SELECT kvlsm_flush('plain');
+SELECT * FROM kvlsm_stats('plain');
+
+DROP TABLE kv, kvn, kvz, tkv, ukv, plain;

@@ -1,0 +1,124 @@
+-- The same DML script on a heap table and a kvlsm table must give identical
+-- results (see include/dml_ops.psql).
+CREATE EXTENSION IF NOT EXISTS kvlsm;
+SET kvlsm.default_memtable_size = '64kB';   -- flush often, so SSTables take part
+CREATE TABLE h (id int, grp int, note text) USING heap;
+CREATE TABLE k (id int, grp int, note text) USING kvlsm;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set tbl h
+\i :abs_srcdir/sql/include/dml_ops.psql
+\set tbl k
+\i :abs_srcdir/sql/include/dml_ops.psql
+
+SELECT count(*), sum(id), sum(grp), count(note) FROM h;
+SELECT count(*), sum(id), sum(grp), count(note) FROM k;
+SELECT count(*) AS only_in_heap FROM (SELECT * FROM h EXCEPT ALL SELECT * FROM k) d;
+SELECT count(*) AS only_in_kvlsm FROM (SELECT * FROM k EXCEPT ALL SELECT * FROM h) d;
+SELECT * FROM k WHERE id < 0 OR id IN (100, 101, 200, 201) OR id > 3000 ORDER BY id;
+SELECT sstables > 0 AS flushed_to_sstables FROM kvlsm_stats('k');
+
+-- ON CONFLICT needs a btree unique index (arbiter)
+CREATE TABLE hu (id int PRIMARY KEY, n int) USING heap;
+CREATE TABLE ku (id int PRIMARY KEY, n int) USING kvlsm;
+INSERT INTO hu SELECT g, 0 FROM generate_series(1, 100) g;
+INSERT INTO ku SELECT g, 0 FROM generate_series(1, 100) g;
+INSERT INTO hu SELECT g % 150, 1 FROM generate_series(1, 300) g ON CONFLICT DO NOTHING;
+INSERT INTO ku SELECT g % 150, 1 FROM generate_series(1, 300) g ON CONFLICT DO NOTHING;
+INSERT INTO hu VALUES (5, 1), (500, 1) ON CONFLICT (id) DO UPDATE SET n = hu.n + excluded.n + 10;
+INSERT INTO ku VALUES (5, 1), (500, 1) ON CONFLICT (id) DO UPDATE SET n = ku.n + excluded.n + 10;
+SELECT count(*), sum(n) FROM hu;
+SELECT count(*), sum(n) FROM ku;
+SELECT * FROM ku WHERE id IN (5, 500) ORDER BY id;
+INSERT INTO ku VALUES (5, 0);
+SELECT count(*) AS only_in_one FROM ((SELECT * FROM hu EXCEPT ALL SELECT * FROM ku) UNION ALL (SELECT * FROM ku EXCEPT ALL SELECT * FROM hu)) d;
+
+-- foreign keys in both directions, with cascades
+CREATE TABLE kparent (id int PRIMARY KEY, name text) USING kvlsm;
+CREATE TABLE kchild (id int PRIMARY KEY, pid int REFERENCES kparent ON DELETE CASCADE ON UPDATE CASCADE) USING kvlsm;
+CREATE TABLE hchild (id int, pid int REFERENCES kparent ON DELETE SET NULL) USING heap;
+INSERT INTO kparent SELECT g, 'p' || g FROM generate_series(1, 10) g;
+INSERT INTO kchild SELECT g, g % 10 + 1 FROM generate_series(1, 50) g;
+INSERT INTO hchild VALUES (1, 3), (2, 4);
+INSERT INTO kchild VALUES (100, 99);
+DELETE FROM kparent WHERE id = 3;
+UPDATE kparent SET id = 40 WHERE id = 4;
+SELECT count(*) FROM kchild WHERE pid = 3;
+SELECT count(*) FROM kchild WHERE pid = 40;
+SELECT * FROM hchild ORDER BY id;
+-- heap parent, kvlsm child
+CREATE TABLE hparent (id int PRIMARY KEY) USING heap;
+CREATE TABLE kchild2 (pid int REFERENCES hparent) USING kvlsm;
+INSERT INTO hparent VALUES (1);
+INSERT INTO kchild2 VALUES (1);
+INSERT INTO kchild2 VALUES (2);
+DELETE FROM hparent WHERE id = 1;
+
+-- TOAST: values of 1 MB round-trip
+CREATE TABLE ktoast (id int, big text) USING kvlsm;
+INSERT INTO ktoast SELECT g, repeat(md5(g::text), 32768) FROM generate_series(1, 3) g;
+SELECT id, length(big), md5(big) = md5(repeat(md5(id::text), 32768)) AS intact FROM ktoast ORDER BY id;
+UPDATE ktoast SET big = big || 'tail' WHERE id = 2;
+SELECT kvlsm_flush('ktoast');
+SELECT id, length(big), right(big, 4) FROM ktoast ORDER BY id;
+SELECT reltoastrelid <> 0 AS has_toast FROM pg_class WHERE relname = 'ktoast';
+-- incompressible wide value
+INSERT INTO ktoast SELECT 4, string_agg(md5(g::text), '') FROM generate_series(1, 40000) g;
+SELECT id, length(big) FROM ktoast WHERE id = 4;
+
+-- TRUNCATE, in and out of the creating transaction
+TRUNCATE k;
+SELECT count(*) FROM k;
+INSERT INTO k VALUES (1, 1, 'after truncate');
+SELECT * FROM k;
+BEGIN;
+CREATE TABLE ktr (id int) USING kvlsm;
+INSERT INTO ktr SELECT generate_series(1, 100);
+TRUNCATE ktr;
+INSERT INTO ktr VALUES (7);
+COMMIT;
+SELECT * FROM ktr;
+BEGIN;
+TRUNCATE k;
+INSERT INTO k VALUES (2, 2, 'rolled back truncate');
+ROLLBACK;
+SELECT * FROM k;
+
+-- VACUUM and ANALYZE
+CREATE TABLE kan (id int, v int) USING kvlsm;
+INSERT INTO kan SELECT g, g % 100 FROM generate_series(1, 20000) g;
+DELETE FROM kan WHERE id % 4 = 0;
+VACUUM kan;
+ANALYZE kan;
+SELECT reltuples BETWEEN 15000 * 0.9 AND 15000 * 1.1 AS reltuples_within_10pct FROM pg_class WHERE relname = 'kan';
+SELECT n_live_tup BETWEEN 13500 AND 16500 AS live_ok FROM pg_stat_user_tables WHERE relname = 'kan';
+EXPLAIN (COSTS OFF) SELECT * FROM kan WHERE v = 5;
+SELECT count(*) FROM kan WHERE v = 5;
+-- VACUUM FULL rewrites the table
+VACUUM FULL kan;
+SELECT count(*), sum(id) FROM kan;
+
+-- pgbench -i style: TRUNCATE + COPY FREEZE in one transaction
+CREATE TABLE kfreeze (id int, v text) USING kvlsm;
+BEGIN;
+TRUNCATE kfreeze;
+COPY kfreeze FROM STDIN (FREEZE);
+1	one
+2	two
+\.
+COMMIT;
+SELECT * FROM kfreeze ORDER BY id;
+
+-- hash and GiST indexes on kvlsm tables
+CREATE TABLE kidx (id int, p point) USING kvlsm;
+INSERT INTO kidx SELECT g, point(g, g) FROM generate_series(1, 1000) g;
+CREATE INDEX kidx_hash ON kidx USING hash (id);
+CREATE INDEX kidx_gist ON kidx USING gist (p);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT * FROM kidx WHERE id = 77;
+SELECT * FROM kidx WHERE id = 77;
+SELECT id FROM kidx WHERE p <@ box '((10,10),(12,12))' ORDER BY id;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+
+DROP TABLE h, k, hu, ku, hchild, kchild, kparent, kchild2, hparent, ktoast, ktr, kan, kfreeze, kidx;

@@ -1,0 +1,45 @@
+-- per-table options and the errors users get
+CREATE EXTENSION IF NOT EXISTS kvlsm;
+CREATE TABLE o1 (id int) USING kvlsm WITH (compression = 'none', memtable_size = '1MB');
+ALTER TABLE o1 SET (memtable_size = '2MB', compression = 'lz4');
+ALTER TABLE o1 RESET (compression);
+SELECT kvlsm_set_option('o1', 'memtable_size', '256kB');
+-- bad values
+CREATE TABLE o2 (id int) USING kvlsm WITH (compression = 'zstd');
+CREATE TABLE o2 (id int) USING kvlsm WITH (memtable_size = '1kB');
+CREATE TABLE o2 (id int) USING kvlsm WITH (nonsense = 1);
+CREATE TABLE o2 (id int) USING heap WITH (compression = 'lz4');
+SELECT kvlsm_set_option('o1', 'colour', 'blue');
+ALTER TABLE o1 SET (compression = 'gzip');
+-- heap options still work on heap tables, and kvlsm options mix with them
+CREATE TABLE o3 (id int) WITH (fillfactor = 50);
+ALTER TABLE o3 SET (compression = 'lz4');
+-- unsupported operations give clear errors
+CREATE INDEX ON o1 USING brin (id);
+CREATE TABLE o4 (a int[]) USING kvlsm;
+CREATE INDEX ON o4 USING gin (a);
+SELECT * FROM o1 TABLESAMPLE SYSTEM (10);
+CREATE INDEX CONCURRENTLY ON o1 (id);
+BEGIN;
+DECLARE c SCROLL CURSOR FOR SELECT * FROM o1;
+FETCH 2 FROM c;
+FETCH BACKWARD 1 FROM c;
+ROLLBACK;
+-- a row too wide for one page, even after TOAST
+CREATE TABLE owide (a bigint, b bigint, c bigint, d bigint, e bigint, f bigint, g bigint, h bigint,
+  c1 char(2000), c2 char(2000), c3 char(2000), c4 char(2000)) USING kvlsm;
+ALTER TABLE owide ALTER c1 SET STORAGE plain, ALTER c2 SET STORAGE plain,
+  ALTER c3 SET STORAGE plain, ALTER c4 SET STORAGE plain;
+INSERT INTO owide (a, c1, c2, c3, c4) VALUES (1, 'x', 'y', 'z', 'w');
+SELECT count(*) FROM owide;
+-- parallel plans are never chosen for kvlsm tables
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+INSERT INTO o1 SELECT generate_series(1, 10000);
+EXPLAIN (COSTS OFF) SELECT count(*) FROM o1;
+SELECT count(*) FROM o1;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+DROP TABLE o1, o3, o4, owide;

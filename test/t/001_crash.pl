@@ -1,0 +1,358 @@
+
+# Copyright (c) kvlsm authors
+#
+# Crash safety of kvlsm tables:
+#  a) concurrent committed inserts survive a crash (kill -9 of every server
+#     process) exactly once, while a flusher runs; rows of a transaction that
+#     never committed (and was partly flushed to SSTables) never appear, not
+#     even after many new xids and another flush;
+#  b) a restart (clean and crash) rebuilds the memtable from the log pages;
+#  c) a btree index on a kvlsm table agrees with a sequential scan after
+#     crash recovery.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(usleep);
+
+# --- helpers ---------------------------------------------------------------
+
+# Is the process gone (no such pid, or a zombie nobody has reaped yet)?
+sub proc_gone
+{
+	my ($pid) = @_;
+	return 1 unless kill(0, $pid);
+	if (open my $fh, '<', "/proc/$pid/stat")
+	{
+		my $stat = <$fh>;
+		close $fh;
+		return 1 if defined $stat && $stat =~ /^\d+ \(.*\) Z /;
+	}
+	return 0;
+}
+
+# A real crash: SIGKILL the postmaster and every one of its children, wait
+# until none is left, then tell the framework the node is down.
+sub crash_node
+{
+	my ($node) = @_;
+	my $pidfile = $node->data_dir . '/postmaster.pid';
+	open my $fh, '<', $pidfile or die "cannot open $pidfile: $!";
+	my $pm = <$fh>;
+	close $fh;
+	chomp $pm;
+	die "bad postmaster pid '$pm'" unless $pm =~ /^\d+$/;
+
+	# Freeze the postmaster so that it cannot fork while we collect its
+	# children, then kill the lot.
+	kill 'STOP', $pm;
+	my @kids = grep { /^\d+$/ } split /\s+/, `pgrep -P $pm`;
+	note "crash: killing postmaster $pm and children @kids";
+	kill 'KILL', $pm, @kids;
+
+	my $deadline = time() + 60;
+	while (grep { !proc_gone($_) } ($pm, @kids))
+	{
+		die "server processes survived SIGKILL" if time() > $deadline;
+		usleep(50_000);
+	}
+	$node->{_pid} = undef;
+	return;
+}
+
+sub crash_restart
+{
+	my ($node) = @_;
+	crash_node($node);
+	$node->start;
+	return;
+}
+
+# Start a psql process running a script file, stdout/stderr into files.
+sub start_psql_script
+{
+	my ($node, $script, $out, $err) = @_;
+	return IPC::Run::start(
+		[
+			'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
+			'-d', $node->connstr('postgres'), '-f', $script
+		],
+		'<', '/dev/null', '>', $out, '2>', $err);
+}
+
+# --- setup -----------------------------------------------------------------
+
+my $node = PostgreSQL::Test::Cluster->new('crash');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'kvlsm'
+shared_buffers = 128MB
+max_connections = 30
+kvlsm.memtable_memory = 64MB
+autovacuum = off
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION kvlsm');
+
+my $basedir = $node->basedir;
+
+# --- a) concurrent inserts + flushes + crash --------------------------------
+
+$node->safe_psql(
+	'postgres', q{
+SET kvlsm.default_memtable_size = '256kB';
+CREATE TABLE t (id bigint NOT NULL, payload text) USING kvlsm;
+CREATE INDEX t_id_idx ON t (id);
+});
+
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+		  WHERE c.relname = 't'}),
+	'kvlsm',
+	't uses kvlsm');
+
+# An open transaction with ~2MB of marker rows (ids < 0), never committed.
+my $open = $node->background_psql('postgres');
+$open->query_safe('BEGIN');
+$open->query_safe(
+	q{INSERT INTO t SELECT -g, repeat('m', 100)
+	  FROM generate_series(1, 20000) g});
+is($open->query_safe('SELECT count(*) FROM t WHERE id < 0'),
+	'20000', 'open transaction sees its own marker rows');
+
+# Flush while it is open: its rows may go to SSTables with its xid.
+$node->safe_psql('postgres', "SELECT kvlsm_flush('t')");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id < 0'),
+	'0', 'marker rows of the open transaction are invisible to others');
+note "after flush with open transaction: "
+  . $node->safe_psql('postgres',
+	"SELECT string_agg(format('L%s:%s sst/%s entries', level, sstables, entries), ', ') FROM kvlsm_levels('t')"
+  );
+
+# Writers: each runs a script of autocommit inserts, echoing the id after
+# the INSERT (= its COMMIT) returned OK.
+my $nwriters = 4;
+my $rows_per_script = 40000;
+my $payload = 'p' x 80;
+my (@writers, @wout, @werr);
+for my $w (1 .. $nwriters)
+{
+	my $script = "$basedir/writer_$w.sql";
+	open my $fh, '>', $script or die $!;
+	for my $i (1 .. $rows_per_script)
+	{
+		my $id = $w * 1_000_000 + $i;
+		print $fh "INSERT INTO t VALUES ($id, '$payload$id');\n\\echo ack $id\n";
+	}
+	close $fh;
+	$wout[$w] = "$basedir/writer_$w.out";
+	$werr[$w] = "$basedir/writer_$w.err";
+	push @writers, start_psql_script($node, $script, $wout[$w], $werr[$w]);
+}
+
+# Flusher: kvlsm_flush() in a loop.
+my $fscript = "$basedir/flusher.sql";
+open my $ffh, '>', $fscript or die $!;
+print $ffh "SELECT kvlsm_flush('t');\nSELECT pg_sleep(0.05);\n" for 1 .. 2000;
+close $ffh;
+my $flusher = start_psql_script($node, $fscript, "$basedir/flusher.out",
+	"$basedir/flusher.err");
+
+sleep 6;
+
+# Make sure the writers really made progress and nothing failed before the
+# crash (an error before the crash would be a bug in itself).
+my $acked_before = 0;
+for my $w (1 .. $nwriters)
+{
+	$acked_before += () = slurp_file($wout[$w]) =~ /^ack /mg;
+}
+note "acknowledged before crash (lower bound, stdout is buffered): $acked_before";
+for my $w (1 .. $nwriters)
+{
+	is(slurp_file($werr[$w]), '', "writer $w had no error before the crash");
+}
+is(slurp_file("$basedir/flusher.err"), '',
+	'flusher had no error before the crash');
+my $flushes_before = $node->safe_psql('postgres',
+	"SELECT flushes FROM kvlsm_stats('t')");
+cmp_ok($flushes_before, '>', 2, "several flushes happened ($flushes_before)");
+
+crash_node($node);
+
+# Reap the clients (they fail once the server is gone).
+for my $h (@writers, $flusher)
+{
+	eval { $h->finish; };
+}
+eval { $open->{run}->kill_kill; };
+
+$node->start;
+
+# Collect acknowledged ids; the next id of each writer may or may not be
+# there (in flight at the crash), no other id may.
+my %acked;
+my %maybe;
+for my $w (1 .. $nwriters)
+{
+	my $last = $w * 1_000_000;
+	for my $line (split /\n/, slurp_file($wout[$w]))
+	{
+		next unless $line =~ /^ack (\d+)$/;
+		$acked{$1} = 1;
+		$last = $1 if $1 > $last;
+	}
+	$maybe{ $last + 1 } = 1;
+}
+my $nacked = scalar keys %acked;
+cmp_ok($nacked, '>', 100, "writers got commits acknowledged ($nacked)");
+
+my %present;
+my $dups = 0;
+for my $id (split /\n/,
+	$node->safe_psql('postgres', 'SELECT id FROM t WHERE id > 0'))
+{
+	$dups++ if $present{$id}++;
+}
+is($dups, 0, 'no row is present twice after crash');
+my @missing = grep { !$present{$_} } sort { $a <=> $b } keys %acked;
+is(scalar(@missing), 0, 'every acknowledged row survived the crash')
+  or diag("missing ids (first 20): @missing[0 .. ($#missing < 19 ? $#missing : 19)]");
+my @extra = grep { !$acked{$_} && !$maybe{$_} } keys %present;
+is(scalar(@extra), 0, 'no row that was never sent appears')
+  or diag("unexpected ids: @extra[0 .. ($#extra < 19 ? $#extra : 19)]");
+
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM t WHERE id < 0}),
+	'0',
+	'rows of the never-committed transaction are absent after crash');
+
+# c) the btree index agrees with a sequential scan after recovery.
+my $seq = $node->safe_psql(
+	'postgres', q{
+SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off;
+SELECT count(*), coalesce(sum(id), 0), count(payload) FROM t WHERE id > -1000000000});
+my $idxplan = $node->safe_psql(
+	'postgres', q{
+SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*), coalesce(sum(id), 0), count(payload) FROM t WHERE id > -1000000000});
+like($idxplan, qr/Index Scan using t_id_idx/, 'plan uses the btree index');
+my $idx = $node->safe_psql(
+	'postgres', q{
+SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off;
+SELECT count(*), coalesce(sum(id), 0), count(payload) FROM t WHERE id > -1000000000});
+is($idx, $seq, 'index scan equals seq scan after crash recovery');
+my $seqcount = (split /\|/, $seq)[0];
+is($seqcount, scalar(keys %present), 'seq scan count matches the id list');
+
+# Point lookups through the index for a sample of acknowledged ids.
+my @sample = (sort { $a <=> $b } keys %acked)[0 .. 49];
+@sample = grep { defined } @sample;
+push @sample, grep { defined } (sort { $b <=> $a } keys %acked)[0 .. 49];
+my $inlist = join(',', @sample);
+is( $node->safe_psql(
+		'postgres', qq{
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT count(*) FROM t WHERE id IN ($inlist) AND payload = '$payload' || id}),
+	scalar(@sample),
+	'index point lookups find acknowledged rows with the right payload');
+is( $node->safe_psql(
+		'postgres', q{
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT count(*) FROM t WHERE id < 0}),
+	'0',
+	'index scan does not return the uncommitted marker rows');
+
+# Many new xids, then another flush: the dead transaction must stay dead.
+$node->safe_psql(
+	'postgres', q{
+CREATE PROCEDURE burn_xids(n int) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..n LOOP
+    PERFORM txid_current();
+    COMMIT;
+  END LOOP;
+END $$;
+CALL burn_xids(5000);
+});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id < 0'),
+	'0', 'marker rows absent after 5000 new xids');
+$node->safe_psql('postgres', "SELECT kvlsm_flush('t')");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id < 0'),
+	'0', 'marker rows absent after 5000 new xids and a flush');
+is( $node->safe_psql(
+		'postgres', q{
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SELECT count(*) FROM t WHERE id < 0}),
+	'0',
+	'marker rows absent through the index after xids and flush');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id > 0'),
+	$seqcount, 'committed rows unchanged after xids and flush');
+
+# The table still takes writes, and they survive one more crash.
+$node->safe_psql('postgres',
+	q{INSERT INTO t SELECT 9000000 + g, 'after' FROM generate_series(1, 1000) g});
+$node->safe_psql('postgres', "SELECT kvlsm_compact('t')");
+crash_restart($node);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id > 0'),
+	$seqcount + 1000, 'rows written after recovery survive a second crash');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id < 0'),
+	'0', 'marker rows still absent after a second crash');
+
+# --- b) the memtable is rebuilt from log pages ------------------------------
+
+$node->safe_psql(
+	'postgres', q{
+SET kvlsm.default_memtable_size = '16MB';
+CREATE TABLE m (id int, v text) USING kvlsm;
+INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 3000) g;
+UPDATE m SET v = 'u' || id WHERE id % 10 = 0;
+DELETE FROM m WHERE id % 7 = 0;
+});
+my $m_expect = $node->safe_psql('postgres',
+	q{SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE 'u%') FROM m});
+is( $m_expect,
+	$node->safe_psql(
+		'postgres',
+		q{SELECT count(*), sum(g), count(*) FILTER (WHERE g % 10 = 0)
+		  FROM generate_series(1, 3000) g WHERE g % 7 <> 0}),
+	'memtable-only table has the expected contents');
+is( $node->safe_psql(
+		'postgres', q{SELECT sstables FROM kvlsm_stats('m')}),
+	'0',
+	'nothing of m was flushed');
+
+$node->restart;
+is($node->safe_psql('postgres', q{SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE 'u%') FROM m}),
+	$m_expect, 'memtable-only rows intact after a clean restart');
+cmp_ok($node->safe_psql('postgres', q{SELECT memtable_entries FROM kvlsm_stats('m')}),
+	'>', 0, 'memtable rebuilt from log pages after a clean restart');
+
+$node->safe_psql('postgres',
+	q{INSERT INTO m SELECT g, 'w' || g FROM generate_series(3001, 3500) g});
+$m_expect = $node->safe_psql('postgres',
+	q{SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE 'u%') FROM m});
+
+crash_restart($node);
+is($node->safe_psql('postgres', q{SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE 'u%') FROM m}),
+	$m_expect, 'memtable-only rows intact after a crash restart');
+cmp_ok($node->safe_psql('postgres', q{SELECT memtable_entries FROM kvlsm_stats('m')}),
+	'>', 0, 'memtable rebuilt from log pages after a crash restart');
+
+# A flush after recovery puts the recovered rows into an SSTable.
+$node->safe_psql('postgres', "SELECT kvlsm_flush('m')");
+is($node->safe_psql('postgres', q{SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE 'u%') FROM m}),
+	$m_expect, 'recovered rows intact after a flush');
+cmp_ok($node->safe_psql('postgres', q{SELECT sstables FROM kvlsm_stats('m')}),
+	'>', 0, 'flush after recovery wrote an SSTable');
+crash_restart($node);
+is($node->safe_psql('postgres', q{SELECT count(*), sum(id), count(*) FILTER (WHERE v LIKE 'u%') FROM m}),
+	$m_expect, 'flushed rows intact after another crash');
+
+$node->stop;
+done_testing();
