@@ -20,11 +20,6 @@ CREATE TABLE o4 (a int[]) USING kvlsm;
 CREATE INDEX ON o4 USING gin (a);
 SELECT * FROM o1 TABLESAMPLE SYSTEM (10);
 CREATE INDEX CONCURRENTLY ON o1 (id);
-BEGIN;
-DECLARE c SCROLL CURSOR FOR SELECT * FROM o1;
-FETCH 2 FROM c;
-FETCH BACKWARD 1 FROM c;
-ROLLBACK;
 -- a row too wide for one page, even after TOAST
 CREATE TABLE owide (a bigint, b bigint, c bigint, d bigint, e bigint, f bigint, g bigint, h bigint,
   c1 char(2000), c2 char(2000), c3 char(2000), c4 char(2000)) USING kvlsm;
@@ -39,6 +34,16 @@ SET min_parallel_table_scan_size = 0;
 INSERT INTO o1 SELECT generate_series(1, 10000);
 EXPLAIN (COSTS OFF) SELECT count(*) FROM o1;
 SELECT count(*) FROM o1;
+-- scroll cursors move both ways, as on heap
+BEGIN;
+DECLARE c SCROLL CURSOR FOR SELECT * FROM o1 WHERE o1 IS NOT NULL;
+FETCH 3 FROM c;
+FETCH BACKWARD 2 FROM c;
+FETCH LAST FROM c;
+FETCH BACKWARD 2 FROM c;
+FETCH ABSOLUTE 5000 FROM c;
+FETCH RELATIVE -1 FROM c;
+ROLLBACK;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

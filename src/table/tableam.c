@@ -173,6 +173,12 @@ typedef struct KvlsmScanDescData
 	bool		exhausted;
 	bool		more;
 	uint64		resume_rowid;	/* first row id of the next batch */
+	uint64		range_lo;		/* lower limit (TID range scans) */
+	int			dir;			/* direction of the current batch: 1, -1, 0 */
+	bool		have_last;
+	uint64		last_rowid;		/* row id last returned */
+	uint64		bhi;			/* backward: next window ends below this */
+	int			bpos;			/* backward: next record index, going down */
 	uint64		end_rowid;		/* exclusive upper limit (TID range scans) */
 	/* analyze */
 	uint64		analyze_hwm;
@@ -204,6 +210,7 @@ kvlsm_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 											ALLOCSET_DEFAULT_SIZES);
 	kvlsm_recset_init(&scan->set, scan->batch_cxt);
 	scan->end_rowid = PG_UINT64_MAX;
+	scan->bpos = -1;
 
 	if ((flags & SO_TYPE_SEQSCAN) && snapshot && IsMVCCSnapshot(snapshot))
 		PredicateLockRelation(rel, snapshot);
@@ -221,7 +228,9 @@ kvlsm_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
 	scan->started = false;
 	scan->exhausted = false;
 	scan->more = false;
-	scan->resume_rowid = 0;
+	scan->resume_rowid = scan->range_lo;
+	scan->dir = 0;
+	scan->have_last = false;
 	/* a TID range set by scan_set_tidrange survives a rescan */
 }
 
@@ -298,29 +307,100 @@ scan_next_row(KvlsmScanDesc scan, KvlsmRowState *st)
 	}
 }
 
+#define BACKWARD_WINDOW 512
+
+/* backward: the next row state below the current position; false at start */
+static bool
+scan_prev_row(KvlsmScanDesc scan, KvlsmRowState *st)
+{
+	for (;;)
+	{
+		int			end;
+		int			start;
+
+		if (scan->bpos < 0)
+		{
+			uint64		lo;
+			char		startkey[8];
+			char		endkey[8];
+
+			if (scan->bhi <= scan->range_lo)
+				return false;
+			lo = (scan->bhi - scan->range_lo > BACKWARD_WINDOW) ?
+				scan->bhi - BACKWARD_WINDOW : scan->range_lo;
+			kvlsm_rowid_to_key(lo, startkey);
+			kvlsm_rowid_to_key(scan->bhi - 1, endkey);
+			kvlsm_collect(scan->base.rs_rd, scan->sh, &kvlsm_bytewise_keyops,
+						  startkey, 8, false, endkey, 8, 0, false, &scan->set);
+			scan->bpos = scan->set.n - 1;
+			scan->bhi = lo;
+			continue;
+		}
+		end = scan->bpos;
+		start = end;
+		while (start > 0 &&
+			   memcmp(scan->set.recs[start - 1].key, scan->set.recs[end].key, 8) == 0)
+			start--;
+		scan->bpos = start - 1;
+		kvlsm_resolve_row(&scan->set.recs[start], end - start + 1, st);
+		if (st->exists)
+			return true;
+	}
+}
+
+/* set the scan up to move in 'dir' from its current position */
+static void
+scan_turn(KvlsmScanDesc scan, int dir)
+{
+	kvlsm_recset_reset(&scan->set);
+	scan->pos = 0;
+	scan->bpos = -1;
+	scan->exhausted = false;
+	if (dir > 0)
+		scan->resume_rowid = scan->have_last ? scan->last_rowid + 1 : scan->range_lo;
+	else
+	{
+		uint64		top = scan->end_rowid;
+
+		if (top == PG_UINT64_MAX)
+		{
+			/* every row id in use lies below the metapage's high-water mark */
+			KvlsmMetaPageData meta;
+
+			kvlsm_read_metapage(scan->base.rs_rd, &meta);
+			top = meta.rowid_hwm;
+		}
+		scan->bhi = scan->have_last ? scan->last_rowid : top;
+	}
+	scan->dir = dir;
+}
+
 static bool
 kvlsm_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 					   TupleTableSlot *slot)
 {
 	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
 	KvlsmRowState st;
+	int			dir = ScanDirectionIsBackward(direction) ? -1 : 1;
 
-	if (ScanDirectionIsBackward(direction))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("backward scans of kvlsm tables are not supported"),
-				 errhint("Declare the cursor without SCROLL.")));
+	if (scan->dir != dir)
+		scan_turn(scan, dir);
 
-	while (scan_next_row(scan, &st))
+	while (dir > 0 ? scan_next_row(scan, &st) : scan_prev_row(scan, &st))
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (kvlsm_row_visible(&st, scan->base.rs_snapshot))
 		{
+			scan->have_last = true;
+			scan->last_rowid = st.rowid;
 			store_row(scan->base.rs_rd, &st, slot);
 			pgstat_count_heap_getnext(scan->base.rs_rd);
 			return true;
 		}
 	}
+	/* past the end: a turn starts again from this end, as heap does */
+	scan->have_last = false;
+	scan->dir = 0;
 	ExecClearTuple(slot);
 	return false;
 }
@@ -333,6 +413,9 @@ kvlsm_scan_set_tidrange(TableScanDesc sscan, ItemPointer mintid, ItemPointer max
 	scan->resume_rowid = kvlsm_tid_to_rowid(mintid);
 	if (ItemPointerGetOffsetNumberNoCheck(mintid) == 0)
 		scan->resume_rowid = (uint64) ItemPointerGetBlockNumberNoCheck(mintid) * KVLSM_ROWS_PER_BLOCK;
+	scan->range_lo = scan->resume_rowid;
+	scan->dir = 0;
+	scan->have_last = false;
 	if (ItemPointerGetOffsetNumberNoCheck(maxtid) == 0)
 	{
 		if (ItemPointerGetBlockNumberNoCheck(maxtid) == 0)

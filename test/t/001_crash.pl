@@ -20,18 +20,13 @@ use Time::HiRes qw(usleep);
 
 # --- helpers ---------------------------------------------------------------
 
-# Is the process gone (no such pid, or a zombie nobody has reaped yet)?
+# Is the process gone?  A zombie counts as still there: the new postmaster
+# refuses to start while the old postmaster's pid exists at all, so wait
+# until it has been reaped.
 sub proc_gone
 {
 	my ($pid) = @_;
-	return 1 unless kill(0, $pid);
-	if (open my $fh, '<', "/proc/$pid/stat")
-	{
-		my $stat = <$fh>;
-		close $fh;
-		return 1 if defined $stat && $stat =~ /^\d+ \(.*\) Z /;
-	}
-	return 0;
+	return !kill(0, $pid);
 }
 
 # A real crash: SIGKILL the postmaster and every one of its children, wait
