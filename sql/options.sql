@@ -27,13 +27,19 @@ ALTER TABLE owide ALTER c1 SET STORAGE plain, ALTER c2 SET STORAGE plain,
   ALTER c3 SET STORAGE plain, ALTER c4 SET STORAGE plain;
 INSERT INTO owide (a, c1, c2, c3, c4) VALUES (1, 'x', 'y', 'z', 'w');
 SELECT count(*) FROM owide;
--- parallel plans are never chosen for kvlsm tables
+-- parallel scans split the row id space between workers
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 INSERT INTO o1 SELECT generate_series(1, 10000);
 EXPLAIN (COSTS OFF) SELECT count(*) FROM o1;
-SELECT count(*) FROM o1;
+SELECT count(*), sum(id) FROM o1;
+SET max_parallel_maintenance_workers = 2;
+CREATE INDEX o1_id ON o1 (id);
+RESET max_parallel_maintenance_workers;
+SET enable_seqscan = off;
+SELECT count(*) FROM o1 WHERE id BETWEEN 100 AND 199;
+RESET enable_seqscan;
 -- scroll cursors move both ways, as on heap
 BEGIN;
 DECLARE c SCROLL CURSOR FOR SELECT * FROM o1 WHERE o1 IS NOT NULL;

@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * kvlsm.c
- *	  Module entry: GUCs, shared memory hooks, transaction callbacks and the
- *	  planner hook.  kvlsm must be in shared_preload_libraries: its memtable
+ *	  Module entry: GUCs, shared memory hooks and transaction callbacks.  kvlsm must be in shared_preload_libraries: its memtable
  *	  arena and registry live in shared memory requested at startup.
  *
  *-------------------------------------------------------------------------
@@ -11,7 +10,6 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "optimizer/paths.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
@@ -40,7 +38,6 @@ static const struct config_enum_entry compression_options[] = {
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static set_rel_pathlist_hook_type prev_set_rel_pathlist_hook = NULL;
 
 extern void kvlsm_table_request_locks(void);
 extern void kvlsm_table_shmem_init(void);
@@ -69,27 +66,6 @@ kvlsm_shmem_startup(void)
 	kvlsm_lsm_shmem_init();
 	kvlsm_table_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * Parallel scans of kvlsm tables are not implemented yet: drop partial
- * paths before the planner builds Gather paths from them.
- */
-static void
-kvlsm_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
-					   RangeTblEntry *rte)
-{
-	if (prev_set_rel_pathlist_hook)
-		prev_set_rel_pathlist_hook(root, rel, rti, rte);
-	if (rel->reloptkind == RELOPT_BASEREL && rte->rtekind == RTE_RELATION &&
-		rel->partial_pathlist != NIL)
-	{
-		Relation	r = table_open(rte->relid, NoLock);
-
-		if (kvlsm_is_kvlsm_relation(r))
-			rel->partial_pathlist = NIL;
-		table_close(r, NoLock);
-	}
 }
 
 void
@@ -131,8 +107,6 @@ _PG_init(void)
 	shmem_request_hook = kvlsm_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = kvlsm_shmem_startup;
-	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
-	set_rel_pathlist_hook = kvlsm_set_rel_pathlist;
 
 	kvlsm_log_init();
 	kvlsm_options_init();

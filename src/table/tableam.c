@@ -187,16 +187,27 @@ typedef struct KvlsmScanDescData
 
 typedef KvlsmScanDescData *KvlsmScanDesc;
 
+/*
+ * Parallel scans hand out row id ranges of PARALLEL_CHUNK_ROWS from a
+ * shared counter, up to the metapage's row id high-water mark taken when
+ * the scan was set up (every row the scan's snapshot can see lies below
+ * it).
+ */
+#define PARALLEL_CHUNK_ROWS 8192
+
+typedef struct KvlsmParallelScanDescData
+{
+	ParallelTableScanDescData base;
+	uint64		hwm;
+	pg_atomic_uint64 next_chunk;
+} KvlsmParallelScanDescData;
+
 static TableScanDesc
 kvlsm_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 				 ParallelTableScanDesc pscan, uint32 flags)
 {
 	KvlsmScanDesc scan = palloc0(sizeof(KvlsmScanDescData));
 
-	if (pscan != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("parallel scans of kvlsm tables are not supported")));
 	RelationIncrementReferenceCount(rel);
 	scan->base.rs_rd = rel;
 	scan->base.rs_snapshot = snapshot;
@@ -254,6 +265,24 @@ scan_refill(KvlsmScanDesc scan)
 	char		endkey[8];
 	bool		bounded = scan->end_rowid != PG_UINT64_MAX;
 
+	if (scan->base.rs_parallel != NULL &&
+		(scan->exhausted || scan->resume_rowid >= scan->end_rowid || scan->end_rowid == PG_UINT64_MAX))
+	{
+		KvlsmParallelScanDescData *ps = (KvlsmParallelScanDescData *) scan->base.rs_parallel;
+		uint64		chunk = pg_atomic_fetch_add_u64(&ps->next_chunk, 1);
+		uint64		lo = chunk * PARALLEL_CHUNK_ROWS;
+
+		if (lo >= ps->hwm)
+		{
+			scan->exhausted = true;
+			scan->end_rowid = 0;
+			return false;
+		}
+		scan->resume_rowid = lo;
+		scan->end_rowid = Min(lo + PARALLEL_CHUNK_ROWS, ps->hwm);
+		scan->exhausted = false;
+		bounded = true;
+	}
 	if (scan->exhausted)
 		return false;
 	kvlsm_rowid_to_key(scan->resume_rowid, startkey);
@@ -274,11 +303,15 @@ scan_refill(KvlsmScanDesc scan)
 	if (scan->set.n == 0)
 	{
 		scan->exhausted = true;
+		if (scan->base.rs_parallel != NULL)
+			return scan_refill(scan);
 		return false;
 	}
 	scan->resume_rowid = kvlsm_key_to_rowid(scan->set.recs[scan->set.n - 1].key) + 1;
-	if (!scan->more)
+	if (!scan->more && scan->base.rs_parallel == NULL)
 		scan->exhausted = true;
+	else if (!scan->more)
+		scan->resume_rowid = scan->end_rowid;	/* claim the next chunk */
 	return true;
 }
 
@@ -440,29 +473,36 @@ kvlsm_scan_getnextslot_tidrange(TableScanDesc sscan, ScanDirection direction,
 }
 
 /* ------------------------------------------------------------------------
- * Parallel scans: refused (the planner hook keeps them out of plans)
+ * Parallel scans
  * ------------------------------------------------------------------------
  */
 
 static Size
 kvlsm_parallelscan_estimate(Relation rel)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("parallel scans of kvlsm tables are not supported")));
-	return 0;
+	return sizeof(KvlsmParallelScanDescData);
 }
 
 static Size
 kvlsm_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan)
 {
-	return kvlsm_parallelscan_estimate(rel);
+	KvlsmParallelScanDescData *ps = (KvlsmParallelScanDescData *) pscan;
+	KvlsmMetaPageData meta;
+
+	kvlsm_read_metapage(rel, &meta);
+	ps->base.phs_relid = RelationGetRelid(rel);
+	ps->base.phs_syncscan = false;
+	ps->hwm = meta.rowid_hwm;
+	pg_atomic_init_u64(&ps->next_chunk, 0);
+	return sizeof(KvlsmParallelScanDescData);
 }
 
 static void
 kvlsm_parallelscan_reinitialize(Relation rel, ParallelTableScanDesc pscan)
 {
-	kvlsm_parallelscan_estimate(rel);
+	KvlsmParallelScanDescData *ps = (KvlsmParallelScanDescData *) pscan;
+
+	pg_atomic_write_u64(&ps->next_chunk, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1590,8 +1630,8 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 			reltuples += 1;
 	}
 
-	if (own_scan)
-		kvlsm_scan_end(scan);
+	/* like heap, end the scan even when the caller began it (parallel build) */
+	kvlsm_scan_end(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	FreeExecutorState(estate);
 	indexInfo->ii_ExpressionsState = NIL;
