@@ -1148,7 +1148,8 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 		result = modify_row(rel, sh, kvlsm_tid_to_rowid(&cur), MODIFY_LOCK, mode,
 							&rr, cid, InvalidSnapshot, wait_policy, tmfd,
 							&st, CurrentMemoryContext);
-		if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION))
+		if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION) &&
+			!ItemPointerEquals(&tmfd->ctid, &cur))
 		{
 			/* follow the update chain to the newest version */
 			cur = tmfd->ctid;
@@ -1157,6 +1158,8 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 		}
 		break;
 	}
+	/* as heap does, tell the caller which version was locked */
+	*tid = cur;
 
 	if (result == TM_Ok || result == TM_SelfModified ||
 		(result == TM_Invisible && st.exists))

@@ -159,6 +159,21 @@ SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname)
  WHERE c.relname LIKE 'pgbench\_%' AND c.relkind = 'r'}),
 	'pgbench_accounts:kvlsm,pgbench_branches:kvlsm,pgbench_history:kvlsm,pgbench_tellers:kvlsm',
 	'pgbench tables use kvlsm');
+# If pgbench -i failed while adding the primary keys (kvlsm bug: parallel
+# index build), add them serially so the rest of the test still exercises
+# kvlsm through index scans.  Test 1 above has already failed in that case.
+if ($node->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_index WHERE indisprimary AND indrelid::regclass::text LIKE 'pgbench\_%'}) ne '3')
+{
+	diag('pgbench -i did not create the primary keys; creating them serially');
+	$node->safe_psql(
+		'postgres', q{
+SET max_parallel_maintenance_workers = 0;
+ALTER TABLE pgbench_branches ADD PRIMARY KEY (bid);
+ALTER TABLE pgbench_tellers ADD PRIMARY KEY (tid);
+ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid);
+});
+}
 is( $node->safe_psql(
 		'postgres', 'SELECT count(*), sum(abalance) FROM pgbench_accounts'),
 	'200000|0',
@@ -229,7 +244,7 @@ check_invariants('phase 2 after crash restart', $total);
 
 # The tables still work after all this.
 $total = $node->safe_psql('postgres', 'SELECT count(*) FROM pgbench_history');
-$total += run_pgbench('phase 4', '-c', '2', '-j', '2', '-t', '200', '-n');
+$total += run_pgbench('phase 4', '-c', '2', '-j', '2', '-T', '5', '-n');
 check_invariants('phase 4', $total);
 
 $node->stop;
