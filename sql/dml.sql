@@ -86,8 +86,14 @@ SELECT * FROM k;
 -- VACUUM and ANALYZE
 CREATE TABLE kan (id int, v int) USING kvlsm;
 INSERT INTO kan SELECT g, g % 100 FROM generate_series(1, 20000) g;
+CREATE INDEX kan_id ON kan (id);
 DELETE FROM kan WHERE id % 4 = 0;
 VACUUM kan;
+-- VACUUM handed the dead row ids to the index's bulk delete
+SELECT reltuples FROM pg_class WHERE relname = 'kan_id';
+SET enable_seqscan = off;
+SELECT count(*) FROM kan WHERE id BETWEEN 1 AND 100;
+RESET enable_seqscan;
 ANALYZE kan;
 SELECT reltuples BETWEEN 15000 * 0.9 AND 15000 * 1.1 AS reltuples_within_10pct FROM pg_class WHERE relname = 'kan';
 SELECT n_live_tup BETWEEN 13500 AND 16500 AS live_ok FROM pg_stat_user_tables WHERE relname = 'kan';

@@ -1466,10 +1466,40 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 	*multi_cutoff = InvalidMultiXactId;
 }
 
+/* remove the index entries of 'dead' from every index, then forget them */
+static void
+vacuum_indexes(Relation rel, Relation *indrels, int nindexes,
+			   IndexBulkDeleteResult **stats, VacDeadItems *dead,
+			   double live, BufferAccessStrategy bstrategy)
+{
+	int			i;
+
+	for (i = 0; i < nindexes; i++)
+	{
+		IndexVacuumInfo ivinfo;
+
+		ivinfo.index = indrels[i];
+		ivinfo.analyze_only = false;
+		ivinfo.report_progress = false;
+		ivinfo.estimated_count = true;
+		ivinfo.message_level = DEBUG2;
+		ivinfo.num_heap_tuples = live;
+		ivinfo.strategy = bstrategy;
+		stats[i] = vac_bulkdel_one_index(&ivinfo, stats[i], dead);
+	}
+	dead->num_items = 0;
+}
+
 /*
- * VACUUM: count live and dead rows and report them so autovacuum's
- * thresholds work.  Space is reclaimed by compaction; index cleanup of
- * dead row ids comes with the background workers (see README).
+ * VACUUM: find row ids dead to everyone (aborted or killed inserts, and
+ * deletes older than every snapshot) and hand them to every index's
+ * ambulkdelete, as lazy vacuum does with dead heap TIDs; report live and
+ * dead counts so autovacuum's thresholds work.  Row ids are never reused,
+ * so an index entry that survives can only point at a missing row, never
+ * at a wrong one.  The versions themselves are dropped by compaction.
+ *
+ * relfrozenxid is left alone: kvlsm does not freeze xids yet, so the
+ * oldest xid it stores is still the one the table was created with.
  */
 static void
 kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy)
@@ -1480,23 +1510,84 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 				dead = 0;
 	BlockNumber nblocks;
 	GlobalVisState *vis = GlobalVisTestFor(rel);
+	Relation   *indrels = NULL;
+	int			nindexes = 0;
+	IndexBulkDeleteResult **stats = NULL;
+	VacDeadItems *dead_items = NULL;
+	bool		do_index = params->index_cleanup != VACOPTVALUE_DISABLED;
+	int			i;
+
+	if (do_index)
+	{
+		vac_open_indexes(rel, RowExclusiveLock, &nindexes, &indrels);
+		if (nindexes > 0)
+		{
+			int			max_items = (int) Min((Size) maintenance_work_mem * 1024L / sizeof(ItemPointerData),
+											  (Size) MaxAllocSize / sizeof(ItemPointerData) - 16);
+
+			max_items = Max(max_items, 1024);
+			dead_items = palloc(vac_max_items_to_alloc_size(max_items));
+			dead_items->max_items = max_items;
+			dead_items->num_items = 0;
+			stats = palloc0(sizeof(IndexBulkDeleteResult *) * nindexes);
+		}
+	}
 
 	scan = kvlsm_scan_begin(rel, SnapshotAny, 0, NULL, NULL, SO_TYPE_SEQSCAN);
 	while (scan_next_row((KvlsmScanDesc) scan, &st))
 	{
+		bool		is_dead = false;
+
 		CHECK_FOR_INTERRUPTS();
+		vacuum_delay_point();
 		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
-			continue;
-		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
-			GlobalVisTestIsRemovableXid(vis, st.xmax))
+			is_dead = true;
+		else if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
+				 GlobalVisTestIsRemovableXid(vis, st.xmax))
+		{
+			is_dead = true;
 			dead++;
+		}
 		else if (!st.deleted || st.xmax_status == KVLSM_XID_ABORTED)
 			live++;
+
+		if (is_dead && dead_items != NULL)
+		{
+			kvlsm_rowid_to_tid(st.rowid, &dead_items->items[dead_items->num_items++]);
+			if (dead_items->num_items >= dead_items->max_items)
+				vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
+		}
 	}
 	kvlsm_scan_end(scan);
 
+	if (dead_items != NULL)
+	{
+		if (dead_items->num_items > 0)
+			vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
+		for (i = 0; i < nindexes; i++)
+		{
+			IndexVacuumInfo ivinfo;
+
+			ivinfo.index = indrels[i];
+			ivinfo.analyze_only = false;
+			ivinfo.report_progress = false;
+			ivinfo.estimated_count = false;
+			ivinfo.message_level = DEBUG2;
+			ivinfo.num_heap_tuples = live;
+			ivinfo.strategy = bstrategy;
+			stats[i] = vac_cleanup_one_index(&ivinfo, stats[i]);
+			if (stats[i] && !stats[i]->estimated_count)
+				vac_update_relstats(indrels[i], stats[i]->num_pages,
+									stats[i]->num_index_tuples, 0, false,
+									InvalidTransactionId, InvalidMultiXactId,
+									NULL, NULL, false);
+		}
+	}
+	if (indrels != NULL)
+		vac_close_indexes(nindexes, indrels, NoLock);
+
 	nblocks = RelationGetNumberOfBlocks(rel);
-	vac_update_relstats(rel, nblocks, live, 0, rel->rd_rel->relhasindex,
+	vac_update_relstats(rel, nblocks, live, 0, nindexes > 0 || rel->rd_rel->relhasindex,
 						InvalidTransactionId, InvalidMultiXactId,
 						NULL, NULL, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,

@@ -73,7 +73,11 @@ sub run_pgbench
 {
 	my ($name, @args) = @_;
 	my ($out, $err);
-	my $ok = IPC::Run::run([ 'pgbench', @args, @conn ], '>', \$out, '2>', \$err);
+	my $ok = eval {
+		IPC::Run::run([ 'pgbench', @args, @conn ],
+			'>', \$out, '2>', \$err, IPC::Run::timeout(120));
+	};
+	$err .= "\n$@" if $@;
 	ok($ok, "$name: pgbench exit status 0") or diag("stdout:\n$out\nstderr:\n$err");
 	note "$name stdout:\n$out\nstderr:\n$err";
 	my $n = processed($out);
