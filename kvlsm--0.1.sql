@@ -55,3 +55,9 @@ LANGUAGE C STRICT;
 
 REVOKE ALL ON FUNCTION kvlsm_flush(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_compact(regclass) FROM PUBLIC;
+
+CREATE FUNCTION kvlsm_memory(OUT arena_bytes bigint, OUT arena_free_bytes bigint,
+    OUT attached_relations bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kvlsm_memory'
+LANGUAGE C STRICT;

@@ -79,3 +79,27 @@ SELECT kvlsm_flush('plain');
 SELECT * FROM kvlsm_stats('plain');
 
 DROP TABLE kv, kvn, kvz, tkv, ukv, plain;
+
+-- dropped and truncated relations give their memtable memory back
+SELECT attached_relations AS attached_before FROM kvlsm_memory() \gset
+CREATE TABLE kvdrop (id int, v text) USING kvlsm;
+INSERT INTO kvdrop SELECT g, repeat('d', 500) FROM generate_series(1, 2000) g;
+SELECT arena_free_bytes AS free_with_table FROM kvlsm_memory() \gset
+TRUNCATE kvdrop;
+INSERT INTO kvdrop VALUES (1, 'x');
+DROP TABLE kvdrop;
+SELECT attached_relations = :attached_before AS entries_released,
+       arena_free_bytes > :free_with_table + 500000 AS memory_released
+FROM kvlsm_memory();
+BEGIN;
+CREATE TABLE kvdrop2 (id int) USING kvlsm;
+INSERT INTO kvdrop2 VALUES (1);
+ROLLBACK;
+SELECT attached_relations = :attached_before AS rolled_back_create_released FROM kvlsm_memory();
+CREATE TABLE kvkeep (id int) USING kvlsm;
+INSERT INTO kvkeep VALUES (1);
+BEGIN;
+DROP TABLE kvkeep;
+ROLLBACK;
+SELECT * FROM kvkeep;
+DROP TABLE kvkeep;

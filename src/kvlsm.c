@@ -109,5 +109,6 @@ _PG_init(void)
 	shmem_startup_hook = kvlsm_shmem_startup;
 
 	kvlsm_log_init();
+	kvlsm_lsm_init();
 	kvlsm_options_init();
 }

@@ -199,3 +199,20 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/* the shared memtable arena: total and free bytes, attached LSMs */
+PG_FUNCTION_INFO_V1(kvlsm_memory);
+Datum
+kvlsm_memory(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum(kvlsm_arena_total_bytes());
+	values[1] = Int64GetDatum(kvlsm_arena_free_bytes());
+	values[2] = Int64GetDatum(kvlsm_attached_count());
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

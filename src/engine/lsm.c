@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -352,6 +353,8 @@ kvlsm_attach(Relation rel)
 	bool		in_recovery = RecoveryInProgress();
 
 	make_tag(rel, &tag);
+	if (tag.backend != InvalidBackendId)
+		kvlsm_note_temp_relation();
 	incarnation = rel_incarnation(rel, NULL);
 	sh = lookup_entry(&tag, true);
 
@@ -1452,4 +1455,175 @@ kvlsm_snapshot_state(Relation rel, KvlsmShared *copy)
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	memcpy(copy, sh, sizeof(KvlsmShared));
 	LWLockRelease(&sh->lock);
+}
+
+/* ---------------------------------------------------------------------
+ * Releasing shared state of dropped relations
+ *
+ * There is no DROP callback for table AMs.  DROP and TRUNCATE schedule the
+ * old filenode's entry for release; it is released when the transaction
+ * commits (an abort keeps using it).  Entries of temporary relations go
+ * when their backend exits.  The dropping transaction holds
+ * AccessExclusiveLock until after the commit callbacks run, so no other
+ * backend is using the entry.
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct PendingDrop
+{
+	KvlsmLsmTag tag;
+	int			nestlevel;
+	bool		on_commit;		/* else: release if the transaction aborts */
+} PendingDrop;
+
+static List *pending_drops = NIL;
+static bool exit_callback_registered = false;
+
+void
+kvlsm_release_shared(const KvlsmLsmTag *tag)
+{
+	KvlsmShared *sh;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	sh = hash_search(lsm_hash, tag, HASH_FIND, NULL);
+	if (sh != NULL)
+	{
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		kvlsm_memgen_release(&sh->active);
+		kvlsm_memgen_release(&sh->frozen);
+		sh->loaded = false;
+		sh->incarnation = 0;
+		LWLockRelease(&sh->lock);
+		hash_search(lsm_hash, tag, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(registry->lock);
+}
+
+void
+kvlsm_schedule_release(Relation rel, const RelFileNode *node, bool on_commit)
+{
+	PendingDrop *pd;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	pd = palloc(sizeof(PendingDrop));
+	make_tag(rel, &pd->tag);
+	if (node != NULL)
+		pd->tag.node = *node;
+	pd->on_commit = on_commit;
+	pd->nestlevel = GetCurrentTransactionNestLevel();
+	pending_drops = lappend(pending_drops, pd);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+release_temp_entries(int code, Datum arg)
+{
+	HASH_SEQ_STATUS status;
+	KvlsmShared *sh;
+	List	   *tags = NIL;
+	ListCell   *lc;
+
+	if (lsm_hash == NULL)
+		return;
+	LWLockAcquire(registry->lock, LW_SHARED);
+	hash_seq_init(&status, lsm_hash);
+	while ((sh = hash_seq_search(&status)) != NULL)
+	{
+		if (sh->tag.backend == MyBackendId)
+		{
+			KvlsmLsmTag *t = palloc(sizeof(KvlsmLsmTag));
+
+			*t = sh->tag;
+			tags = lappend(tags, t);
+		}
+	}
+	LWLockRelease(registry->lock);
+	foreach(lc, tags)
+		kvlsm_release_shared((KvlsmLsmTag *) lfirst(lc));
+}
+
+/* called when a backend first attaches a temporary kvlsm relation */
+void
+kvlsm_note_temp_relation(void)
+{
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(release_temp_entries, (Datum) 0);
+		exit_callback_registered = true;
+	}
+}
+
+static void
+drops_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (pending_drops == NIL)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		bool		commit = (event == XACT_EVENT_COMMIT ||
+							  event == XACT_EVENT_PARALLEL_COMMIT);
+
+		foreach(lc, pending_drops)
+		{
+			PendingDrop *pd = lfirst(lc);
+
+			if (pd->on_commit == commit)
+				kvlsm_release_shared(&pd->tag);
+		}
+	}
+	else if (event != XACT_EVENT_PREPARE)
+		return;
+	/* a prepared DROP keeps the entry: it is released when unused later */
+	list_free_deep(pending_drops);
+	pending_drops = NIL;
+}
+
+static void
+drops_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	List	   *keep = NIL;
+	ListCell   *lc;
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event != SUBXACT_EVENT_ABORT_SUB || pending_drops == NIL)
+		return;
+	foreach(lc, pending_drops)
+	{
+		PendingDrop *pd = lfirst(lc);
+
+		if (pd->nestlevel >= level)
+		{
+			/* a filenode created in the aborted subtransaction is gone */
+			if (!pd->on_commit)
+				kvlsm_release_shared(&pd->tag);
+			pfree(pd);
+		}
+		else
+			keep = lappend(keep, pd);
+	}
+	list_free(pending_drops);
+	pending_drops = keep;
+}
+
+void
+kvlsm_lsm_init(void)
+{
+	RegisterXactCallback(drops_xact_callback, NULL);
+	RegisterSubXactCallback(drops_subxact_callback, NULL);
+}
+
+/* number of LSMs with shared state (for kvlsm_memory) */
+int64
+kvlsm_attached_count(void)
+{
+	int64		n;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	n = hash_get_num_entries(lsm_hash);
+	LWLockRelease(registry->lock);
+	return n;
 }

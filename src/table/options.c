@@ -18,6 +18,8 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
 #include "nodes/makefuncs.h"
@@ -34,6 +36,7 @@
 #include "kvlsm/table.h"
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 
 void		kvlsm_options_init(void);
 
@@ -290,9 +293,33 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	}
 }
 
+/* DROP of a kvlsm relation: release its shared state when the drop commits */
+static void
+kvlsm_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == RelationRelationId && subId == 0)
+	{
+		Relation	rel = try_relation_open(objectId, NoLock);
+
+		if (rel != NULL)
+		{
+			if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+				 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+				kvlsm_is_kvlsm_relation(rel))
+				kvlsm_schedule_release(rel, NULL, true);
+			relation_close(rel, NoLock);
+		}
+	}
+}
+
 void
 kvlsm_options_init(void)
 {
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = kvlsm_object_access;
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = kvlsm_utility;
 }

@@ -1334,6 +1334,12 @@ kvlsm_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 	SMgrRelation srel;
 	bool		needs_wal = (persistence == RELPERSISTENCE_PERMANENT);
 
+	/* TRUNCATE / rewrite: the old filenode's shared state goes at commit */
+	if (!RelFileNodeEquals(rel->rd_node, *newrnode))
+		kvlsm_schedule_release(rel, NULL, true);
+	/* and the new one's, if this transaction rolls back */
+	kvlsm_schedule_release(rel, newrnode, false);
+
 	*freezeXid = RecentXmin;
 	/* kvlsm creates no multixacts */
 	*minmulti = InvalidMultiXactId;

@@ -116,6 +116,12 @@ extern void kvlsm_lsm_request_locks(void);
 /* attach; returns the shared entry, loaded and caught up */
 extern KvlsmShared *kvlsm_attach(Relation rel);
 extern void kvlsm_forget(Relation rel);
+extern void kvlsm_lsm_init(void);
+extern void kvlsm_schedule_release(Relation rel, const RelFileNode *node,
+								   bool on_commit);
+extern void kvlsm_release_shared(const KvlsmLsmTag *tag);
+extern void kvlsm_note_temp_relation(void);
+extern int64 kvlsm_attached_count(void);
 extern KvlsmShared *kvlsm_lookup_shared(const KvlsmLsmTag *tag);
 
 /* allocation of row ids (table AM) */
