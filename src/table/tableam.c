@@ -421,8 +421,13 @@ kvlsm_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 
 	while (dir > 0 ? scan_next_row(scan, &st) : scan_prev_row(scan, &st))
 	{
+		bool		visible;
+
 		CHECK_FOR_INTERRUPTS();
-		if (kvlsm_row_visible(&st, scan->base.rs_snapshot))
+		visible = kvlsm_row_visible(&st, scan->base.rs_snapshot);
+		kvlsm_check_serializable_out(scan->base.rs_rd, &st, visible,
+									 scan->base.rs_snapshot);
+		if (visible)
 		{
 			scan->have_last = true;
 			scan->last_rowid = st.rowid;
@@ -573,6 +578,7 @@ kvlsm_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		return false;
 	}
 	visible = kvlsm_row_visible(&st, snapshot);
+	kvlsm_check_serializable_out(scan->rel, &st, visible, snapshot);
 	if (visible)
 	{
 		MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);

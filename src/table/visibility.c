@@ -17,6 +17,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "storage/predicate.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
 
@@ -212,4 +213,38 @@ kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot)
 					 errmsg("logical decoding of kvlsm tables is not supported")));
 	}
 	return false;
+}
+
+/*
+ * SERIALIZABLE: report a read of a row that a concurrent transaction
+ * inserted or deleted, as HeapCheckForSerializableConflictOut does for
+ * heap tuples.  Called for every row a scan examines, visible or not.
+ */
+void
+kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st, bool visible,
+							 Snapshot snapshot)
+{
+	TransactionId xid;
+
+	if (!CheckForSerializableConflictOutNeeded(rel, snapshot))
+		return;
+	if (!st->exists || st->killed || st->xmin_status == KVLSM_XID_ABORTED)
+		return;
+	if (st->deleted)
+	{
+		xid = visible ? st->xmax : st->xmin;
+		if (TransactionIdPrecedes(xid, TransactionXmin))
+			return;
+	}
+	else
+	{
+		if (visible)
+			return;
+		xid = st->xmin;
+	}
+	if (TransactionIdEquals(xid, GetTopTransactionIdIfAny()))
+		return;
+	if (TransactionIdPrecedes(xid, TransactionXmin))
+		return;
+	CheckForSerializableConflictOut(rel, xid, snapshot);
 }
