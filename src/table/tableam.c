@@ -1212,13 +1212,14 @@ kvlsm_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	kvlsm_recset_init(&set, cxt);
 	fetch_row_records(rel, sh, kvlsm_tid_to_rowid(tid), &set);
 	kvlsm_resolve_row(set.recs, set.n, &st);
-	if (kvlsm_row_visible(&st, snapshot))
+	found = kvlsm_row_visible(&st, snapshot);
+	kvlsm_check_serializable_out(rel, &st, found, snapshot);
+	if (found)
 	{
 		MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 
 		store_row(rel, &st, slot);
 		MemoryContextSwitchTo(old);
-		found = true;
 	}
 	MemoryContextDelete(cxt);
 	return found;
