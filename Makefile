@@ -38,3 +38,6 @@ installcheck: prepare-outputdirs
 prepare-outputdirs:
 	mkdir -p output_iso
 .PHONY: prepare-outputdirs
+
+# every object depends on every kvlsm header (PGXS tracks no dependencies)
+$(OBJS): $(wildcard $(srcdir)/src/include/kvlsm/*.h)

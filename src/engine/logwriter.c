@@ -270,13 +270,35 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 		}
 		else
 		{
-			Buffer		nbuf = kvlsm_new_page(rel);
+			Buffer		nbuf;
 			GenericXLogState *state;
 			Page		npage;
 			Page		mpage;
+			BlockNumber reserved = InvalidBlockNumber;
+
+			/* a page of the free reserve, else a new page at the end */
+			LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+			meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+			if (meta->log_reserve_npages > 0)
+				reserved = meta->log_reserve_start;
+			LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+			if (reserved != InvalidBlockNumber)
+				nbuf = ReadBuffer(rel, reserved);
+			else
+				nbuf = kvlsm_new_page(rel);
 
 			LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
 			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+			meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+			if (reserved != InvalidBlockNumber &&
+				(meta->log_reserve_npages == 0 || meta->log_reserve_start != reserved))
+			{
+				/* another writer took it first */
+				LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+				UnlockReleaseBuffer(nbuf);
+				ReleaseBuffer(metabuf);
+				continue;
+			}
 			state = GenericXLogStart(rel);
 			npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
 			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
@@ -291,6 +313,11 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			meta->active.tail = BufferGetBlockNumber(nbuf);
 			meta->active.tail_used = ((PageHeader) npage)->pd_lower;
 			meta->active.npages++;
+			if (reserved != InvalidBlockNumber)
+			{
+				meta->log_reserve_start++;
+				meta->log_reserve_npages--;
+			}
 			meta->log_bytes += BLCKSZ;
 			meta->logical_bytes += used;
 			GenericXLogFinish(state);

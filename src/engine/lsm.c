@@ -165,7 +165,7 @@ load_manifest(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta)
  * linked backwards from the tail, so walk back to the last page applied,
  * then apply forward.  The caller holds the LSM lock exclusively.
  */
-static void
+static bool
 replay_chain(Relation rel, KvlsmShared *sh, KvlsmMemGen *gen,
 			 const KvlsmLogChain *chain, const KvlsmKeyOps *ops)
 {
@@ -189,14 +189,30 @@ replay_chain(Relation rel, KvlsmShared *sh, KvlsmMemGen *gen,
 		copy = palloc(BLCKSZ);
 		memcpy(copy, page, BLCKSZ);
 		UnlockReleaseBuffer(buf);
-		kvlsm_page_check(rel, b, (Page) copy, KVLSM_PAGE_LOG);
-		if (KvlsmPageGetOpaque((Page) copy)->owner != chain->genid)
+		if (!kvlsm_page_owner_is((Page) copy, KVLSM_PAGE_LOG, chain->genid))
+		{
+			/*
+			 * On a standby the chain can be retired and its pages reused
+			 * while we walk it: start over from a fresh metapage.  On a
+			 * primary the chain is stable under the LSM lock, so this is
+			 * corruption.
+			 */
+			if (RecoveryInProgress())
+			{
+				for (i = 0; i < n; i++)
+					pfree(pages[i]);
+				pfree(copy);
+				return false;
+			}
+			kvlsm_page_check(rel, b, (Page) copy, KVLSM_PAGE_LOG);
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("kvlsm relation \"%s\" block %u: log page of generation %llu found in the chain of generation %llu",
 							RelationGetRelationName(rel), b,
 							(unsigned long long) KvlsmPageGetOpaque((Page) copy)->owner,
 							(unsigned long long) chain->genid)));
+		}
+		kvlsm_page_check(rel, b, (Page) copy, KVLSM_PAGE_LOG);
 		if (n == cap)
 		{
 			cap = cap ? cap * 2 : 16;
@@ -259,10 +275,15 @@ replay_chain(Relation rel, KvlsmShared *sh, KvlsmMemGen *gen,
 		pfree(pages);
 		pfree(blocks);
 	}
+	return true;
 }
 
-/* bring the memtable generations in line with the metapage's chains */
-static void
+/*
+ * Bring the memtable generations in line with the metapage's chains.
+ * Returns false when a chain changed under us (standby): re-read the
+ * metapage and call again.
+ */
+static bool
 catch_up(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta,
 		 const KvlsmKeyOps *ops)
 {
@@ -284,15 +305,18 @@ catch_up(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta,
 	if (sh->active.genid == 0)
 		kvlsm_memgen_init(&sh->active, meta->active.genid);
 
-	if (meta->frozen.genid != 0)
-		replay_chain(rel, sh, &sh->frozen, &meta->frozen, ops);
-	replay_chain(rel, sh, &sh->active, &meta->active, ops);
+	if (meta->frozen.genid != 0 &&
+		!replay_chain(rel, sh, &sh->frozen, &meta->frozen, ops))
+		return false;
+	if (!replay_chain(rel, sh, &sh->active, &meta->active, ops))
+		return false;
 
 	if (sh->manifest_version != meta->manifest_version)
 		load_manifest(rel, sh, meta);
 	sh->memtable_size = meta->memtable_size;
 	sh->compression = meta->compression;
 	sh->gen_epoch++;
+	return true;
 }
 
 static KvlsmShared *
@@ -375,7 +399,11 @@ kvlsm_attach(Relation rel)
 			sh->nsst = 0;
 			memset(&sh->stats, 0, sizeof(sh->stats));
 		}
-		catch_up(rel, sh, &meta, &kvlsm_bytewise_keyops);
+		while (!catch_up(rel, sh, &meta, &kvlsm_bytewise_keyops))
+		{
+			CHECK_FOR_INTERRUPTS();
+			kvlsm_read_metapage(rel, &meta);
+		}
 		if (!in_recovery)
 		{
 			/* from here on this server writes: allocate above the marks */
@@ -942,6 +970,24 @@ take_free_extent(ManifestCopy *mc, uint32 npages)
 	return InvalidBlockNumber;
 }
 
+/* take 'npages' from the start of free extent 'i' */
+static BlockNumber
+take_free_extent_at(ManifestCopy *mc, uint32 i, uint32 npages)
+{
+	BlockNumber start = mc->free[i].start;
+
+	Assert(mc->free[i].npages >= npages);
+	mc->free[i].start += npages;
+	mc->free[i].npages -= npages;
+	if (mc->free[i].npages == 0)
+	{
+		memmove(&mc->free[i], &mc->free[i + 1],
+				sizeof(KvlsmExtent) * (mc->hdr.nfree - i - 1));
+		mc->hdr.nfree--;
+	}
+	return start;
+}
+
 static int
 extent_cmp(const void *a, const void *b)
 {
@@ -1016,6 +1062,9 @@ typedef struct InstallArg
 	uint64		bytes_out;
 	bool		is_compaction;
 	uint64		next_sstid;		/* 0: unchanged */
+	bool		set_reserve;
+	BlockNumber reserve_start;
+	uint32		reserve_npages;
 } InstallArg;
 
 static void
@@ -1033,6 +1082,16 @@ install_edit(KvlsmMetaPageData *meta, InstallArg *ia)
 		meta->frozen.tail_used = 0;
 		meta->flushes++;
 		meta->bytes_flushed += ia->bytes_flushed;
+	}
+	/*
+	 * Only installs refill the reserve and they are serialised by the flush
+	 * lock, so a reserve planned as empty is still empty here.
+	 */
+	if (ia->set_reserve)
+	{
+		Assert(meta->log_reserve_npages == 0);
+		meta->log_reserve_start = ia->reserve_start;
+		meta->log_reserve_npages = ia->reserve_npages;
 	}
 	if (ia->is_compaction)
 	{
@@ -1165,6 +1224,80 @@ freeze_active(Relation rel, KvlsmShared *sh)
 	sh->gen_epoch++;
 }
 
+static int
+block_cmp(const void *a, const void *b)
+{
+	BlockNumber ba = *(const BlockNumber *) a;
+	BlockNumber bb = *(const BlockNumber *) b;
+
+	return (ba > bb) - (ba < bb);
+}
+
+/*
+ * Give the pages of a retired log chain back as free extents.  Walks the
+ * chain from its tail; pages are checked to be that generation's.
+ */
+static void
+free_chain_pages(Relation rel, const KvlsmLogChain *chain, ManifestCopy *mc)
+{
+	BlockNumber *blocks;
+	uint32		n = 0;
+	uint32		cap = Max(chain->npages, 16);
+	BlockNumber b = chain->tail;
+	uint32		i;
+
+	blocks = palloc(sizeof(BlockNumber) * cap);
+	while (b != InvalidBlockNumber && n < chain->npages)
+	{
+		Buffer		buf = kvlsm_read_buffer(rel, b);
+		Page		page;
+		BlockNumber link;
+		bool		ok;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		ok = kvlsm_page_owner_is(page, KVLSM_PAGE_LOG, chain->genid);
+		link = ok ? KvlsmPageGetOpaque(page)->link : InvalidBlockNumber;
+		UnlockReleaseBuffer(buf);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u is not a log page of generation %llu",
+							RelationGetRelationName(rel), b,
+							(unsigned long long) chain->genid)));
+		blocks[n++] = b;
+		b = link;
+	}
+	qsort(blocks, n, sizeof(BlockNumber), block_cmp);
+	for (i = 0; i < n;)
+	{
+		uint32		j = i + 1;
+
+		while (j < n && blocks[j] == blocks[j - 1] + 1)
+			j++;
+		give_free_extent(mc, blocks[i], j - i);
+		i = j;
+	}
+	pfree(blocks);
+}
+
+/* set aside free pages for the next log pages, taken in the install record */
+static void
+plan_log_reserve(const KvlsmMetaPageData *meta, ManifestCopy *mc, InstallArg *ia)
+{
+	uint32		i;
+	uint32		best = 0;
+
+	if (meta->log_reserve_npages > 0 || mc->hdr.nfree == 0)
+		return;
+	for (i = 1; i < mc->hdr.nfree; i++)
+		if (mc->free[i].npages > mc->free[best].npages)
+			best = i;
+	ia->set_reserve = true;
+	ia->reserve_npages = Min(mc->free[best].npages, 256);
+	ia->reserve_start = take_free_extent_at(mc, best, ia->reserve_npages);
+}
+
 static int	flush_depth = 0;
 
 /*
@@ -1251,6 +1384,10 @@ kvlsm_flush(Relation rel, bool force)
 			ia.bytes_flushed = (uint64) desc.npages * BLCKSZ;
 			ia.next_sstid = desc.id + 1;
 		}
+
+		/* the retired chain's pages become free; refill the log reserve */
+		free_chain_pages(rel, &meta.frozen, mc);
+		plan_log_reserve(&meta, mc, &ia);
 
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		install_manifest(rel, mc, &ia);
@@ -1397,6 +1534,7 @@ kvlsm_compact_all(Relation rel)
 	}
 	for (i = 0; i < ninputs; i++)
 		give_free_extent(mc, inputs[i].start, inputs[i].npages);
+	plan_log_reserve(&meta, mc, &ia);
 
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	install_manifest(rel, mc, &ia);

@@ -235,6 +235,8 @@ kvlsm_meta_init(KvlsmMetaPageData *meta, uint32 kind)
 	meta->frozen.head = InvalidBlockNumber;
 	meta->frozen.tail = InvalidBlockNumber;
 	meta->manifest_blkno = KVLSM_MANIFEST_BLKNO_A;
+	meta->log_reserve_start = InvalidBlockNumber;
+	meta->log_reserve_npages = 0;
 	meta->manifest_version = 1;
 	meta->compression = kvlsm_default_compression;
 	meta->memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;

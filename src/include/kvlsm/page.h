@@ -97,6 +97,9 @@ typedef struct KvlsmMetaPageData
 	KvlsmLogChain frozen;
 	BlockNumber manifest_blkno;
 	uint32		pad0;
+	/* free pages set aside for new log pages (refilled at installs) */
+	BlockNumber log_reserve_start;
+	uint32		log_reserve_npages;
 	uint64		manifest_version;
 	/* per-relation options (kvlsm_set_option / WITH (...)) */
 	int32		compression;
