@@ -48,7 +48,7 @@ CREATE FUNCTION kvlsm_stats(rel regclass,
     OUT bloom_checks bigint, OUT bloom_useful bigint,
     OUT log_pages_written bigint, OUT log_appends bigint,
     OUT rowid_high_water bigint, OUT relation_bytes bigint,
-    OUT incarnation bigint)
+    OUT incarnation bigint, OUT compression text, OUT memtable_size bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_stats'
 LANGUAGE C STRICT;
@@ -61,3 +61,23 @@ CREATE FUNCTION kvlsm_memory(OUT arena_bytes bigint, OUT arena_free_bytes bigint
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_memory'
 LANGUAGE C STRICT;
+
+-- Per-table options, kept here so that pg_dump preserves them: the utility
+-- hook and kvlsm_set_option() record every option they store in a table's
+-- metapage; on restore the rows come back and the trigger re-applies them.
+CREATE TABLE kvlsm_options (
+    relid regclass NOT NULL,
+    name text NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (relid, name)
+);
+SELECT pg_catalog.pg_extension_config_dump('kvlsm_options', '');
+GRANT SELECT ON kvlsm_options TO PUBLIC;
+
+CREATE FUNCTION kvlsm_options_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'kvlsm_options_trigger'
+LANGUAGE C;
+
+CREATE TRIGGER kvlsm_options_apply AFTER INSERT OR UPDATE ON kvlsm_options
+FOR EACH ROW EXECUTE FUNCTION kvlsm_options_trigger();

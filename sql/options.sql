@@ -4,6 +4,7 @@ CREATE TABLE o1 (id int) USING kvlsm WITH (compression = 'none', memtable_size =
 ALTER TABLE o1 SET (memtable_size = '2MB', compression = 'lz4');
 ALTER TABLE o1 RESET (compression);
 SELECT kvlsm_set_option('o1', 'memtable_size', '256kB');
+SELECT compression, memtable_size FROM kvlsm_stats('o1');
 -- bad values
 CREATE TABLE o2 (id int) USING kvlsm WITH (compression = 'zstd');
 CREATE TABLE o2 (id int) USING kvlsm WITH (memtable_size = '1kB');
@@ -54,3 +55,18 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 DROP TABLE o1, o3, o4, owide;
+
+-- options are recorded where pg_dump keeps them, and re-applied from there
+CREATE TABLE o5 (id int) USING kvlsm WITH (compression = 'none', memtable_size = '4MB');
+ALTER TABLE o5 SET (memtable_size = '8MB');
+SELECT relid, name, value FROM kvlsm_options WHERE relid = 'o5'::regclass ORDER BY name;
+SELECT compression, memtable_size FROM kvlsm_stats('o5');
+-- what a restore does: the rows come back and the trigger applies them
+DELETE FROM kvlsm_options WHERE relid = 'o5'::regclass;
+INSERT INTO kvlsm_options VALUES ('o5', 'compression', 'lz4');
+INSERT INTO kvlsm_options VALUES ('o5', 'memtable_size', 'huge');
+INSERT INTO kvlsm_options VALUES ('o5', 'memtable_size', '1MB');
+SELECT compression, memtable_size FROM kvlsm_stats('o5');
+SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'kvlsm';
+DROP TABLE o5;
+SELECT count(*) AS options_of_dropped_tables FROM kvlsm_options WHERE relid::oid NOT IN (SELECT oid FROM pg_class);

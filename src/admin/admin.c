@@ -162,8 +162,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
-	Datum		values[20];
-	bool		nulls[20] = {0};
+	Datum		values[22];
+	bool		nulls[22] = {0};
 	int			i = 0;
 	uint64		written;
 
@@ -196,6 +196,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(meta.rowid_hwm);
 	values[i++] = Int64GetDatum((int64) RelationGetNumberOfBlocks(rel) * BLCKSZ);
 	values[i++] = Int64GetDatum(meta.incarnation & INT64CONST(0x7FFFFFFFFFFFFFFF));
+	values[i++] = CStringGetTextDatum(meta.compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
+	values[i++] = Int64GetDatum(meta.memtable_size);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -22,6 +22,15 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_extension.h"
+#include "catalog/indexing.h"
+#include "access/genam.h"
+#include "utils/fmgroids.h"
+#include "executor/spi.h"
+#include "access/htup_details.h"
 #include "nodes/makefuncs.h"
 #include "tcop/utility.h"
 #include "miscadmin.h"
@@ -112,6 +121,69 @@ extract_options(List *defs, KvlsmOptions *opts, bool *found)
 	return rest;
 }
 
+static bool applying_from_hook = false;
+
+/* quoted name of the schema the extension lives in */
+static const char *
+extension_schema(void)
+{
+	Oid			extoid = get_extension_oid("kvlsm", false);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(nsp))
+		elog(ERROR, "kvlsm: extension schema not found");
+	return quote_identifier(get_namespace_name(nsp));
+}
+
+/*
+ * Record an option in the extension's catalog kvlsm_options, which
+ * pg_dump keeps (pg_extension_config_dump): on restore its rows are
+ * inserted again and the trigger puts them back into the metapage.
+ */
+static void
+record_option(Relation rel, const char *name, const char *value)
+{
+	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	args[1] = CStringGetTextDatum(name);
+	args[2] = CStringGetTextDatum(value);
+	SPI_connect();
+	applying_from_hook = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(psprintf("INSERT INTO %s.kvlsm_options AS o (relid, name, value) "
+											"VALUES ($1::regclass, $2, $3) "
+											"ON CONFLICT (relid, name) DO UPDATE SET value = excluded.value",
+											extension_schema()),
+									3, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "kvlsm: could not record option \"%s\": %s", name,
+				 SPI_result_code_string(ret));
+	}
+	PG_FINALLY();
+	{
+		applying_from_hook = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+}
+
 static void
 apply_options(Relation rel, KvlsmOptions *opts)
 {
@@ -121,6 +193,66 @@ apply_options(Relation rel, KvlsmOptions *opts)
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel)),
 				 errdetail("Options compression and memtable_size apply to kvlsm tables only.")));
 	kvlsm_store_options(rel, opts->compression, opts->memtable_size);
+	if (opts->compression >= 0)
+		record_option(rel, "compression",
+					  opts->compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
+	if (opts->memtable_size > 0)
+		record_option(rel, "memtable_size",
+					  psprintf("%lldkB", (long long) (opts->memtable_size / 1024)));
+}
+
+/* AFTER INSERT OR UPDATE trigger on kvlsm_options (pg_restore, manual edits) */
+PG_FUNCTION_INFO_V1(kvlsm_options_trigger);
+
+Datum
+kvlsm_options_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	bool		isnull;
+	Oid			relid;
+	char	   *name;
+	char	   *value;
+	KvlsmOptions opts = {-1, 0};
+	Relation	rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "kvlsm_options_trigger: not called by trigger manager");
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	if (applying_from_hook)
+		return PointerGetDatum(tuple);
+	desc = trigdata->tg_relation->rd_att;
+	relid = DatumGetObjectId(heap_getattr(tuple, 1, desc, &isnull));
+	name = TextDatumGetCString(heap_getattr(tuple, 2, desc, &isnull));
+	value = TextDatumGetCString(heap_getattr(tuple, 3, desc, &isnull));
+	parse_option(&opts, name, value);
+	rel = relation_open(relid, AccessExclusiveLock);
+	if (!kvlsm_is_kvlsm_relation(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel))));
+	kvlsm_store_options(rel, opts.compression, opts.memtable_size);
+	relation_close(rel, NoLock);
+	return PointerGetDatum(tuple);
+}
+
+/* forget the options of a dropped relation */
+static void
+forget_options(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	if (get_extension_oid("kvlsm", true) == InvalidOid)
+		return;
+	args[0] = ObjectIdGetDatum(relid);
+	SPI_connect();
+	SPI_execute_with_args(psprintf("DELETE FROM %s.kvlsm_options WHERE relid = $1::regclass",
+								   extension_schema()),
+						  1, argtypes, args, NULL, false, 0);
+	SPI_finish();
 }
 
 static bool
@@ -309,7 +441,12 @@ kvlsm_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			if ((rel->rd_rel->relkind == RELKIND_RELATION ||
 				 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
 				kvlsm_is_kvlsm_relation(rel))
+			{
 				kvlsm_schedule_release(rel, NULL, true);
+				relation_close(rel, NoLock);
+				forget_options(objectId);
+				return;
+			}
 			relation_close(rel, NoLock);
 		}
 	}
