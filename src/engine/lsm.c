@@ -610,16 +610,31 @@ kvlsm_recset_init(KvlsmRecordSet *set, MemoryContext cxt)
 	set->cap = 0;
 	set->recs = NULL;
 	set->cxt = cxt;
+	set->data_cxt = AllocSetContextCreate(cxt, "kvlsm records",
+										  ALLOCSET_DEFAULT_SIZES);
+	set->block = NULL;
+	set->block_used = 0;
+	set->block_size = 0;
 }
 
+/* forget the records; the array and the first data block are kept */
 void
 kvlsm_recset_reset(KvlsmRecordSet *set)
 {
 	set->n = 0;
-	set->cap = 0;
-	set->recs = NULL;
-	MemoryContextReset(set->cxt);
+	if (set->block_size > 0 && set->block != NULL &&
+		MemoryContextMemAllocated(set->data_cxt, false) <= set->block_size + 8192)
+	{
+		set->block_used = 0;
+		return;
+	}
+	MemoryContextReset(set->data_cxt);
+	set->block = NULL;
+	set->block_used = 0;
+	set->block_size = 0;
 }
+
+#define RECSET_BLOCK_SIZE (256 * 1024)
 
 void
 kvlsm_recset_add(KvlsmRecordSet *set, const char *key, int keylen, uint64 seq,
@@ -628,10 +643,11 @@ kvlsm_recset_add(KvlsmRecordSet *set, const char *key, int keylen, uint64 seq,
 {
 	KvlsmRecord *r;
 	char	   *data;
+	Size		need = MAXALIGN(keylen + vallen + 1);
 
 	if (set->n == set->cap)
 	{
-		int			newcap = set->cap ? set->cap * 2 : 64;
+		int			newcap = set->cap ? set->cap * 2 : 256;
 
 		if (set->recs == NULL)
 			set->recs = MemoryContextAlloc(set->cxt, sizeof(KvlsmRecord) * newcap);
@@ -639,7 +655,20 @@ kvlsm_recset_add(KvlsmRecordSet *set, const char *key, int keylen, uint64 seq,
 			set->recs = repalloc(set->recs, sizeof(KvlsmRecord) * newcap);
 		set->cap = newcap;
 	}
-	data = MemoryContextAlloc(set->cxt, keylen + vallen + 1);
+	if (need > RECSET_BLOCK_SIZE / 4)
+		data = MemoryContextAlloc(set->data_cxt, need);
+	else
+	{
+		if (set->block == NULL || set->block_used + need > set->block_size)
+		{
+			/* a new block; the old one stays allocated until the reset */
+			set->block = MemoryContextAlloc(set->data_cxt, RECSET_BLOCK_SIZE);
+			set->block_size = RECSET_BLOCK_SIZE;
+			set->block_used = 0;
+		}
+		data = set->block + set->block_used;
+		set->block_used += need;
+	}
 	memcpy(data, key, keylen);
 	if (vallen > 0)
 		memcpy(data + keylen, val, vallen);

@@ -47,7 +47,7 @@
 #include "kvlsm/logwriter.h"
 #include "kvlsm/table.h"
 
-#define SCAN_BATCH_ROWS 512
+#define SCAN_BATCH_ROWS 2048
 #define KVLSM_STRIPES	1024
 
 static const TableAmRoutine kvlsm_methods;

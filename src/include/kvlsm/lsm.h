@@ -95,8 +95,12 @@ typedef struct KvlsmRecordSet
 {
 	int			n;
 	int			cap;
-	KvlsmRecord *recs;
-	MemoryContext cxt;			/* record bytes live here; reset by caller */
+	KvlsmRecord *recs;			/* kept across resets */
+	MemoryContext cxt;			/* owner of recs */
+	MemoryContext data_cxt;		/* record bytes; reset by kvlsm_recset_reset */
+	char	   *block;			/* current block for record bytes */
+	Size		block_used;
+	Size		block_size;
 } KvlsmRecordSet;
 
 /* how a caller describes its keys */
