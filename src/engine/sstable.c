@@ -866,6 +866,131 @@ index_search(SstCacheEntry *e, const KvlsmKeyOps *ops, const char *key, int keyl
 	return lo > 0 ? lo - 1 : 0;
 }
 
+/* a data page's decoded payload */
+typedef struct DataPage
+{
+	char	   *data;
+	uint32		datalen;
+	uint32		nitems;
+} DataPage;
+
+/*
+ * Decompressed data pages of point lookups, per backend: a direct-mapped
+ * cache keyed by (filenode, incarnation, SSTable id, page number).
+ * SSTables never change and ids are never reused, so entries need no
+ * invalidation.  A miss decompresses straight into its slot, so it costs
+ * nothing extra; scans do not use it, so one big scan does not flush it.
+ */
+#define PAGE_CACHE_SLOTS 256
+
+typedef struct PageCacheSlot
+{
+	SstCacheKey sst;
+	uint32		pageno;
+	bool		valid;
+	uint32		datalen;
+	uint32		nitems;
+	char	   *data;			/* KVLSM_MAX_PAYLOAD bytes, allocated once */
+} PageCacheSlot;
+
+static PageCacheSlot *page_cache = NULL;
+
+static PageCacheSlot *
+page_cache_slot(const SstCacheKey *sst, uint32 pageno)
+{
+	uint32		h;
+
+	if (page_cache == NULL)
+		page_cache = MemoryContextAllocZero(TopMemoryContext,
+											sizeof(PageCacheSlot) * PAGE_CACHE_SLOTS);
+	h = hash_bytes((const unsigned char *) sst, sizeof(SstCacheKey)) ^
+		(pageno * 0x9E3779B1);
+	return &page_cache[h % PAGE_CACHE_SLOTS];
+}
+
+/*
+ * The payload of data page 'pageno' of an SSTable: from the page cache, or
+ * read through shared buffers (checked and decompressed).  Returns false
+ * when the page was recycled.
+ */
+static bool
+get_data_page(Relation rel, SstCacheEntry *e, const KvlsmSstDesc *desc,
+			  uint32 pageno, bool use_cache, char *pagebuf, char **payload,
+			  DataPage *dp)
+{
+	PageCacheSlot *slot = NULL;
+	KvlsmPageOpaque opaque;
+	BlockNumber blkno = e->start + 1 + pageno;
+	char	   *target;
+
+	if (use_cache)
+	{
+		slot = page_cache_slot(&e->key, pageno);
+		if (slot->valid && slot->pageno == pageno &&
+			memcmp(&slot->sst, &e->key, sizeof(SstCacheKey)) == 0)
+		{
+			dp->data = slot->data;
+			dp->datalen = slot->datalen;
+			dp->nitems = slot->nitems;
+			return true;
+		}
+		slot->valid = false;
+		if (slot->data == NULL)
+			slot->data = MemoryContextAlloc(TopMemoryContext, KVLSM_MAX_PAYLOAD);
+		target = slot->data;
+	}
+	else
+	{
+		if (*payload == NULL)
+			*payload = palloc(KVLSM_MAX_PAYLOAD);
+		target = *payload;
+	}
+
+	if (!read_sst_page(rel, blkno, KVLSM_PAGE_SST_DATA, desc->id, pagebuf))
+		return false;
+	opaque = KvlsmPageGetOpaque((Page) pagebuf);
+	dp->nitems = opaque->nitems;
+	dp->datalen = opaque->datalen;
+	if (opaque->flags & KVLSM_PAGE_FLAG_LZ4)
+	{
+		int			clen = ((PageHeader) pagebuf)->pd_lower - SizeOfPageHeaderData;
+		int			dlen;
+
+		dlen = LZ4_decompress_safe(pagebuf + SizeOfPageHeaderData, target, clen,
+								   KVLSM_MAX_PAYLOAD);
+		if (dlen < 0 || (uint32) dlen != opaque->datalen)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: lz4 data page does not decompress",
+							RelationGetRelationName(rel), blkno)));
+		dp->data = target;
+	}
+	else
+	{
+		if (opaque->datalen > KVLSM_PAGE_CAPACITY)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the page",
+							RelationGetRelationName(rel), blkno, opaque->datalen)));
+		if (slot != NULL)
+		{
+			memcpy(target, pagebuf + SizeOfPageHeaderData, opaque->datalen);
+			dp->data = target;
+		}
+		else
+			dp->data = pagebuf + SizeOfPageHeaderData;
+	}
+	if (slot != NULL)
+	{
+		slot->sst = e->key;
+		slot->pageno = pageno;
+		slot->datalen = dp->datalen;
+		slot->nitems = dp->nitems;
+		slot->valid = true;
+	}
+	return true;
+}
+
 /*
  * Collect records with keys in [start, end] (start exclusive if asked; end
  * NULL = unbounded), stopping after 'maxkeys' distinct keys (0 = no limit).
@@ -909,48 +1034,25 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	pageno = start ? index_search(e, ops, start, startlen) : 0;
 	for (; pageno < e->ndata; pageno++)
 	{
-		KvlsmPageOpaque opaque;
+		DataPage	dp;
 		uint32		i;
 		uint32		off = 0;
 		char	   *data;
 		bool		past_end = false;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!read_sst_page(rel, e->start + 1 + pageno, KVLSM_PAGE_SST_DATA,
-						   desc->id, pagebuf.data))
+		if (!get_data_page(rel, e, desc, pageno, point, pagebuf.data, &payload, &dp))
 			return KVLSM_SST_RETRY;
-		opaque = KvlsmPageGetOpaque((Page) pagebuf.data);
-		data = pagebuf.data + SizeOfPageHeaderData;
-		if (opaque->flags & KVLSM_PAGE_FLAG_LZ4)
-		{
-			int			clen = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
-			int			dlen;
+		data = dp.data;
 
-			if (payload == NULL)
-				payload = palloc(KVLSM_MAX_PAYLOAD);
-			dlen = LZ4_decompress_safe(data, payload, clen, KVLSM_MAX_PAYLOAD);
-			if (dlen < 0 || (uint32) dlen != opaque->datalen)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("kvlsm relation \"%s\" block %u: lz4 data page does not decompress",
-								RelationGetRelationName(rel), e->start + 1 + pageno)));
-			data = payload;
-		}
-		else if (opaque->datalen > KVLSM_PAGE_CAPACITY)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the page",
-							RelationGetRelationName(rel), e->start + 1 + pageno,
-							opaque->datalen)));
-
-		for (i = 0; i < opaque->nitems; i++)
+		for (i = 0; i < dp.nitems; i++)
 		{
 			EntryHeader eh;
 			char	   *p = data + off;
 			int			keylen;
 			int			c;
 
-			if (off + ENTRY_HEADER_SIZE > opaque->datalen)
+			if (off + ENTRY_HEADER_SIZE > dp.datalen)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("kvlsm relation \"%s\" block %u: entry %u runs past the page data",
@@ -962,7 +1064,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 			memcpy(&eh.flags, p + 16, 2);
 			keylen = eh.shared + eh.unshared;
 			if (keylen > KVLSM_MAX_KEY_SIZE ||
-				off + ENTRY_HEADER_SIZE + eh.unshared + eh.vallen > opaque->datalen)
+				off + ENTRY_HEADER_SIZE + eh.unshared + eh.vallen > dp.datalen)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("kvlsm relation \"%s\" block %u: entry %u has bad lengths",

@@ -717,23 +717,28 @@ kvlsm_tuple_complete_speculative(Relation rel, TupleTableSlot *slot,
 								 uint32 specToken, bool succeeded)
 {
 	KvlsmShared *sh = kvlsm_attach(rel);
+	KvlsmRowRecord rr;
+	uint64		rowid = kvlsm_tid_to_rowid(&slot->tts_tid);
 
-	if (!succeeded)
+	if (succeeded)
+	{
+		/*
+		 * Clear the token, as heap_finish_speculative does: waiters then
+		 * wait for the inserting transaction instead of the insertion.
+		 */
+		memset(&rr, 0, sizeof(rr));
+		rr.kind = KVLSM_REC_CONFIRM;
+		rr.xid = GetCurrentTransactionId();
+		put_row_record(rel, sh, rowid, &rr, NULL);
+	}
+	else
 	{
 		/* make the row never-existing for everyone, as heap_abort_speculative */
-		KvlsmRowRecord rr;
-		uint64		rowid = kvlsm_tid_to_rowid(&slot->tts_tid);
-
 		memset(&rr, 0, sizeof(rr));
 		rr.kind = KVLSM_REC_KILL;
 		rr.xid = GetCurrentTransactionId();
 		put_row_record(rel, sh, rowid, &rr, NULL);
 	}
-	/*
-	 * The speculative token stays in the INSERT record; once the inserting
-	 * transaction ends nobody waits on it, and while it runs the insert is
-	 * still in progress either way.
-	 */
 	kvlsm_maybe_flush(rel, sh);
 }
 

@@ -70,7 +70,8 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 				st->xmin = rr.xid;
 				st->cmin = rr.cid;
 				st->xmin_status = status;
-				st->spec_token = (rr.flags & KVLSM_INS_SPECULATIVE) ? rr.spec_token : 0;
+				st->spec_token = ((rr.flags & KVLSM_INS_SPECULATIVE) && !st->confirmed) ?
+					rr.spec_token : 0;
 				st->tuple = recs[i].val + sizeof(KvlsmRowRecord);
 				st->tuplen = recs[i].vallen - sizeof(KvlsmRowRecord);
 				/* everything else about this row is newer: done */
@@ -101,6 +102,9 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 				break;
 			case KVLSM_REC_KILL:
 				st->killed = true;
+				break;
+			case KVLSM_REC_CONFIRM:
+				st->confirmed = true;
 				break;
 			default:
 				ereport(ERROR,

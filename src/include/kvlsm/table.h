@@ -36,6 +36,7 @@
 #define KVLSM_REC_DELETE	2
 #define KVLSM_REC_LOCK		3
 #define KVLSM_REC_KILL		4
+#define KVLSM_REC_CONFIRM	5	/* speculative insertion succeeded */
 
 /* DELETE flags */
 #define KVLSM_DEL_UPDATE		0x0001	/* successor is valid */
@@ -71,6 +72,7 @@ typedef struct KvlsmRowState
 	uint64		rowid;
 	bool		exists;			/* an INSERT record was found */
 	bool		killed;
+	bool		confirmed;		/* speculative insert confirmed */
 	TransactionId xmin;
 	CommandId	cmin;
 	uint32		spec_token;
