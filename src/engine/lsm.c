@@ -838,7 +838,14 @@ retry:
 							  bound ? bound : end, bound ? boundlen : endlen,
 							  maxkeys, point, out, &limited) == KVLSM_SST_RETRY)
 		{
+			/*
+			 * A compaction freed the extent and it was reused.  A primary's
+			 * shared manifest is already current; a standby's is refreshed
+			 * from the replayed pages first.
+			 */
 			CHECK_FOR_INTERRUPTS();
+			if (!sh->authoritative)
+				(void) kvlsm_attach(rel);
 			goto retry;
 		}
 		if (limited && out->n > before)
