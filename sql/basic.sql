@@ -103,3 +103,10 @@ DROP TABLE kvkeep;
 ROLLBACK;
 SELECT * FROM kvkeep;
 DROP TABLE kvkeep;
+
+-- a memtable larger than the shared arena is flushed when the arena runs short
+CREATE TABLE hog (id int, pad text) USING kvlsm WITH (memtable_size = '1GB');
+INSERT INTO hog SELECT g, repeat('h', 200) FROM generate_series(1, 300000) g;
+SELECT count(*), sum(length(pad)) FROM hog;
+SELECT sstables > 0 AS flushed_under_pressure FROM kvlsm_stats('hog');
+DROP TABLE hog;

@@ -33,6 +33,8 @@
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/relfilenodemap.h"
+#include "access/relation.h"
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
@@ -582,6 +584,67 @@ kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 }
 
 /*
+ * The arena shared by all kvlsm relations runs short: flush the largest
+ * memtable of this database (RocksDB's write buffer manager), so that idle
+ * relations do not pin memory that busy ones need.  Other databases'
+ * memtables are flushed by their own writers.  Another relation is flushed
+ * only if its lock can be had at once, so this never waits or deadlocks.
+ */
+static void
+relieve_arena(Relation rel, KvlsmShared *self)
+{
+	HASH_SEQ_STATUS status;
+	KvlsmShared *sh;
+	KvlsmLsmTag best;
+	uint64		best_bytes = 0;
+	Oid			relid;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	hash_seq_init(&status, lsm_hash);
+	while ((sh = hash_seq_search(&status)) != NULL)
+	{
+		if (sh->tag.node.dbNode != MyDatabaseId ||
+			(sh->tag.backend != InvalidBackendId && sh->tag.backend != MyBackendId) ||
+			sh->frozen.genid != 0)
+			continue;
+		if (sh->active.bytes > best_bytes)
+		{
+			best_bytes = sh->active.bytes;
+			best = sh->tag;
+		}
+	}
+	LWLockRelease(registry->lock);
+	if (best_bytes == 0)
+		return;
+
+	if (memcmp(&best, &self->tag, sizeof(KvlsmLsmTag)) == 0)
+	{
+		kvlsm_flush(rel, true);
+		return;
+	}
+	relid = RelidByRelfilenode(best.node.spcNode == MyDatabaseTableSpace ? 0 : best.node.spcNode,
+							   best.node.relNode);
+	if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, RowExclusiveLock))
+	{
+		/* fall back to our own memtable */
+		if (self->active.bytes > 0)
+			kvlsm_flush(rel, true);
+		return;
+	}
+	{
+		Relation	other = try_relation_open(relid, NoLock);
+
+		if (other != NULL)
+		{
+			if (RelFileNodeEquals(other->rd_node, best.node))
+				kvlsm_flush(other, true);
+			relation_close(other, NoLock);
+		}
+		UnlockRelationOid(relid, RowExclusiveLock);
+	}
+}
+
+/*
  * Work the foreground does at a safe point (no stripe lock held): write
  * whole pending log pages, and flush the memtable when it is over its
  * size or the arena runs short.
@@ -590,12 +653,12 @@ void
 kvlsm_maybe_flush(Relation rel, KvlsmShared *sh)
 {
 	kvlsm_log_write_full_pages(rel, sh);
-	if (sh->flush_requested ||
-		kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 8)
-	{
-		if (sh->active.bytes > 0 && !RecoveryInProgress())
-			kvlsm_flush(rel, false);
-	}
+	if (RecoveryInProgress())
+		return;
+	if (kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 8)
+		relieve_arena(rel, sh);
+	if (sh->flush_requested && sh->active.bytes > 0)
+		kvlsm_flush(rel, false);
 }
 
 /* ---------------------------------------------------------------------
