@@ -52,12 +52,36 @@ static KvlsmRegistry *registry = NULL;
 static HTAB *lsm_hash = NULL;
 static int	lsm_tranche_id = 0;
 
-/* backend-local cache of a relation's incarnation, in rd_amcache */
-typedef struct KvlsmRelCache
+/*
+ * Backend-local cache of filenode -> incarnation, so that an attach need not
+ * read the metapage.  rd_amcache is left to the access methods.  A stale
+ * entry (filenode number reused after DROP) only sends attach down its slow
+ * path, which reads the metapage and corrects it.
+ */
+typedef struct IncarnationEntry
 {
-	RelFileNode node;
+	KvlsmLsmTag tag;
 	uint64		incarnation;
-} KvlsmRelCache;
+} IncarnationEntry;
+
+static HTAB *incarnation_cache = NULL;
+
+/* how the layer above orders the keys of a relation's LSM */
+static KvlsmKeyOpsProvider keyops_provider = NULL;
+
+void
+kvlsm_set_keyops_provider(KvlsmKeyOpsProvider provider)
+{
+	keyops_provider = provider;
+}
+
+const KvlsmKeyOps *
+kvlsm_keyops(Relation rel)
+{
+	if (keyops_provider != NULL)
+		return keyops_provider(rel);
+	return &kvlsm_bytewise_keyops;
+}
 
 static int
 bytewise_cmp(const char *a, int alen, const char *b, int blen, void *arg)
@@ -113,24 +137,41 @@ make_tag(Relation rel, KvlsmLsmTag *tag)
 }
 
 static uint64
-rel_incarnation(Relation rel, KvlsmMetaPageData *metaout)
+rel_incarnation(Relation rel, const KvlsmLsmTag *tag)
 {
-	KvlsmRelCache *rc = (KvlsmRelCache *) rel->rd_amcache;
+	IncarnationEntry *e;
+	bool		found;
 	KvlsmMetaPageData meta;
 
-	if (rc != NULL && RelFileNodeEquals(rc->node, rel->rd_node) && metaout == NULL)
-		return rc->incarnation;
-	kvlsm_read_metapage(rel, &meta);
-	if (metaout)
-		memcpy(metaout, &meta, sizeof(meta));
-	if (rc == NULL)
+	if (incarnation_cache == NULL)
 	{
-		rc = MemoryContextAlloc(CacheMemoryContext, sizeof(KvlsmRelCache));
-		rel->rd_amcache = rc;
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(KvlsmLsmTag);
+		ctl.entrysize = sizeof(IncarnationEntry);
+		incarnation_cache = hash_create("kvlsm incarnations", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS);
 	}
-	rc->node = rel->rd_node;
-	rc->incarnation = meta.incarnation;
+	e = hash_search(incarnation_cache, tag, HASH_FIND, NULL);
+	if (e != NULL)
+		return e->incarnation;
+	kvlsm_read_metapage(rel, &meta);
+	e = hash_search(incarnation_cache, tag, HASH_ENTER, &found);
+	e->incarnation = meta.incarnation;
 	return meta.incarnation;
+}
+
+static void
+remember_incarnation(const KvlsmLsmTag *tag, uint64 incarnation)
+{
+	IncarnationEntry *e;
+	bool		found;
+
+	if (incarnation_cache == NULL)
+		return;
+	e = hash_search(incarnation_cache, tag, HASH_ENTER, &found);
+	e->incarnation = incarnation;
 }
 
 /* read the manifest page named by the metapage into the shared entry */
@@ -381,7 +422,7 @@ kvlsm_attach(Relation rel)
 	make_tag(rel, &tag);
 	if (tag.backend != InvalidBackendId)
 		kvlsm_note_temp_relation();
-	incarnation = rel_incarnation(rel, NULL);
+	incarnation = rel_incarnation(rel, &tag);
 	sh = lookup_entry(&tag, true);
 
 	if (sh->loaded && sh->incarnation == incarnation && sh->authoritative)
@@ -391,6 +432,7 @@ kvlsm_attach(Relation rel)
 	if (!(sh->loaded && sh->incarnation == incarnation && sh->authoritative))
 	{
 		kvlsm_read_metapage(rel, &meta);
+		remember_incarnation(&tag, meta.incarnation);
 		if (!sh->loaded || sh->incarnation != meta.incarnation)
 		{
 			/* a different (or first) incarnation: start from nothing */
@@ -401,7 +443,7 @@ kvlsm_attach(Relation rel)
 			sh->nsst = 0;
 			memset(&sh->stats, 0, sizeof(sh->stats));
 		}
-		while (!catch_up(rel, sh, &meta, &kvlsm_bytewise_keyops))
+		while (!catch_up(rel, sh, &meta, kvlsm_keyops(rel)))
 		{
 			CHECK_FOR_INTERRUPTS();
 			kvlsm_read_metapage(rel, &meta);
@@ -425,11 +467,12 @@ kvlsm_attach(Relation rel)
 void
 kvlsm_forget(Relation rel)
 {
-	if (rel->rd_amcache)
-	{
-		pfree(rel->rd_amcache);
-		rel->rd_amcache = NULL;
-	}
+	KvlsmLsmTag tag;
+
+	if (incarnation_cache == NULL)
+		return;
+	make_tag(rel, &tag);
+	hash_search(incarnation_cache, &tag, HASH_REMOVE, NULL);
 }
 
 /* extend the relation by one page; returns it pinned, not locked */
@@ -1287,6 +1330,7 @@ freeze_edit(KvlsmMetaPageData *meta, void *arg)
 static void
 freeze_active(Relation rel, KvlsmShared *sh)
 {
+	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
 	KvlsmMemGen newgen;
 	KvlsmSkipNode *n;
 	FreezeArg	fa;
@@ -1305,7 +1349,7 @@ freeze_active(Relation rel, KvlsmShared *sh)
 			continue;
 		copy = kvlsm_memgen_insert(&newgen, KvlsmSkipNodeKey(n), n->keylen,
 								   n->seq, n->recflags, KvlsmSkipNodeValue(n),
-								   n->vallen, kvlsm_bytewise_keyops.cmp, NULL);
+								   n->vallen, ops->cmp, ops->arg);
 		if (copy == NULL)
 		{
 			kvlsm_memgen_release(&newgen);
@@ -1537,6 +1581,7 @@ kvlsm_compact_all(Relation rel)
 	char	   *startbuf = palloc(KVLSM_MAX_KEY_SIZE);
 	bool		more;
 	uint64		bytes_in = 0;
+	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -1579,7 +1624,7 @@ kvlsm_compact_all(Relation rel)
 			bool		limited;
 			int			before = set.n;
 
-			if (kvlsm_sst_collect(rel, sh, &inputs[i], &kvlsm_bytewise_keyops,
+			if (kvlsm_sst_collect(rel, sh, &inputs[i], ops,
 								  start, startlen, start != NULL,
 								  bound, boundlen, 1024, false, &set,
 								  &limited) != KVLSM_SST_OK)
@@ -1589,7 +1634,7 @@ kvlsm_compact_all(Relation rel)
 			{
 				KvlsmRecord *r = &set.recs[set.n - 1];
 
-				if (bound == NULL || bytewise_cmp(r->key, r->keylen, bound, boundlen, NULL) < 0)
+				if (bound == NULL || ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) < 0)
 				{
 					bound = r->key;
 					boundlen = r->keylen;
@@ -1597,13 +1642,13 @@ kvlsm_compact_all(Relation rel)
 				any_limited = true;
 			}
 		}
-		sarg.ops = &kvlsm_bytewise_keyops;
+		sarg.ops = ops;
 		qsort_arg(set.recs, set.n, sizeof(KvlsmRecord), record_cmp, &sarg);
 		for (j = 0; j < set.n; j++)
 		{
 			KvlsmRecord *r = &set.recs[j];
 
-			if (bound && bytewise_cmp(r->key, r->keylen, bound, boundlen, NULL) > 0)
+			if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
 				break;
 			kvlsm_sst_builder_add(b, r->key, r->keylen, r->seq, r->flags,
 								  r->val, r->vallen);

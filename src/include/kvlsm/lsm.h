@@ -112,6 +112,11 @@ typedef struct KvlsmKeyOps
 
 extern KvlsmKeyOps kvlsm_bytewise_keyops;
 
+/* the layer above says how a relation's keys are ordered */
+typedef const KvlsmKeyOps *(*KvlsmKeyOpsProvider) (Relation rel);
+extern void kvlsm_set_keyops_provider(KvlsmKeyOpsProvider provider);
+extern const KvlsmKeyOps *kvlsm_keyops(Relation rel);
+
 /* shared memory */
 extern Size kvlsm_lsm_shmem_size(void);
 extern void kvlsm_lsm_shmem_init(void);
