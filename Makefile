@@ -10,6 +10,8 @@ OBJS = \
 	src/table/visibility.o \
 	src/table/tableam.o \
 	src/table/options.o \
+	src/index/indexkey.o \
+	src/index/indexam.o \
 	src/admin/admin.o
 
 EXTENSION = kvlsm
@@ -20,7 +22,7 @@ PG_CPPFLAGS = -I$(srcdir)/src/include
 SHLIB_LINK = -llz4
 
 # Every suite runs its own throwaway cluster with kvlsm preloaded.
-REGRESS = basic dml options
+REGRESS = basic dml options index
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)
 ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew

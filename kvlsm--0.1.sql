@@ -81,3 +81,61 @@ LANGUAGE C;
 
 CREATE TRIGGER kvlsm_options_apply AFTER INSERT OR UPDATE ON kvlsm_options
 FOR EACH ROW EXECUTE FUNCTION kvlsm_options_trigger();
+
+-- The kvlsm_idx index access method and its operator classes.  Ordering is
+-- btree's: operator strategies 1-5 are the btree operators (so the planner
+-- can use the index for ORDER BY) and support function 1 is the btree
+-- comparison function.
+CREATE FUNCTION kvlsm_idx_handler(internal)
+RETURNS index_am_handler
+AS 'MODULE_PATHNAME', 'kvlsm_idx_handler'
+LANGUAGE C STRICT;
+
+CREATE ACCESS METHOD kvlsm_idx TYPE INDEX HANDLER kvlsm_idx_handler;
+COMMENT ON ACCESS METHOD kvlsm_idx IS 'log-structured merge tree index';
+
+CREATE OPERATOR CLASS int2_ops DEFAULT FOR TYPE int2 USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btint2cmp(int2, int2);
+CREATE OPERATOR CLASS int4_ops DEFAULT FOR TYPE int4 USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btint4cmp(int4, int4);
+CREATE OPERATOR CLASS int8_ops DEFAULT FOR TYPE int8 USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btint8cmp(int8, int8);
+CREATE OPERATOR CLASS float4_ops DEFAULT FOR TYPE float4 USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btfloat4cmp(float4, float4);
+CREATE OPERATOR CLASS float8_ops DEFAULT FOR TYPE float8 USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btfloat8cmp(float8, float8);
+CREATE OPERATOR CLASS numeric_ops DEFAULT FOR TYPE numeric USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 numeric_cmp(numeric, numeric);
+CREATE OPERATOR CLASS text_ops DEFAULT FOR TYPE text USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 bttextcmp(text, text);
+CREATE OPERATOR CLASS bpchar_ops DEFAULT FOR TYPE bpchar USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 bpcharcmp(bpchar, bpchar);
+CREATE OPERATOR CLASS bytea_ops DEFAULT FOR TYPE bytea USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 byteacmp(bytea, bytea);
+CREATE OPERATOR CLASS uuid_ops DEFAULT FOR TYPE uuid USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 uuid_cmp(uuid, uuid);
+CREATE OPERATOR CLASS date_ops DEFAULT FOR TYPE date USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 date_cmp(date, date);
+CREATE OPERATOR CLASS timestamp_ops DEFAULT FOR TYPE timestamp USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 timestamp_cmp(timestamp, timestamp);
+CREATE OPERATOR CLASS timestamptz_ops DEFAULT FOR TYPE timestamptz USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 timestamptz_cmp(timestamptz, timestamptz);
+CREATE OPERATOR CLASS bool_ops DEFAULT FOR TYPE bool USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btboolcmp(bool, bool);
+CREATE OPERATOR CLASS oid_ops DEFAULT FOR TYPE oid USING kvlsm_idx AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 btoidcmp(oid, oid);

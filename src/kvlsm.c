@@ -20,6 +20,7 @@
 #include "kvlsm/logwriter.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/table.h"
+#include "kvlsm/index.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,6 +45,15 @@ extern void kvlsm_table_shmem_init(void);
 extern void kvlsm_options_init(void);
 
 void		_PG_init(void);
+
+/* tables order keys bytewise (big-endian row ids), kvlsm_idx by its opclasses */
+static const KvlsmKeyOps *
+kvlsm_keyops_for(Relation rel)
+{
+	if (kvlsm_is_kvlsm_index(rel))
+		return kvlsm_index_keyops(rel);
+	return &kvlsm_bytewise_keyops;
+}
 
 static void
 kvlsm_shmem_request(void)
@@ -108,6 +118,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = kvlsm_shmem_startup;
 
+	kvlsm_set_keyops_provider(kvlsm_keyops_for);
 	kvlsm_log_init();
 	kvlsm_lsm_init();
 	kvlsm_options_init();

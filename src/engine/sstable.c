@@ -1008,7 +1008,13 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	uint32		pageno;
 	PGAlignedBlock pagebuf;
 	char	   *payload = NULL;
-	char		keybuf[KVLSM_MAX_KEY_SIZE];
+	/* aligned: comparators may read typed fields of the key in place */
+	union
+	{
+		char		data[KVLSM_MAX_KEY_SIZE];
+		double		align;
+	}			keyu;
+	char	   *keybuf = keyu.data;
 	int			nkeys = 0;
 	char	   *lastkey = NULL;
 	int			lastkeylen = -1;

@@ -43,6 +43,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/table.h"
+#include "kvlsm/index.h"
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
@@ -438,9 +439,11 @@ kvlsm_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 
 		if (rel != NULL)
 		{
-			if ((rel->rd_rel->relkind == RELKIND_RELATION ||
-				 rel->rd_rel->relkind == RELKIND_MATVIEW) &&
-				kvlsm_is_kvlsm_relation(rel))
+			if (kvlsm_is_kvlsm_index(rel))
+				kvlsm_schedule_release(rel, NULL, true);
+			else if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+					  rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+					 kvlsm_is_kvlsm_relation(rel))
 			{
 				kvlsm_schedule_release(rel, NULL, true);
 				relation_close(rel, NoLock);

@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * index.h
+ *	  The kvlsm_idx index access method: (key columns, heap TID) entries in
+ *	  the LSM engine, ordered by the columns' btree comparison functions.
+ *	  Owned by src/index/indexam.c (AM callbacks) and src/index/indexkey.c
+ *	  (key encoding and comparison).
+ *
+ * An LSM key is a marker byte, a prefix column count and an IndexTuple
+ * whose t_tid is the heap TID.  Entries carry the marker KVLSM_IKEY_ENTRY
+ * and every column; search keys ("probes") carry KVLSM_IKEY_PROBE_LOW or
+ * _HIGH and only a prefix of the columns, and sort before (low) or after
+ * (high) every entry with that prefix, so a scan can seek to a prefix.
+ * A bulk-delete tombstone is an entry key with the record flag
+ * KVLSM_IREC_TOMBSTONE; the newest record of a key wins.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_INDEX_H
+#define KVLSM_INDEX_H
+
+#include "access/itup.h"
+#include "fmgr.h"
+#include "utils/rel.h"
+
+#include "kvlsm/lsm.h"
+
+#define KVLSM_IKEY_PROBE_LOW	0
+#define KVLSM_IKEY_ENTRY		1
+#define KVLSM_IKEY_PROBE_HIGH	2
+
+#define KVLSM_IKEY_HEADER		MAXIMUM_ALIGNOF	/* marker, prefix column count, padding: keeps the IndexTuple aligned */
+
+#define KVLSM_IREC_TOMBSTONE	0x0001
+
+/* btree-compatible key size limit, so every key fits pages comfortably */
+#define KVLSM_IDX_MAX_KEY		2000
+
+typedef struct KvlsmIndexKeyArg
+{
+	KvlsmKeyOps ops;			/* ops.arg points back here */
+	TupleDesc	desc;
+	int			natts;
+	FmgrInfo	cmp[INDEX_MAX_KEYS];
+	Oid			collation[INDEX_MAX_KEYS];
+	bool		desc_order[INDEX_MAX_KEYS];
+	bool		nulls_first[INDEX_MAX_KEYS];
+} KvlsmIndexKeyArg;
+
+/* indexkey.c */
+extern const KvlsmKeyOps *kvlsm_index_keyops(Relation index);
+extern char *kvlsm_index_make_key(Relation index, int marker, int ncols,
+								  Datum *values, bool *isnull,
+								  ItemPointer tid, int *keylen);
+extern IndexTuple kvlsm_index_key_tuple(const char *key);
+extern bool kvlsm_is_kvlsm_index(Relation rel);
+
+#endif							/* KVLSM_INDEX_H */

@@ -1,0 +1,594 @@
+/*-------------------------------------------------------------------------
+ *
+ * indexam.c
+ *	  The kvlsm_idx index access method callbacks.
+ *
+ * Entries go into the index's own LSM (same engine as kvlsm tables): an
+ * insert is a memtable put, so random-key inserts never read or split
+ * pages.  Scans merge memtables and SSTables in key order, take the newest
+ * record of every (key, TID) (a bulk-delete tombstone hides the entry) and
+ * test the scan keys with the operators' own functions.  The first index
+ * column's bounds become a seek probe and a stop key.
+ *
+ * Not yet: unique indexes (amcanunique is false, so CREATE UNIQUE INDEX
+ * ... USING kvlsm_idx gets PostgreSQL's clear error), index-only scans
+ * (amcanreturn stays NULL until VACUUM interlocks with scans, see
+ * DESIGN.md section 6), backward scans, mark/restore, bloom filters
+ * hashed with the equality operator's hash opfamily (SSTables of indexes
+ * are built without bloom filters for now: whole-key filters would need
+ * the TID too).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/nbtree.h"
+#include "access/reloptions.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "nodes/tidbitmap.h"
+#include "storage/bufmgr.h"
+#include "storage/smgr.h"
+#include "utils/builtins.h"
+#include "utils/index_selfuncs.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "kvlsm/index.h"
+#include "kvlsm/logwriter.h"
+#include "kvlsm/page.h"
+#include "kvlsm/table.h"
+
+#define INDEX_SCAN_BATCH 256
+
+/* ------------------------------------------------------------------------
+ * Build and insert
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct BuildState
+{
+	KvlsmShared *sh;
+	const KvlsmKeyOps *ops;
+	double		indtuples;
+	MemoryContext tmpcxt;
+} BuildState;
+
+static void
+put_entry(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
+		  Datum *values, bool *isnull, ItemPointer tid)
+{
+	int			keylen;
+	char	   *key = kvlsm_index_make_key(index, KVLSM_IKEY_ENTRY,
+										   IndexRelationGetNumberOfKeyAttributes(index),
+										   values, isnull, tid, &keylen);
+
+	kvlsm_put(index, sh, ops, key, keylen, 0, NULL, 0);
+	pfree(key);
+}
+
+static void
+build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tupleIsAlive, void *state)
+{
+	BuildState *bs = (BuildState *) state;
+	MemoryContext old = MemoryContextSwitchTo(bs->tmpcxt);
+
+	put_entry(index, bs->sh, bs->ops, values, isnull, tid);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpcxt);
+	bs->indtuples += 1;
+	if (((uint64) bs->indtuples) % 1024 == 0)
+		kvlsm_maybe_flush(index, bs->sh);
+}
+
+static IndexBuildResult *
+kvlsm_idx_build(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	BuildState	bs;
+	double		reltuples;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+	/* the metapage and manifest slots of a new LSM */
+	kvlsm_init_metapage_and_manifest(index, RelationGetSmgr(index), MAIN_FORKNUM,
+									 KVLSM_KIND_INDEX, RelationNeedsWAL(index));
+	kvlsm_forget(index);
+
+	bs.sh = kvlsm_attach(index);
+	bs.ops = kvlsm_index_keyops(index);
+	bs.indtuples = 0;
+	bs.tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx build",
+									  ALLOCSET_DEFAULT_SIZES);
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+									   build_callback, &bs, NULL);
+	kvlsm_maybe_flush(index, bs.sh);
+	MemoryContextDelete(bs.tmpcxt);
+
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = reltuples;
+	result->index_tuples = bs.indtuples;
+	return result;
+}
+
+static void
+kvlsm_idx_buildempty(Relation index)
+{
+	kvlsm_init_metapage_and_manifest(index, RelationGetSmgr(index), INIT_FORKNUM,
+									 KVLSM_KIND_INDEX, true);
+}
+
+static bool
+kvlsm_idx_insert(Relation index, Datum *values, bool *isnull, ItemPointer ht_ctid,
+				 Relation heapRel, IndexUniqueCheck checkUnique,
+				 bool indexUnchanged, IndexInfo *indexInfo)
+{
+	KvlsmShared *sh = kvlsm_attach(index);
+
+	put_entry(index, sh, kvlsm_index_keyops(index), values, isnull, ht_ctid);
+	kvlsm_maybe_flush(index, sh);
+	return false;
+}
+
+/* ------------------------------------------------------------------------
+ * Scans
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct KvlsmIdxScanData
+{
+	KvlsmShared *sh;
+	const KvlsmKeyOps *ops;
+	MemoryContext cxt;			/* lives as long as the scan */
+	MemoryContext batch_cxt;
+	KvlsmRecordSet set;
+	int			pos;
+	bool		started;
+	bool		exhausted;
+	bool		impossible;		/* a scan key can never match */
+	char	   *resume;			/* last key returned by the engine */
+	int			resumelen;
+	char	   *lo;				/* seek probe, or NULL */
+	int			lolen;
+	char	   *hi;				/* stop probe, or NULL */
+	int			hilen;
+	bool		recheck;
+} KvlsmIdxScanData;
+
+typedef KvlsmIdxScanData *KvlsmIdxScan;
+
+static IndexScanDesc
+kvlsm_idx_beginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	KvlsmIdxScan so = palloc0(sizeof(KvlsmIdxScanData));
+
+	so->sh = kvlsm_attach(index);
+	so->ops = kvlsm_index_keyops(index);
+	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx scan",
+									ALLOCSET_SMALL_SIZES);
+	so->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx batch",
+										  ALLOCSET_DEFAULT_SIZES);
+	kvlsm_recset_init(&so->set, so->batch_cxt);
+	scan->opaque = so;
+	return scan;
+}
+
+/*
+ * Derive the seek probe and stop probe from the scan keys on the first
+ * column.  Only same-type keys are used for bounds (a cross-type argument
+ * cannot be put into a probe of the column's type); every key is still
+ * tested on every entry, so bounds only make the scan shorter.
+ */
+static void
+set_bounds(IndexScanDesc scan)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+	Relation	index = scan->indexRelation;
+	Oid			coltype = TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
+	bool		desc_first = (index->rd_indoption[0] & INDOPTION_DESC) != 0;
+	ScanKey		lokey = NULL;
+	ScanKey		hikey = NULL;
+	int			i;
+	MemoryContext old;
+
+	so->lo = so->hi = NULL;
+	so->impossible = false;
+	for (i = 0; i < scan->numberOfKeys; i++)
+	{
+		ScanKey		key = &scan->keyData[i];
+
+		if (key->sk_flags & SK_ISNULL)
+		{
+			if (!(key->sk_flags & (SK_SEARCHNULL | SK_SEARCHNOTNULL)))
+				so->impossible = true;	/* col op NULL is never true */
+			continue;
+		}
+		if (key->sk_attno != 1 ||
+			(OidIsValid(key->sk_subtype) && key->sk_subtype != coltype))
+			continue;
+		switch (key->sk_strategy)
+		{
+			case BTEqualStrategyNumber:
+				lokey = hikey = key;
+				break;
+			case BTGreaterEqualStrategyNumber:
+			case BTGreaterStrategyNumber:
+				if (desc_first)
+					hikey = key;
+				else
+					lokey = key;
+				break;
+			case BTLessEqualStrategyNumber:
+			case BTLessStrategyNumber:
+				if (desc_first)
+					lokey = key;
+				else
+					hikey = key;
+				break;
+		}
+	}
+	old = MemoryContextSwitchTo(so->cxt);
+	if (lokey)
+	{
+		bool		isnull = false;
+
+		so->lo = kvlsm_index_make_key(index, KVLSM_IKEY_PROBE_LOW, 1,
+									  &lokey->sk_argument, &isnull, NULL, &so->lolen);
+	}
+	if (hikey)
+	{
+		bool		isnull = false;
+
+		so->hi = kvlsm_index_make_key(index, KVLSM_IKEY_PROBE_HIGH, 1,
+									  &hikey->sk_argument, &isnull, NULL, &so->hilen);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static void
+kvlsm_idx_rescan(IndexScanDesc scan, ScanKey scankey, int nscankeys,
+				 ScanKey orderbys, int norderbys)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+
+	if (scankey && scan->numberOfKeys > 0)
+		memmove(scan->keyData, scankey, scan->numberOfKeys * sizeof(ScanKeyData));
+	MemoryContextReset(so->cxt);
+	kvlsm_recset_reset(&so->set);
+	so->pos = 0;
+	so->started = false;
+	so->exhausted = false;
+	so->resume = NULL;
+	so->recheck = !kvlsm_is_kvlsm_relation(scan->heapRelation ? scan->heapRelation :
+										   scan->indexRelation);
+	set_bounds(scan);
+}
+
+static void
+kvlsm_idx_endscan(IndexScanDesc scan)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+
+	MemoryContextDelete(so->cxt);
+	MemoryContextDelete(so->batch_cxt);
+	pfree(so);
+}
+
+static bool
+refill(IndexScanDesc scan)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+	bool		more;
+
+	if (so->exhausted || so->impossible)
+		return false;
+	if (so->resume)
+		more = kvlsm_collect(scan->indexRelation, so->sh, so->ops,
+							 so->resume, so->resumelen, true,
+							 so->hi, so->hilen, INDEX_SCAN_BATCH, false, &so->set);
+	else
+		more = kvlsm_collect(scan->indexRelation, so->sh, so->ops,
+							 so->lo, so->lolen, false,
+							 so->hi, so->hilen, INDEX_SCAN_BATCH, false, &so->set);
+	so->pos = 0;
+	if (so->set.n == 0)
+	{
+		so->exhausted = true;
+		return false;
+	}
+	/* remember where to continue, outside the batch memory */
+	{
+		KvlsmRecord *last = &so->set.recs[so->set.n - 1];
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+		so->resume = palloc(last->keylen);
+		memcpy(so->resume, last->key, last->keylen);
+		so->resumelen = last->keylen;
+		MemoryContextSwitchTo(old);
+	}
+	if (!more)
+		so->exhausted = true;
+	return true;
+}
+
+/* does the entry satisfy every scan key? */
+static bool
+entry_matches(IndexScanDesc scan, IndexTuple itup)
+{
+	TupleDesc	desc = RelationGetDescr(scan->indexRelation);
+	int			i;
+
+	for (i = 0; i < scan->numberOfKeys; i++)
+	{
+		ScanKey		key = &scan->keyData[i];
+		bool		isnull;
+		Datum		val = index_getattr(itup, key->sk_attno, desc, &isnull);
+
+		if (key->sk_flags & SK_ISNULL)
+		{
+			if (key->sk_flags & SK_SEARCHNULL)
+			{
+				if (!isnull)
+					return false;
+			}
+			else if (key->sk_flags & SK_SEARCHNOTNULL)
+			{
+				if (isnull)
+					return false;
+			}
+			else
+				return false;
+			continue;
+		}
+		if (isnull)
+			return false;
+		if (!DatumGetBool(FunctionCall2Coll(&key->sk_func, key->sk_collation,
+											val, key->sk_argument)))
+			return false;
+	}
+	return true;
+}
+
+/* next live entry in key order; false at the end */
+static bool
+next_entry(IndexScanDesc scan, IndexTuple *itup_out)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+
+	for (;;)
+	{
+		KvlsmRecord *r;
+		int			start;
+
+		CHECK_FOR_INTERRUPTS();
+		if (so->pos >= so->set.n && !refill(scan))
+			return false;
+		start = so->pos;
+		r = &so->set.recs[start];
+		/* records of one key are adjacent, newest first */
+		so->pos++;
+		while (so->pos < so->set.n &&
+			   so->ops->cmp(so->set.recs[so->pos].key, so->set.recs[so->pos].keylen,
+							r->key, r->keylen, so->ops->arg) == 0)
+			so->pos++;
+		if (r->flags & KVLSM_IREC_TOMBSTONE)
+			continue;
+		if (!entry_matches(scan, kvlsm_index_key_tuple(r->key)))
+			continue;
+		*itup_out = kvlsm_index_key_tuple(r->key);
+		return true;
+	}
+}
+
+static bool
+kvlsm_idx_gettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+	IndexTuple	itup;
+
+	if (!ScanDirectionIsForward(dir))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("backward scans of kvlsm_idx indexes are not supported")));
+	if (!next_entry(scan, &itup))
+		return false;
+	scan->xs_heaptid = itup->t_tid;
+	scan->xs_recheck = so->recheck;
+	return true;
+}
+
+static int64
+kvlsm_idx_getbitmap(IndexScanDesc scan, TIDBitmap *tbm)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+	IndexTuple	itup;
+	int64		n = 0;
+
+	while (next_entry(scan, &itup))
+	{
+		tbm_add_tuples(tbm, &itup->t_tid, 1, so->recheck);
+		n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * VACUUM
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Write a tombstone for every entry whose heap TID the callback reports
+ * dead.  The tombstones reach WAL before this returns: VACUUM frees the
+ * TIDs (and a standby replays that) before it commits, so a later insert
+ * reusing a TID must find the old entry already dead.
+ */
+static IndexBulkDeleteResult *
+kvlsm_idx_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+					 IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = info->index;
+	KvlsmShared *sh = kvlsm_attach(index);
+	const KvlsmKeyOps *ops = kvlsm_index_keyops(index);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx bulkdelete",
+											  ALLOCSET_DEFAULT_SIZES);
+	KvlsmRecordSet set;
+	char	   *resume = NULL;
+	int			resumelen = 0;
+	bool		more = true;
+
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+	kvlsm_recset_init(&set, cxt);
+	while (more)
+	{
+		int			i;
+
+		vacuum_delay_point();
+		more = kvlsm_collect(index, sh, ops, resume, resumelen, resume != NULL,
+							 NULL, 0, 1024, false, &set);
+		for (i = 0; i < set.n;)
+		{
+			KvlsmRecord *r = &set.recs[i];
+			int			j = i + 1;
+
+			while (j < set.n && ops->cmp(set.recs[j].key, set.recs[j].keylen,
+										 r->key, r->keylen, ops->arg) == 0)
+				j++;
+			if (!(r->flags & KVLSM_IREC_TOMBSTONE))
+			{
+				IndexTuple	itup = kvlsm_index_key_tuple(r->key);
+
+				if (callback(&itup->t_tid, callback_state))
+				{
+					kvlsm_put(index, sh, ops, r->key, r->keylen,
+							  KVLSM_IREC_TOMBSTONE, NULL, 0);
+					stats->tuples_removed += 1;
+				}
+				else
+					stats->num_index_tuples += 1;
+			}
+			i = j;
+		}
+		if (set.n > 0)
+		{
+			KvlsmRecord *last = &set.recs[set.n - 1];
+
+			if (resume)
+				pfree(resume);
+			resume = palloc(last->keylen);
+			memcpy(resume, last->key, last->keylen);
+			resumelen = last->keylen;
+		}
+		else
+			more = false;
+		kvlsm_maybe_flush(index, sh);
+	}
+	kvlsm_log_write_all(index, sh);
+	MemoryContextDelete(cxt);
+	stats->num_pages = RelationGetNumberOfBlocks(index);
+	return stats;
+}
+
+static IndexBulkDeleteResult *
+kvlsm_idx_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	if (info->analyze_only)
+		return stats;
+	if (stats == NULL)
+	{
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+		stats->num_index_tuples = info->num_heap_tuples;
+		stats->estimated_count = true;
+	}
+	stats->num_pages = RelationGetNumberOfBlocks(info->index);
+	return stats;
+}
+
+static bytea *
+kvlsm_idx_options(Datum reloptions, bool validate)
+{
+	if (validate && reloptions != (Datum) 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kvlsm_idx indexes take no storage parameters yet")));
+	return NULL;
+}
+
+static bool
+kvlsm_idx_validate(Oid opclassoid)
+{
+	return true;
+}
+
+/* is this an index of our access method? (the routine copy's build callback) */
+bool
+kvlsm_is_kvlsm_index(Relation rel)
+{
+	return rel->rd_rel->relkind == RELKIND_INDEX && rel->rd_indam != NULL &&
+		rel->rd_indam->ambuild == kvlsm_idx_build;
+}
+
+PG_FUNCTION_INFO_V1(kvlsm_idx_handler);
+
+Datum
+kvlsm_idx_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
+
+	amroutine->amstrategies = BTMaxStrategyNumber;
+	amroutine->amsupport = 1;
+	amroutine->amoptsprocnum = 0;
+	amroutine->amcanorder = true;
+	amroutine->amcanorderbyop = false;
+	amroutine->amcanbackward = false;
+	amroutine->amcanunique = false;
+	amroutine->amcanmulticol = true;
+	amroutine->amoptionalkey = true;
+	amroutine->amsearcharray = false;
+	amroutine->amsearchnulls = true;
+	amroutine->amstorage = false;
+	amroutine->amclusterable = false;
+	amroutine->ampredlocks = false;
+	amroutine->amcanparallel = false;
+	amroutine->amcaninclude = false;
+	amroutine->amusemaintenanceworkmem = false;
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_NO_PARALLEL;
+	amroutine->amkeytype = InvalidOid;
+
+	amroutine->ambuild = kvlsm_idx_build;
+	amroutine->ambuildempty = kvlsm_idx_buildempty;
+	amroutine->aminsert = kvlsm_idx_insert;
+	amroutine->ambulkdelete = kvlsm_idx_bulkdelete;
+	amroutine->amvacuumcleanup = kvlsm_idx_vacuumcleanup;
+	amroutine->amcanreturn = NULL;
+	amroutine->amcostestimate = btcostestimate;
+	amroutine->amoptions = kvlsm_idx_options;
+	amroutine->amproperty = NULL;
+	amroutine->ambuildphasename = NULL;
+	amroutine->amvalidate = kvlsm_idx_validate;
+	amroutine->amadjustmembers = NULL;
+	amroutine->ambeginscan = kvlsm_idx_beginscan;
+	amroutine->amrescan = kvlsm_idx_rescan;
+	amroutine->amgettuple = kvlsm_idx_gettuple;
+	amroutine->amgetbitmap = kvlsm_idx_getbitmap;
+	amroutine->amendscan = kvlsm_idx_endscan;
+	amroutine->ammarkpos = NULL;
+	amroutine->amrestrpos = NULL;
+	amroutine->amestimateparallelscan = NULL;
+	amroutine->aminitparallelscan = NULL;
+	amroutine->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(amroutine);
+}
