@@ -1441,6 +1441,18 @@ plan_log_reserve(const KvlsmMetaPageData *meta, ManifestCopy *mc, InstallArg *ia
 	ia->reserve_start = take_free_extent_at(mc, best, ia->reserve_npages);
 }
 
+/*
+ * Whole-key bloom filters serve point lookups of table row ids.  An index
+ * key includes the heap TID, so an index scan never probes a whole key:
+ * index SSTables get no filter (a prefix filter on the equality columns is
+ * future work).
+ */
+static int
+bloom_bits_for(const KvlsmMetaPageData *meta)
+{
+	return meta->kind == KVLSM_KIND_TABLE ? kvlsm_bloom_bits_per_key : 0;
+}
+
 static int	flush_depth = 0;
 
 /*
@@ -1508,7 +1520,7 @@ kvlsm_flush(Relation rel, bool force)
 					 errhint("Run kvlsm_compact() on it.")));
 
 		b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 0, sh->compression,
-									kvlsm_bloom_bits_per_key);
+									bloom_bits_for(&meta));
 		for (n = kvlsm_memgen_first(&sh->frozen); n != NULL; n = n->next[0])
 		{
 			if (!n->logged || n->aborted)
@@ -1608,7 +1620,7 @@ kvlsm_compact_all(Relation rel)
 								ALLOCSET_DEFAULT_SIZES);
 	kvlsm_recset_init(&set, cxt);
 	b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 1, sh->compression,
-								kvlsm_bloom_bits_per_key);
+								bloom_bits_for(&meta));
 	do
 	{
 		bool		any_limited = false;
