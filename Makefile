@@ -43,3 +43,10 @@ prepare-outputdirs:
 
 # every object depends on every kvlsm header (PGXS tracks no dependencies)
 $(OBJS): $(wildcard $(srcdir)/src/include/kvlsm/*.h)
+
+# PostgreSQL 15's own regression and isolation suites with
+# default_table_access_method = kvlsm, against heap baselines (run as root;
+# downloads the test files from Debian's source package; see docs/compatibility.md)
+check-upstream:
+	bash $(srcdir)/scripts/upstream-tests.sh
+.PHONY: check-upstream

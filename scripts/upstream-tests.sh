@@ -57,20 +57,42 @@ as_user() { runuser -u "$TEST_USER" -- env -u PGHOST -u PGHOSTADDR -u PGPORT -u 
                 -u PGUSER -u PGSERVICE -u PGDATA -u PGOPTIONS "$@"; }
 
 # ---------------------------------------------------------------- source ----
+# The test files must come from the same minor release as the installed server
+# (psql and server behaviour change between minor releases, e.g. 15.18 -> 15.20).
+DEB_VERSION=$(dpkg-query -W -f='${Version}' postgresql-15)
+UP_VERSION=${DEB_VERSION%%-*}
+src_version() { sed -n "s/^PACKAGE_VERSION='\(.*\)'$/\1/p" "$1/configure" 2>/dev/null; }
 SRC=${KVLSM_PGSRC:-}
 if [ -z "$SRC" ]; then
-    SRC=$(find "$WORK/pgsrc" -maxdepth 1 -type d -name 'postgresql-15*' 2>/dev/null | sort | tail -n1 || true)
+    SRC=$WORK/pgsrc/postgresql-$UP_VERSION
 fi
-if [ -z "$SRC" ] || [ ! -f "$SRC/src/test/regress/parallel_schedule" ]; then
-    echo "upstream-tests: downloading Debian's postgresql-15 source package into $WORK/pgsrc"
+if [ ! -f "$SRC/src/test/regress/parallel_schedule" ]; then
+    SRC=$(find "$WORK/pgsrc" -maxdepth 1 -type d -name 'postgresql-15.*' 2>/dev/null | sort -V | tail -n1)
+fi
+if [ ! -f "$SRC/src/test/regress/parallel_schedule" ]; then
+    echo "upstream-tests: downloading Debian's postgresql-15 $DEB_VERSION source package into $WORK/pgsrc"
     rm -rf "$WORK/pgsrc"; mkdir -p "$WORK/pgsrc"
-    (cd "$WORK/pgsrc" && apt-get source --download-only postgresql-15 >/dev/null)
+    # the installed version first; if the mirror no longer has it, the newest it has
+    got=""
+    for v in "$DEB_VERSION" $(apt-cache showsrc postgresql-15 | sed -n 's/^Version: //p' | sort -Vru); do
+        if (cd "$WORK/pgsrc" && apt-get source -q --download-only "postgresql-15=$v" >"$WORK/pgsrc/apt.log" 2>&1); then
+            got=$v; break
+        fi
+        echo "upstream-tests: could not download postgresql-15 $v source"
+        rm -f "$WORK"/pgsrc/postgresql-15_*
+    done
+    [ -n "$got" ] || { echo "upstream-tests: no postgresql-15 source package could be downloaded" >&2; exit 1; }
     orig=$(ls "$WORK"/pgsrc/postgresql-15_*.orig.tar.* | head -n1)
-    top=$(tar -tf "$orig" | head -n1 | cut -d/ -f1)
-    tar -xf "$orig" -C "$WORK/pgsrc" "$top/src/test/regress" "$top/src/test/isolation" "$top/contrib/spi"
+    top=postgresql-${got%%-*}
+    tar -xf "$orig" -C "$WORK/pgsrc" "$top/configure" "$top/src/test/regress" "$top/src/test/isolation" \
+        "$top/contrib/spi"
     SRC="$WORK/pgsrc/$top"
 fi
-echo "upstream-tests: using test data from $SRC"
+if [ "$(src_version "$SRC")" != "$UP_VERSION" ]; then
+    echo "upstream-tests: WARNING: $SRC is PostgreSQL $(src_version "$SRC"), the server is $UP_VERSION;" \
+         "expect failures on every configuration" >&2
+fi
+echo "upstream-tests: using test data from $SRC (PostgreSQL $(src_version "$SRC"))"
 
 # Private copy of the test data, owned by the test user.
 T=$WORK/tests
@@ -197,6 +219,208 @@ for cfg in $CONFIGS; do
 done
 
 # ---------------------------------------------------------------- summary ---
+# Compare outputs test by test (kvlsm vs heap_nobitmap, heap_kvlsm vs heap,
+# heap_nobitmap vs heap_kvlsm), paragraph by paragraph (psql separates result
+# sets by blank lines), and put each differing paragraph in a class A..F.
+classify() {
+    python3 - "$@" <<'PY'
+import os, re, sys, difflib, collections
+
+work, configs, suites = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+
+RES_RE = re.compile(r'^\s*(?:test\s+)?(\S+)\s+\.\.\.\s+(ok|FAILED|failed \(ignored\))')
+CRASH_RE = re.compile(r'server closed the connection unexpectedly|terminated abnormally|'
+                      r'connection to server was lost|terminated by signal|'
+                      r'no connection to the server|could not connect to server')
+LIMIT_RE = re.compile(r'ERROR:.*(not supported on kvlsm|kvlsm tables? .*not supported|'
+                      r'indexes are not supported on kvlsm|moving kvlsm table|'
+                      r'CREATE INDEX CONCURRENTLY is not supported|TABLESAMPLE is not supported|'
+                      r'CLUSTER of kvlsm|logical decoding of kvlsm|partial index builds of kvlsm)')
+PLAN_RE = re.compile(r'^\s*(->|QUERY PLAN|-{5,}|\(\d+ rows?\)$|'
+                     r'(Parallel |Partial |Finalize |Incremental |Async )?'
+                     r'(Seq Scan|Index Scan|Index Only Scan|Bitmap|Sort|Hash|Nested Loop|Merge|'
+                     r'Aggregate|HashAggregate|GroupAggregate|MixedAggregate|Filter|Index Cond|Recheck Cond|'
+                     r'Heap Blocks|Heap Fetches|Limit|Append|Result|Gather|Workers|Group|Unique|Materialize|'
+                     r'Subquery Scan|CTE|InitPlan|SubPlan|Output|One-Time Filter|Join Filter|Hash Cond|'
+                     r'Merge Cond|Sort Key|Sort Method|Presorted Key|Memoize|Cache Key|Cache Mode|'
+                     r'WindowAgg|SetOp|LockRows|Tid Scan|Tid Range Scan|TID Cond|Foreign Scan|Custom Scan|'
+                     r'Values Scan|Function Scan|Rows Removed|Planning|Execution|Update on|Delete on|'
+                     r'Insert on|Buckets|Batches|Memory Usage|Single Copy|Run Condition|Order By|'
+                     r'Subplans Removed|Index Searches|Conflict|Tuples|Heap|Buffers|Worker \d))')
+PHYS_RE = re.compile(r'ctid|\(\d+,\d+\)|relpages|reltuples|relallvisible|pg_relation_size|'
+                     r'pg_table_size|pg_total_relation_size|tablesample|repeatable|heap_blks|'
+                     r'n_tup_|n_live_tup|n_dead_tup|seq_scan|idx_scan|seq_tup_read|idx_tup_fetch|'
+                     r'all_visible|all_frozen|pg_visibility|pageinspect|fillfactor|toast_tuple_target|'
+                     r'autovacuum_|vacuum_truncate|vacuum_index_cleanup|\bpages\b|\bsize\b|'
+                     r'relfrozenxid|relminmxid|tuple_data_split|page_header', re.I)
+ERR_RE = re.compile(r'^(ERROR|FATAL|PANIC|server closed|WARNING):')
+
+def load(path):
+    try:
+        with open(path, errors='replace') as f:
+            return f.read().split('\n')
+    except FileNotFoundError:
+        return None
+
+def results(cfg, suite):
+    d = {}
+    log = load(os.path.join(work, cfg, suite, 'run.log')) or []
+    for l in log:
+        m = RES_RE.match(l)
+        if m:
+            d[m.group(1)] = m.group(2)
+    return d
+
+def paragraphs(lines):
+    out, cur = [], []
+    for l in lines:
+        if l.strip() == '':
+            if cur:
+                out.append(tuple(cur)); cur = []
+        else:
+            cur.append(l)
+    if cur:
+        out.append(tuple(cur))
+    return out
+
+def classify_pair(old, new, had_d):
+    old, new = list(old), list(new)
+    sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    rem, add = [], []
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag != 'equal':
+            rem += old[i1:i2]; add += new[j1:j2]
+    changed = rem + add
+    first = (add or rem or [''])[0].strip()
+    # prefer the first ERROR line for the description
+    for l in add:
+        if ERR_RE.match(l.strip()):
+            first = l.strip(); break
+    if any(CRASH_RE.search(l) for l in add):
+        return 'F', 'crash: ' + next(l for l in add if CRASH_RE.search(l)).strip()
+    if sorted(old) == sorted(new):
+        return 'B', 'same rows, other order'
+    if any(LIMIT_RE.search(l) for l in add):
+        return 'D', next(l for l in add if LIMIT_RE.search(l)).strip()
+    if all(PLAN_RE.match(l) for l in changed) or \
+       (any('QUERY PLAN' in l for l in old + new) and not any(ERR_RE.match(l.strip()) for l in add)):
+        return 'A', first
+    if any(PHYS_RE.search(l) for l in old + new) and not any(ERR_RE.match(l.strip()) and not PHYS_RE.search(l) for l in add):
+        return 'C', first
+    if had_d and (all(ERR_RE.match(l.strip()) or not l.strip() for l in add) or not add or
+                  any(re.search(r'does not exist|current transaction is aborted', l) for l in add)):
+        return 'D', 'follow-on of an earlier (D) error: ' + first
+    if any('kvlsm' in l for l in add) and not any(ERR_RE.match(l.strip()) for l in add):
+        return 'E', first
+    return 'F', first
+
+def diff_test(ref, new):
+    po, pn = paragraphs(ref), paragraphs(new)
+    sm = difflib.SequenceMatcher(None, po, pn, autojunk=False)
+    hunks, had_d = [], False
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == 'equal':
+            continue
+        o, n = po[i1:i2], pn[j1:j2]
+        if tag == 'replace' and len(o) == len(n):
+            pairs = list(zip(o, n))
+        else:
+            pairs = [(sum(o, ()), sum(n, ()))]
+        for a, b in pairs:
+            if a == b:
+                continue
+            c, why = classify_pair(a, b, had_d)
+            had_d |= c == 'D'
+            ctx = (b or a or ('',))[0][:100]
+            hunks.append((c, why[:160], ctx))
+    return hunks
+
+ORDER = 'FDCEAB'
+def worst(classes):
+    for c in ORDER:
+        if c in classes:
+            return c
+    return '-'
+
+out = []
+P = out.append
+P('# Upstream PostgreSQL 15 suites on kvlsm: summary\n')
+P('Generated by `scripts/upstream-tests.sh` in `%s`.\n' % work)
+P('## Pass counts\n')
+P('| suite | ' + ' | '.join(configs) + ' |')
+P('|---|' + '---|' * len(configs))
+allres = {}
+for s in suites:
+    row = []
+    for c in configs:
+        r = results(c, s); allres[(c, s)] = r
+        ok = sum(1 for v in r.values() if v == 'ok')
+        row.append('%d / %d' % (ok, len(r)))
+    P('| %s | %s |' % (s, ' | '.join(row)))
+P('')
+
+refcfg = next((c for c in ('heap_nobitmap', 'heap_kvlsm', 'heap') if c in configs), None)
+pairs = []
+if 'kvlsm' in configs and refcfg:
+    pairs.append(('kvlsm', refcfg))
+if 'heap_kvlsm' in configs and 'heap' in configs:
+    pairs.append(('heap_kvlsm', 'heap'))
+if 'heap_nobitmap' in configs and 'heap_kvlsm' in configs:
+    pairs.append(('heap_nobitmap', 'heap_kvlsm'))
+
+P('## Differences\n')
+P('Classes: A plan-only, B order-only, C physical/statistics, D documented limitation with a clear '
+  'ERROR (and its follow-on errors), E catalog presence, F everything else (bug candidates; crashes first). '
+  'Automatic, per differing output paragraph; a test counts under its worst class (F>D>C>E>A>B). '
+  'Review by hand before trusting a class.\n')
+for new_cfg, ref_cfg in pairs:
+    for s in suites:
+        rn, rr = allres[(new_cfg, s)], allres[(ref_cfg, s)]
+        per_class = collections.Counter(); hunk_class = collections.Counter()
+        lines = []
+        same = 0
+        for t in rn:
+            fn = os.path.join(work, new_cfg, s, 'results', t + '.out')
+            fr = os.path.join(work, ref_cfg, s, 'results', t + '.out')
+            a, b = load(fr), load(fn)
+            if a is None or b is None:
+                if rn.get(t) == rr.get(t):
+                    same += 1; continue
+                lines.append('- `%s`: no result file to compare (%s: %s, %s: %s) -> F' % (t, ref_cfg, rr.get(t), new_cfg, rn.get(t)))
+                per_class['F'] += 1
+                continue
+            if a == b:
+                same += 1; continue
+            h = diff_test(a, b)
+            if not h:
+                same += 1; continue
+            w = worst({c for c, _, _ in h})
+            per_class[w] += 1
+            for c, _, _ in h:
+                hunk_class[c] += 1
+            lines.append('- `%s` **%s** (%s: %s, %s: %s)' % (t, w, ref_cfg, rr.get(t), new_cfg, rn.get(t)))
+            for c, why, ctx in h[:40]:
+                lines.append('    - %s: %s  [at: `%s`]' % (c, why.replace('`', "'"), ctx.replace('`', "'")))
+            if len(h) > 40:
+                lines.append('    - ... %d more' % (len(h) - 40))
+        P('### %s: %s vs %s\n' % (s, new_cfg, ref_cfg))
+        P('%d tests give identical output; %d differ. Tests by worst class: %s. Paragraphs by class: %s.\n' % (
+            same, sum(per_class.values()),
+            ', '.join('%s %d' % (c, per_class[c]) for c in ORDER if per_class[c]) or 'none',
+            ', '.join('%s %d' % (c, hunk_class[c]) for c in ORDER if hunk_class[c]) or 'none'))
+        out.extend(lines)
+        P('')
+
+P('## Server crashes\n')
+for c in configs:
+    cl = load(os.path.join(work, c, 'crashes.log')) or []
+    cl = [l for l in cl if l.strip()]
+    P('- %s: %d crash/PANIC/TRAP log lines' % (c, len(cl)))
+    for l in cl[:20]:
+        P('    - `%s`' % l[:200].replace('`', "'"))
+print('\n'.join(out))
+PY
+}
 classify "$WORK" "$CONFIGS" "$SUITES" >"$WORK/summary.md"
 echo "upstream-tests: summary in $WORK/summary.md"
 sed -n '1,/^## Differences/p' "$WORK/summary.md"

@@ -111,24 +111,6 @@ is( $node->safe_psql(
 	'kvlsm',
 	't uses kvlsm');
 
-# An open transaction with ~2MB of marker rows (ids < 0), never committed.
-my $open = $node->background_psql('postgres');
-$open->query_safe('BEGIN');
-$open->query_safe(
-	q{INSERT INTO t SELECT -g, repeat('m', 100)
-	  FROM generate_series(1, 20000) g});
-is($open->query_safe('SELECT count(*) FROM t WHERE id < 0'),
-	'20000', 'open transaction sees its own marker rows');
-
-# Flush while it is open: its rows may go to SSTables with its xid.
-$node->safe_psql('postgres', "SELECT kvlsm_flush('t')");
-is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id < 0'),
-	'0', 'marker rows of the open transaction are invisible to others');
-note "after flush with open transaction: "
-  . $node->safe_psql('postgres',
-	"SELECT string_agg(format('L%s:%s sst/%s entries', level, sstables, entries), ', ') FROM kvlsm_levels('t')"
-  );
-
 # Writers: each runs a script of autocommit inserts, echoing the id after
 # the INSERT (= its COMMIT) returned OK.
 my $nwriters = 4;
@@ -153,12 +135,35 @@ for my $w (1 .. $nwriters)
 # Flusher: kvlsm_flush() in a loop.
 my $fscript = "$basedir/flusher.sql";
 open my $ffh, '>', $fscript or die $!;
-print $ffh "SELECT kvlsm_flush('t');\nSELECT pg_sleep(0.05);\n" for 1 .. 2000;
+print $ffh "SELECT kvlsm_flush('t');\nSELECT pg_sleep(0.005);\n" for 1 .. 5000;
 close $ffh;
 my $flusher = start_psql_script($node, $fscript, "$basedir/flusher.out",
 	"$basedir/flusher.err");
 
-sleep 6;
+sleep 3;
+
+# While writers and the flusher run, open a transaction with ~2MB of marker
+# rows (ids < 0) that never commits.  (It is opened only after a few seconds
+# because an open transaction changes what a flush does.)
+my $open = $node->background_psql('postgres');
+$open->query_safe('BEGIN');
+$open->query_safe(
+	q{INSERT INTO t SELECT -g, repeat('m', 100)
+	  FROM generate_series(1, 20000) g});
+is($open->query_safe('SELECT count(*) FROM t WHERE id < 0'),
+	'20000', 'open transaction sees its own marker rows');
+
+# Flush while it is open: its rows may go to SSTables with its xid.
+$node->safe_psql('postgres', "SELECT kvlsm_flush('t')");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id < 0'),
+	'0', 'marker rows of the open transaction are invisible to others');
+note "after flush with open transaction: "
+  . $node->safe_psql('postgres',
+	"SELECT string_agg(format('L%s:%s sst/%s entries', level, sstables, entries), ', ') FROM kvlsm_levels('t')"
+  );
+
+
+sleep 3;
 
 # Make sure the writers really made progress and nothing failed before the
 # crash (an error before the crash would be a bug in itself).
