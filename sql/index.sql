@@ -83,8 +83,34 @@ SELECT array_agg(id ORDER BY id) FROM kx WHERE k = 500;
 SELECT kvlsm_flush('kx');
 SELECT count(*) FROM kx WHERE k BETWEEN 10 AND 19;
 
+-- unique kvlsm_idx indexes
+CREATE TABLE ux (id int, k text, n int) USING kvlsm;
+INSERT INTO ux SELECT g, 'k' || g, g % 3 FROM generate_series(1, 1000) g;
+CREATE UNIQUE INDEX ux_id ON ux USING kvlsm_idx (id);
+INSERT INTO ux VALUES (1001, 'new', 0);
+INSERT INTO ux VALUES (500, 'dup', 0);
+UPDATE ux SET id = 1 WHERE id = 2;
+UPDATE ux SET k = k || '!' WHERE id = 3;           -- same key, new row version: fine
+DELETE FROM ux WHERE id = 4;
+INSERT INTO ux VALUES (4, 'reinserted', 0);           -- deleted key can come back
+BEGIN;
+INSERT INTO ux VALUES (2000, 'x', 0);
+INSERT INTO ux VALUES (2000, 'y', 0);
+ROLLBACK;
+INSERT INTO ux VALUES (2000, 'after rollback', 0);
+INSERT INTO ux VALUES (NULL, 'null 1', 0), (NULL, 'null 2', 0);
+SELECT count(*), count(DISTINCT id) FROM ux WHERE id IS NOT NULL;
+CREATE UNIQUE INDEX ux_n ON ux USING kvlsm_idx (n);
+CREATE TABLE unn (a int);
+CREATE UNIQUE INDEX unn_a ON unn USING kvlsm_idx (a) NULLS NOT DISTINCT;
+INSERT INTO unn VALUES (NULL);
+INSERT INTO unn VALUES (NULL);
+-- PostgreSQL 15 allows UNIQUE / PRIMARY KEY constraints and ON CONFLICT arbiters only on btree
+ALTER TABLE ux ADD CONSTRAINT ux_pk PRIMARY KEY USING INDEX ux_id;
+INSERT INTO ux VALUES (1, 'c', 0) ON CONFLICT (id) DO NOTHING;
+DROP TABLE ux, unn;
+
 -- what kvlsm_idx does not do yet gets clear errors
-CREATE UNIQUE INDEX ON hx USING kvlsm_idx (id);
 CREATE INDEX ON hx USING kvlsm_idx (id) WITH (fillfactor = 50);
 CREATE TABLE lt (t text);
 INSERT INTO lt SELECT string_agg(md5(g::text), '') FROM generate_series(1, 100) g;

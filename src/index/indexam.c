@@ -10,8 +10,8 @@
  * test the scan keys with the operators' own functions.  The first index
  * column's bounds become a seek probe and a stop key.
  *
- * Not yet: unique indexes (amcanunique is false, so CREATE UNIQUE INDEX
- * ... USING kvlsm_idx gets PostgreSQL's clear error), index-only scans
+ * Unique indexes check and insert under a per-index heavyweight lock.
+ * Not yet: index-only scans
  * (amcanreturn stays NULL until VACUUM interlocks with scans, see
  * DESIGN.md section 6), backward scans, mark/restore, bloom filters
  * hashed with the equality operator's hash opfamily (SSTables of indexes
@@ -34,6 +34,10 @@
 #include "miscadmin.h"
 #include "nodes/tidbitmap.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "executor/tuptable.h"
+#include "utils/snapmgr.h"
+#include "access/genam.h"
 #include "storage/smgr.h"
 #include "utils/builtins.h"
 #include "utils/index_selfuncs.h"
@@ -54,6 +58,9 @@
  * ------------------------------------------------------------------------
  */
 
+static void check_unique_build(Relation heap, Relation index, IndexInfo *indexInfo,
+							   KvlsmShared *sh, const KvlsmKeyOps *ops);
+
 typedef struct BuildState
 {
 	KvlsmShared *sh;
@@ -64,14 +71,14 @@ typedef struct BuildState
 
 static void
 put_entry(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
-		  Datum *values, bool *isnull, ItemPointer tid)
+		  Datum *values, bool *isnull, ItemPointer tid, uint16 flags)
 {
 	int			keylen;
 	char	   *key = kvlsm_index_make_key(index, KVLSM_IKEY_ENTRY,
 										   IndexRelationGetNumberOfKeyAttributes(index),
 										   values, isnull, tid, &keylen);
 
-	kvlsm_put(index, sh, ops, key, keylen, 0, NULL, 0);
+	kvlsm_put(index, sh, ops, key, keylen, flags, NULL, 0);
 	pfree(key);
 }
 
@@ -82,7 +89,8 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	BuildState *bs = (BuildState *) state;
 	MemoryContext old = MemoryContextSwitchTo(bs->tmpcxt);
 
-	put_entry(index, bs->sh, bs->ops, values, isnull, tid);
+	put_entry(index, bs->sh, bs->ops, values, isnull, tid,
+			  tupleIsAlive ? 0 : KVLSM_IREC_BUILD_DEAD);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpcxt);
 	bs->indtuples += 1;
@@ -114,6 +122,8 @@ kvlsm_idx_build(Relation heap, Relation index, IndexInfo *indexInfo)
 									   build_callback, &bs, NULL);
 	kvlsm_maybe_flush(index, bs.sh);
 	MemoryContextDelete(bs.tmpcxt);
+	if (indexInfo->ii_Unique)
+		check_unique_build(heap, index, indexInfo, bs.sh, bs.ops);
 
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = reltuples;
@@ -128,16 +138,212 @@ kvlsm_idx_buildempty(Relation index)
 									 KVLSM_KIND_INDEX, true);
 }
 
+static void
+unique_violation(Relation heapRel, Relation index, Datum *values, bool *isnull)
+{
+	char	   *key_desc = BuildIndexValueDescription(index, values, isnull);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("duplicate key value violates unique constraint \"%s\"",
+					RelationGetRelationName(index)),
+			 key_desc ? errdetail("Key %s already exists.", key_desc) : 0,
+			 errtableconstraint(heapRel, RelationGetRelationName(index))));
+}
+
+/*
+ * A unique index built from the table: entries are in key order, so equal
+ * keys are adjacent; rows already dead to new snapshots do not count, as in
+ * btree's second spool.
+ */
+static void
+check_unique_build(Relation heap, Relation index, IndexInfo *indexInfo,
+				   KvlsmShared *sh, const KvlsmKeyOps *ops)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx unique build",
+											  ALLOCSET_DEFAULT_SIZES);
+	KvlsmRecordSet set;
+	char	   *prev = NULL;
+	char	   *resume = NULL;
+	int			resumelen = 0;
+	bool		more = true;
+
+	kvlsm_recset_init(&set, cxt);
+	while (more)
+	{
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		more = kvlsm_collect(index, sh, ops, resume, resumelen, resume != NULL,
+							 NULL, 0, 1024, false, &set);
+		for (i = 0; i < set.n; i++)
+		{
+			KvlsmRecord *r = &set.recs[i];
+
+			if (r->flags & (KVLSM_IREC_TOMBSTONE | KVLSM_IREC_BUILD_DEAD))
+				continue;
+			if (prev != NULL &&
+				kvlsm_index_keys_equal(index, kvlsm_index_key_tuple(prev),
+									   kvlsm_index_key_tuple(r->key),
+									   indexInfo->ii_NullsNotDistinct))
+			{
+				Datum		values[INDEX_MAX_KEYS];
+				bool		isnull[INDEX_MAX_KEYS];
+
+				index_deform_tuple(kvlsm_index_key_tuple(r->key),
+								   RelationGetDescr(index), values, isnull);
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("could not create unique index \"%s\"",
+								RelationGetRelationName(index)),
+						 errdetail("Key %s is duplicated.",
+								   BuildIndexValueDescription(index, values, isnull)),
+						 errtableconstraint(heap, RelationGetRelationName(index))));
+			}
+			if (prev)
+				pfree(prev);
+			prev = palloc(r->keylen);
+			memcpy(prev, r->key, r->keylen);
+		}
+		if (set.n > 0)
+		{
+			KvlsmRecord *last = &set.recs[set.n - 1];
+
+			if (resume)
+				pfree(resume);
+			resume = palloc(last->keylen);
+			memcpy(resume, last->key, last->keylen);
+			resumelen = last->keylen;
+		}
+		else
+			more = false;
+	}
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * Unique insert: under the index's unique-insert lock (a heavyweight page
+ * lock on block 1, so check and insert are atomic against other inserters
+ * of this index), look up every entry with equal key columns and check its
+ * heap row with a dirty snapshot, as _bt_check_unique does.  A row whose
+ * inserter or deleter is still running is waited for with the lock
+ * released, then everything is checked again.
+ */
+static bool
+insert_unique(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
+			  Datum *values, bool *isnull, ItemPointer ht_ctid,
+			  Relation heapRel, IndexUniqueCheck checkUnique, IndexInfo *indexInfo)
+{
+	int			natts = IndexRelationGetNumberOfKeyAttributes(index);
+	bool		anynull = false;
+	int			i;
+
+	for (i = 0; i < natts; i++)
+		anynull |= isnull[i];
+	if (anynull && !indexInfo->ii_NullsNotDistinct)
+	{
+		if (checkUnique != UNIQUE_CHECK_EXISTING)
+			put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
+		return true;
+	}
+
+	for (;;)
+	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx unique",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		KvlsmRecordSet set;
+		int			lolen,
+					hilen;
+		char	   *lo = kvlsm_index_make_key(index, KVLSM_IKEY_PROBE_LOW, natts,
+											  values, isnull, NULL, &lolen);
+		char	   *hi = kvlsm_index_make_key(index, KVLSM_IKEY_PROBE_HIGH, natts,
+											  values, isnull, NULL, &hilen);
+		TransactionId xwait = InvalidTransactionId;
+		bool		conflict = false;
+		IndexFetchTableData *fetch;
+		TupleTableSlot *slot;
+		SnapshotData SnapshotDirty;
+
+		LockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+		kvlsm_recset_init(&set, cxt);
+		kvlsm_collect(index, sh, ops, lo, lolen, false, hi, hilen, 0, false, &set);
+
+		InitDirtySnapshot(SnapshotDirty);
+		fetch = table_index_fetch_begin(heapRel);
+		slot = table_slot_create(heapRel, NULL);
+		for (i = 0; i < set.n && !conflict && !TransactionIdIsValid(xwait);)
+		{
+			KvlsmRecord *r = &set.recs[i];
+			int			j = i + 1;
+			IndexTuple	itup;
+			bool		call_again = false;
+			bool		all_dead = false;
+
+			while (j < set.n && ops->cmp(set.recs[j].key, set.recs[j].keylen,
+										 r->key, r->keylen, ops->arg) == 0)
+				j++;
+			i = j;
+			if (r->flags & KVLSM_IREC_TOMBSTONE)
+				continue;
+			itup = kvlsm_index_key_tuple(r->key);
+			if (ItemPointerEquals(&itup->t_tid, ht_ctid))
+				continue;
+			if (table_index_fetch_tuple(fetch, &itup->t_tid, &SnapshotDirty, slot,
+										&call_again, &all_dead))
+			{
+				if (TransactionIdIsValid(SnapshotDirty.xmin))
+					xwait = SnapshotDirty.xmin;
+				else if (TransactionIdIsValid(SnapshotDirty.xmax))
+					xwait = SnapshotDirty.xmax;
+				else
+					conflict = true;
+			}
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		table_index_fetch_end(fetch);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+
+		if (TransactionIdIsValid(xwait))
+		{
+			UnlockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+			XactLockTableWait(xwait, heapRel, ht_ctid, XLTW_InsertIndex);
+			continue;
+		}
+		if (conflict)
+		{
+			UnlockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+			if (checkUnique == UNIQUE_CHECK_PARTIAL)
+			{
+				put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
+				return false;
+			}
+			unique_violation(heapRel, index, values, isnull);
+		}
+		if (checkUnique != UNIQUE_CHECK_EXISTING)
+			put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
+		UnlockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+		return true;
+	}
+}
+
 static bool
 kvlsm_idx_insert(Relation index, Datum *values, bool *isnull, ItemPointer ht_ctid,
 				 Relation heapRel, IndexUniqueCheck checkUnique,
 				 bool indexUnchanged, IndexInfo *indexInfo)
 {
 	KvlsmShared *sh = kvlsm_attach(index);
+	const KvlsmKeyOps *ops = kvlsm_index_keyops(index);
+	bool		result = false;
 
-	put_entry(index, sh, kvlsm_index_keyops(index), values, isnull, ht_ctid);
+	if (checkUnique == UNIQUE_CHECK_NO)
+		put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
+	else
+		result = insert_unique(index, sh, ops, values, isnull, ht_ctid, heapRel,
+							   checkUnique, indexInfo);
 	kvlsm_maybe_flush(index, sh);
-	return false;
+	return result;
 }
 
 /* ------------------------------------------------------------------------
@@ -553,7 +759,7 @@ kvlsm_idx_handler(PG_FUNCTION_ARGS)
 	amroutine->amcanorder = true;
 	amroutine->amcanorderbyop = false;
 	amroutine->amcanbackward = false;
-	amroutine->amcanunique = false;
+	amroutine->amcanunique = true;
 	amroutine->amcanmulticol = true;
 	amroutine->amoptionalkey = true;
 	amroutine->amsearcharray = false;

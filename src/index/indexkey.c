@@ -153,3 +153,35 @@ kvlsm_index_key_tuple(const char *key)
 	return (IndexTuple) (key + KVLSM_IKEY_HEADER);
 }
 
+
+/*
+ * Do two entries have equal key columns, for a unique index?  NULLs are
+ * equal only with NULLS NOT DISTINCT.
+ */
+bool
+kvlsm_index_keys_equal(Relation index, IndexTuple a, IndexTuple b,
+					   bool nulls_not_distinct)
+{
+	KvlsmIndexKeyArg *ka;
+	int			i;
+
+	(void) kvlsm_index_keyops(index);
+	ka = (KvlsmIndexKeyArg *) index->rd_amcache;
+	for (i = 0; i < ka->natts; i++)
+	{
+		bool		nulla,
+					nullb;
+		Datum		va = index_getattr(a, i + 1, ka->desc, &nulla);
+		Datum		vb = index_getattr(b, i + 1, ka->desc, &nullb);
+
+		if (nulla || nullb)
+		{
+			if (nulla && nullb && nulls_not_distinct)
+				continue;
+			return false;
+		}
+		if (DatumGetInt32(FunctionCall2Coll(&ka->cmp[i], ka->collation[i], va, vb)) != 0)
+			return false;
+	}
+	return true;
+}

@@ -80,8 +80,10 @@ sub start_psql_script
 
 # --- setup -----------------------------------------------------------------
 
+# wal_level = replica, the server's default (the framework's default is
+# minimal); section d switches to minimal.
 my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf(
 	'postgresql.conf', q{
 shared_preload_libraries = 'kvlsm'
@@ -357,6 +359,8 @@ is($node->safe_psql('postgres', q{SELECT count(*), sum(id), count(*) FILTER (WHE
 # --- d) wal_level = minimal: created (or truncated) and loaded in one
 #        transaction, like pgbench -i does -----------------------------------
 
+$node->append_conf('postgresql.conf', qq{wal_level = minimal\nmax_wal_senders = 0\n});
+$node->restart;
 is($node->safe_psql('postgres', 'SHOW wal_level'),
 	'minimal', 'node runs with wal_level = minimal');
 

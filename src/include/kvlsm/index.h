@@ -32,6 +32,7 @@
 #define KVLSM_IKEY_HEADER		MAXIMUM_ALIGNOF	/* marker, prefix column count, padding: keeps the IndexTuple aligned */
 
 #define KVLSM_IREC_TOMBSTONE	0x0001
+#define KVLSM_IREC_BUILD_DEAD	0x0002	/* built from a row dead to new snapshots */
 
 /* btree-compatible key size limit, so every key fits pages comfortably */
 #define KVLSM_IDX_MAX_KEY		2000
@@ -53,6 +54,8 @@ extern char *kvlsm_index_make_key(Relation index, int marker, int ncols,
 								  Datum *values, bool *isnull,
 								  ItemPointer tid, int *keylen);
 extern IndexTuple kvlsm_index_key_tuple(const char *key);
+extern bool kvlsm_index_keys_equal(Relation index, IndexTuple a, IndexTuple b,
+								   bool nulls_not_distinct);
 extern bool kvlsm_is_kvlsm_index(Relation rel);
 
 #endif							/* KVLSM_INDEX_H */
