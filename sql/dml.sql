@@ -128,3 +128,47 @@ RESET enable_seqscan;
 RESET enable_bitmapscan;
 
 DROP TABLE h, k, hu, ku, hchild, kchild, kparent, kchild2, hparent, ktoast, ktr, kan, kfreeze, kidx;
+
+-- table rewrites and per-row validation scans (the slot owns every tuple it is given)
+CREATE TABLE krw (id int, v text) USING kvlsm;
+INSERT INTO krw SELECT g, 'v' || g FROM generate_series(1, 2000) g;
+ALTER TABLE krw ADD CONSTRAINT krw_pos CHECK (id > 0);
+ALTER TABLE krw ALTER COLUMN id TYPE bigint;
+ALTER TABLE krw ADD COLUMN extra int DEFAULT 7;
+ALTER TABLE krw ADD COLUMN vol float8 DEFAULT random();
+ALTER TABLE krw ADD PRIMARY KEY (id);
+CREATE MATERIALIZED VIEW kmv USING kvlsm AS SELECT id, v FROM krw WHERE id <= 10;
+REFRESH MATERIALIZED VIEW kmv;
+SELECT count(*), sum(id), sum(extra) FROM krw;
+SELECT count(*) FROM kmv;
+DROP MATERIALIZED VIEW kmv;
+DROP TABLE krw;
+
+-- a kvlsm table created in a transaction with a rolled-back savepoint
+BEGIN;
+CREATE TABLE ksp (x int) USING kvlsm;
+SAVEPOINT s;
+CREATE TABLE ksp2 (x int) USING kvlsm;
+ROLLBACK TO s;
+INSERT INTO ksp VALUES (1);
+ROLLBACK;
+BEGIN;
+CREATE TABLE ksp (x int) USING kvlsm;
+SAVEPOINT s;
+ROLLBACK TO s;
+INSERT INTO ksp VALUES (1);
+COMMIT;
+SELECT * FROM ksp;
+DROP TABLE ksp;
+
+-- a non-superuser owner creates, configures and drops kvlsm tables
+CREATE ROLE kvlsm_owner;
+GRANT CREATE ON SCHEMA public TO kvlsm_owner;
+SET ROLE kvlsm_owner;
+CREATE TABLE kown (a int) USING kvlsm WITH (memtable_size = '2MB');
+ALTER TABLE kown SET (compression = 'none');
+INSERT INTO kown VALUES (1);
+DROP TABLE kown;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM kvlsm_owner;
+DROP ROLE kvlsm_owner;

@@ -1882,9 +1882,12 @@ drops_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	List	   *keep = NIL;
 	ListCell   *lc;
 	int			level = GetCurrentTransactionNestLevel();
+	MemoryContext old;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB || pending_drops == NIL)
 		return;
+	/* the list outlives this subtransaction */
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	foreach(lc, pending_drops)
 	{
 		PendingDrop *pd = lfirst(lc);
@@ -1901,6 +1904,7 @@ drops_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 	list_free(pending_drops);
 	pending_drops = keep;
+	MemoryContextSwitchTo(old);
 }
 
 void

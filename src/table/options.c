@@ -25,6 +25,7 @@
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
 #include "catalog/indexing.h"
 #include "access/genam.h"
@@ -124,6 +125,20 @@ extract_options(List *defs, KvlsmOptions *opts, bool *found)
 
 static bool applying_from_hook = false;
 
+/*
+ * kvlsm_options belongs to the extension; a table's owner changes its rows
+ * through these functions only, so they run as the bootstrap superuser
+ * (as a SECURITY DEFINER function would), with a safe search_path: every
+ * name in the statements is schema-qualified.
+ */
+static void
+begin_catalog_access(Oid *save_userid, int *save_sec_context)
+{
+	GetUserIdAndSecContext(save_userid, save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
 /* quoted name of the schema the extension lives in */
 static const char *
 extension_schema(void)
@@ -160,10 +175,13 @@ record_option(Relation rel, const char *name, const char *value)
 	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
 	Datum		args[3];
 	int			ret;
+	Oid			save_userid;
+	int			save_sec;
 
 	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
 	args[1] = CStringGetTextDatum(name);
 	args[2] = CStringGetTextDatum(value);
+	begin_catalog_access(&save_userid, &save_sec);
 	SPI_connect();
 	applying_from_hook = true;
 	PG_TRY();
@@ -183,6 +201,7 @@ record_option(Relation rel, const char *name, const char *value)
 	}
 	PG_END_TRY();
 	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
 static void
@@ -245,15 +264,19 @@ forget_options(Oid relid)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
+	Oid			save_userid;
+	int			save_sec;
 
 	if (get_extension_oid("kvlsm", true) == InvalidOid)
 		return;
 	args[0] = ObjectIdGetDatum(relid);
+	begin_catalog_access(&save_userid, &save_sec);
 	SPI_connect();
 	SPI_execute_with_args(psprintf("DELETE FROM %s.kvlsm_options WHERE relid = $1::regclass",
 								   extension_schema()),
 						  1, argtypes, args, NULL, false, 0);
 	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
 static bool

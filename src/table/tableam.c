@@ -145,8 +145,11 @@ row_to_heaptuple(Relation rel, KvlsmRowState *st)
 static void
 store_row(Relation rel, KvlsmRowState *st, TupleTableSlot *slot)
 {
+	/* the slot frees the tuple: it must live in the slot's own context */
+	MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 	HeapTuple	tup = row_to_heaptuple(rel, st);
 
+	MemoryContextSwitchTo(old);
 	ExecStoreHeapTuple(tup, slot, true);
 	slot->tts_tableOid = RelationGetRelid(rel);
 }
@@ -1219,6 +1222,8 @@ kvlsm_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	kvlsm_resolve_row(set.recs, set.n, &st);
 	found = kvlsm_row_visible(&st, snapshot);
 	kvlsm_check_serializable_out(rel, &st, found, snapshot);
+	if (found && IsMVCCSnapshot(snapshot))
+		PredicateLockTID(rel, tid, snapshot, st.xmin);
 	if (found)
 	{
 		MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
