@@ -803,6 +803,7 @@ modify_row(Relation rel, KvlsmShared *sh, uint64 rowid, ModifyKind kind,
 		int			i;
 		TransactionId wait_xid = InvalidTransactionId;
 		int			j;
+		bool		held_by_me;
 
 		CHECK_FOR_INTERRUPTS();
 		epoch = kvlsm_version_epoch(sh);
@@ -958,7 +959,17 @@ modify_row(Relation rel, KvlsmShared *sh, uint64 rowid, ModifyKind kind,
 			result = TM_WouldBlock;
 			break;
 		}
-		if (!have_tuple_lock)
+		/*
+		 * Queue on the heavyweight tuple lock for fairness, as heap does, but
+		 * not when this transaction already holds a lock on the row: an
+		 * upgrade that waited behind a queued waiter (who waits for us)
+		 * would deadlock (heap_lock_tuple's skip_tuple_lock).
+		 */
+		held_by_me = false;
+		for (j = 0; j < st.nlockers; j++)
+			if (st.lockers[j].status == KVLSM_XID_CURRENT)
+				held_by_me = true;
+		if (!have_tuple_lock && !held_by_me)
 		{
 			ItemPointerData tid;
 

@@ -117,7 +117,7 @@ is( $node->safe_psql(
 # the INSERT (= its COMMIT) returned OK.
 my $nwriters = 4;
 my $rows_per_script = 40000;
-my $payload = 'p' x 80;
+my $payload = 'p';
 my (@writers, @wout, @werr);
 for my $w (1 .. $nwriters)
 {
@@ -137,7 +137,7 @@ for my $w (1 .. $nwriters)
 # Flusher: kvlsm_flush() in a loop.
 my $fscript = "$basedir/flusher.sql";
 open my $ffh, '>', $fscript or die $!;
-print $ffh "SELECT kvlsm_flush('t');\nSELECT pg_sleep(0.005);\n" for 1 .. 5000;
+print $ffh "SELECT kvlsm_flush('t');\n" for 1 .. 50000;
 close $ffh;
 my $flusher = start_psql_script($node, $fscript, "$basedir/flusher.out",
 	"$basedir/flusher.err");
