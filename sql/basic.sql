@@ -110,3 +110,21 @@ INSERT INTO hog SELECT g, repeat('h', 200) FROM generate_series(1, 300000) g;
 SELECT count(*), sum(length(pad)) FROM hog;
 SELECT sstables > 0 AS flushed_under_pressure FROM kvlsm_stats('hog');
 DROP TABLE hog;
+
+-- many one-row flushes and the compactions between them keep every row
+-- (an lz4 data page cut at the end of an SSTable once lost its last entries)
+CREATE TABLE manyflush (id int, n int, v text) USING kvlsm;
+CREATE PROCEDURE manyflush_fill(n int) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..n LOOP
+    INSERT INTO manyflush VALUES (i, 1, 'x');
+    COMMIT;
+    PERFORM kvlsm_flush('manyflush');
+  END LOOP;
+END $$;
+CALL manyflush_fill(1500);
+SELECT count(*), sum(id) FROM manyflush;
+SELECT (SELECT sum(entries) FROM kvlsm_sstables('manyflush')) AS entries_in_sstables,
+       compactions > 100 AS compacted_often FROM kvlsm_stats('manyflush');
+DROP TABLE manyflush;
+DROP PROCEDURE manyflush_fill;

@@ -451,7 +451,12 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 	KvlsmSstHeader *hdr;
 	Size		hdrlen;
 
-	finish_data_page(b);
+	/*
+	 * A page cut to fit lz4 carries its last entries into a new page, which
+	 * may need finishing (and cutting) in turn.
+	 */
+	while (b->page_items > 0)
+		finish_data_page(b);
 
 	/* bloom filter */
 	if (b->bloom_bits_per_key > 0 && b->nhashes > 0)
