@@ -22,6 +22,7 @@
 #include "access/multixact.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/index.h"
 #include "catalog/storage.h"
 #include "catalog/storage_xlog.h"
@@ -1360,7 +1361,15 @@ kvlsm_relation_set_new_filenode(Relation rel, const RelFileNode *newrnode,
 								MultiXactId *minmulti)
 {
 	SMgrRelation srel;
-	bool		needs_wal = (persistence == RELPERSISTENCE_PERMANENT);
+
+	/*
+	 * Like heap, WAL-log the new file's first pages only when its changes
+	 * will be WAL-logged at all.  With wal_level = minimal a filenode created
+	 * in this transaction is synced (or logged whole) at commit instead; an
+	 * early image of the metapage in WAL would be replayed over the final
+	 * one after a crash.
+	 */
+	bool		needs_wal = (persistence == RELPERSISTENCE_PERMANENT && XLogIsNeeded());
 
 	/* TRUNCATE / rewrite: the old filenode's shared state goes at commit */
 	if (!RelFileNodeEquals(rel->rd_node, *newrnode))
