@@ -83,6 +83,16 @@ SELECT array_agg(id ORDER BY id) FROM kx WHERE k = 500;
 SELECT kvlsm_flush('kx');
 SELECT count(*) FROM kx WHERE k BETWEEN 10 AND 19;
 
+-- prefix scans: LIKE 'abc%' becomes an index range on a "C"-collation index
+CREATE INDEX hx_t_c ON hx USING kvlsm_idx (t COLLATE "C");
+SET enable_bitmapscan = on;
+SET enable_indexscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM hx WHERE t LIKE 'key004%';
+SELECT count(*) FROM hx WHERE t LIKE 'key004%';
+SELECT count(*) FROM bx WHERE t LIKE 'key004%';
+RESET enable_indexscan;
+SET enable_bitmapscan = off;
+
 -- unique kvlsm_idx indexes
 CREATE TABLE ux (id int, k text, n int) USING kvlsm;
 INSERT INTO ux SELECT g, 'k' || g, g % 3 FROM generate_series(1, 1000) g;
