@@ -38,6 +38,11 @@ EXPLAIN (COSTS OFF) SELECT k FROM hx ORDER BY k LIMIT 5;
 SELECT k, id FROM hx ORDER BY k, id LIMIT 5;
 SELECT array_agg(k) = (SELECT array_agg(k ORDER BY k) FROM bx) AS same_order
 FROM (SELECT k FROM hx ORDER BY k) s;
+-- ORDER BY ... DESC reads the index backward
+EXPLAIN (COSTS OFF) SELECT k, id FROM hx ORDER BY k DESC LIMIT 3;
+SELECT k FROM hx ORDER BY k DESC LIMIT 3;
+SELECT array_agg(k) = (SELECT array_agg(k ORDER BY k DESC) FROM bx WHERE k BETWEEN 10 AND 50) AS same_order_backward
+FROM (SELECT k FROM hx WHERE k BETWEEN 10 AND 50 ORDER BY k DESC) s;
 -- multi-column with DESC: the index order is (k ASC, t DESC)
 EXPLAIN (COSTS OFF) SELECT k, t FROM hx WHERE k < 20 ORDER BY k, t DESC;
 SELECT array_agg(k || '/' || t) = (SELECT array_agg(k || '/' || t ORDER BY k, t DESC) FROM bx WHERE k < 20)

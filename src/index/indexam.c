@@ -369,6 +369,11 @@ typedef struct KvlsmIdxScanData
 	char	   *hi;				/* stop probe, or NULL */
 	int			hilen;
 	bool		recheck;
+	/* backward scans: the matching TIDs, materialised in key order */
+	ItemPointerData *back_tids;
+	int			back_n;
+	int			back_pos;
+	bool		back_ready;
 } KvlsmIdxScanData;
 
 typedef KvlsmIdxScanData *KvlsmIdxScan;
@@ -476,6 +481,9 @@ kvlsm_idx_rescan(IndexScanDesc scan, ScanKey scankey, int nscankeys,
 	so->started = false;
 	so->exhausted = false;
 	so->resume = NULL;
+	so->back_tids = NULL;
+	so->back_n = 0;
+	so->back_ready = false;
 	so->recheck = !kvlsm_is_kvlsm_relation(scan->heapRelation ? scan->heapRelation :
 										   scan->indexRelation);
 	set_bounds(scan);
@@ -603,10 +611,40 @@ kvlsm_idx_gettuple(IndexScanDesc scan, ScanDirection dir)
 	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
 	IndexTuple	itup;
 
-	if (!ScanDirectionIsForward(dir))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("backward scans of kvlsm_idx indexes are not supported")));
+	if (ScanDirectionIsBackward(dir))
+	{
+		/*
+		 * The engine iterates forward only: a backward scan (ORDER BY ...
+		 * DESC) collects the matching entries of its range first and returns
+		 * them last to first.  Correct, but it reads the whole range even
+		 * under a LIMIT; a backward engine iterator is future work.
+		 * amcanbackward stays false, so cursors never change direction here.
+		 */
+		if (!so->back_ready)
+		{
+			MemoryContext old = MemoryContextSwitchTo(so->cxt);
+			int			cap = 64;
+
+			so->back_tids = palloc(sizeof(ItemPointerData) * cap);
+			while (next_entry(scan, &itup))
+			{
+				if (so->back_n == cap)
+				{
+					cap *= 2;
+					so->back_tids = repalloc_huge(so->back_tids, sizeof(ItemPointerData) * cap);
+				}
+				so->back_tids[so->back_n++] = itup->t_tid;
+			}
+			MemoryContextSwitchTo(old);
+			so->back_pos = so->back_n;
+			so->back_ready = true;
+		}
+		if (so->back_pos == 0)
+			return false;
+		scan->xs_heaptid = so->back_tids[--so->back_pos];
+		scan->xs_recheck = so->recheck;
+		return true;
+	}
 	if (!next_entry(scan, &itup))
 		return false;
 	scan->xs_heaptid = itup->t_tid;
