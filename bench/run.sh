@@ -111,29 +111,29 @@ for variant in heap_btree kv_btree heap_kvidx kv_kvidx; do
         -c "CREATE INDEX ON ri USING $ix (a)" -c "CREATE INDEX ON ri USING $ix (b)" -c "CREATE INDEX ON ri USING $ix (c)" \
         -c "INSERT INTO ri SELECT (random()*1e9)::bigint, (random()*1e9)::bigint, (random()*1e9)::bigint, 'payload-payload-payload' FROM generate_series(1, $ROWS)" \
         -c "CHECKPOINT"
-    rm -f "$DIR"/ri_$variant.log*
+    rm -f "$DIR"/ri_$variant.[0-9]*
     out=$(cd "$DIR" && pgbench_ -n -c 4 -j 2 -T "$DURATION" -f rand_insert.sql -l --log-prefix=ri_$variant $db)
     R[ri_tps_$variant]=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3}')
-    R[ri_lat_$variant]=$(pct "$DIR"/ri_$variant.log*)
+    R[ri_lat_$variant]=$(pct "$DIR"/ri_$variant.[0-9]*)
     R[ri_wal_$variant]=$(psql_ -d $db -At -c "SELECT pg_size_pretty(pg_relation_size('ri') + coalesce((SELECT sum(pg_relation_size(indexrelid)) FROM pg_index WHERE indrelid = 'ri'::regclass), 0))")
 done
 
 # 4. pgbench TPC-B (tables of the kv database are kvlsm tables)
 for am in heap kv; do
     pgbench_ -i -q -s "$SCALE" b$am >/dev/null 2>&1
-    rm -f "$DIR"/tpcb_$am.log*
+    rm -f "$DIR"/tpcb_$am.[0-9]*
     out=$(cd "$DIR" && pgbench_ -n -c 4 -j 2 -T "$DURATION" -l --log-prefix=tpcb_$am b$am)
     R[tpcb_tps_$am]=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3}')
-    R[tpcb_lat_$am]=$(pct "$DIR"/tpcb_$am.log*)
+    R[tpcb_lat_$am]=$(pct "$DIR"/tpcb_$am.[0-9]*)
     R[tpcb_inv_$am]=$(psql_ -d b$am -At -c "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(bbalance) FROM pgbench_branches) AND (SELECT sum(bbalance) FROM pgbench_branches) = (SELECT sum(tbalance) FROM pgbench_tellers) AND (SELECT sum(tbalance) FROM pgbench_tellers) = (SELECT coalesce(sum(delta),0) FROM pgbench_history)")
 done
 
 # 5. cached point reads (pgbench -S) on the same accounts tables
 for am in heap kv; do
-    rm -f "$DIR"/sel_$am.log*
+    rm -f "$DIR"/sel_$am.[0-9]*
     out=$(cd "$DIR" && pgbench_ -n -S -c 4 -j 2 -T "$DURATION" -l --log-prefix=sel_$am b$am)
     R[sel_tps_$am]=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3}')
-    R[sel_lat_$am]=$(pct "$DIR"/sel_$am.log*)
+    R[sel_lat_$am]=$(pct "$DIR"/sel_$am.[0-9]*)
 done
 
 WA=$(psql_ -d bkv -At -c "SELECT round(write_amplification::numeric, 2) FROM kvlsm_stats('pgbench_accounts')")

@@ -172,3 +172,24 @@ DROP TABLE kown;
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM kvlsm_owner;
 DROP ROLE kvlsm_owner;
+
+-- VACUUM FULL and CLUSTER keep TOASTed values (they are re-toasted into the new toast table)
+CREATE TABLE kvt (id int, big text) USING kvlsm;
+INSERT INTO kvt SELECT g, (SELECT string_agg(md5(g::text || x::text), '') FROM generate_series(1, 300) x)
+FROM generate_series(1, 5) g;
+VACUUM FULL kvt;
+SELECT id, length(big), md5(big) = md5((SELECT string_agg(md5(id::text || x::text), '') FROM generate_series(1, 300) x)) AS intact
+FROM kvt ORDER BY id;
+CREATE INDEX kvt_id ON kvt (id);
+CLUSTER kvt USING kvt_id;
+SELECT count(*), sum(length(big)) FROM kvt;
+DROP TABLE kvt;
+
+-- rows moved to another partition by UPDATE
+CREATE TABLE kpart (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE kpart_a PARTITION OF kpart FOR VALUES IN ('a') USING kvlsm;
+CREATE TABLE kpart_b PARTITION OF kpart FOR VALUES IN ('b') USING kvlsm;
+INSERT INTO kpart SELECT g, 'a' FROM generate_series(1, 10) g;
+UPDATE kpart SET region = 'b' WHERE id <= 3;
+SELECT tableoid::regclass, count(*) FROM kpart GROUP BY 1 ORDER BY 1;
+DROP TABLE kpart;

@@ -883,10 +883,12 @@ modify_row(Relation rel, KvlsmShared *sh, uint64 rowid, ModifyKind kind,
 			}
 			else
 			{
-				result = st.is_update ? TM_Updated : TM_Deleted;
+				result = (st.is_update || st.moved) ? TM_Updated : TM_Deleted;
 				tmfd->xmax = st.xmax;
 				tmfd->cmax = InvalidCommandId;
-				if (st.is_update)
+				if (st.moved)
+					ItemPointerSetMovedPartitions(&tmfd->ctid);	/* as heap */
+				else if (st.is_update)
 					kvlsm_rowid_to_tid(st.successor, &tmfd->ctid);
 				else
 					kvlsm_rowid_to_tid(rowid, &tmfd->ctid);
@@ -1021,6 +1023,8 @@ kvlsm_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 
 	memset(&rr, 0, sizeof(rr));
 	rr.kind = KVLSM_REC_DELETE;
+	if (changingPart)
+		rr.flags |= KVLSM_DEL_MOVED;
 	CheckForSerializableConflictIn(rel, tid, ItemPointerGetBlockNumber(tid));
 	result = modify_row(rel, sh, kvlsm_tid_to_rowid(tid), MODIFY_DELETE,
 						LockTupleExclusive, &rr, cid, crosscheck,
@@ -1127,7 +1131,23 @@ kvlsm_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 	put_row_record(rel, sh, newrowid, &ins, mtup);
 	pfree(mtup);
 
-	/* carry the locks of running KEY SHARE lockers to the new version */
+	/*
+	 * Carry the locks of running KEY SHARE lockers to the new version.  The
+	 * old row is read again now that the new version exists: a locker that
+	 * locked the old version after our delete record either finds the new
+	 * version itself (kvlsm_tuple_lock follows the chain) or is seen here.
+	 */
+	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm carry locks",
+												  ALLOCSET_SMALL_SIZES);
+		KvlsmRecordSet set;
+
+		kvlsm_recset_init(&set, cxt);
+		fetch_row_records(rel, sh, oldrowid, &set);
+		kvlsm_resolve_row(set.recs, set.n, &oldst);
+		oldst.tuple = NULL;		/* points into cxt; not used below */
+		MemoryContextDelete(cxt);
+	}
 	for (i = 0; i < oldst.nlockers; i++)
 	{
 		KvlsmRowRecord lr;
@@ -1175,6 +1195,7 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 							&rr, cid, InvalidSnapshot, wait_policy, tmfd,
 							&st, CurrentMemoryContext);
 		if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION) &&
+			!ItemPointerIndicatesMovedPartitions(&tmfd->ctid) &&
 			!ItemPointerEquals(&tmfd->ctid, &cur))
 		{
 			/* follow the update chain to the newest version */
@@ -1186,6 +1207,40 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 	}
 	/* as heap does, tell the caller which version was locked */
 	*tid = cur;
+
+	/*
+	 * A lock that does not conflict with a running update of the row (KEY
+	 * SHARE against a non-key update) must hold on every newer version too,
+	 * as heap_lock_updated_tuple does: the updater already carried forward
+	 * the locks that existed when it updated, not this one.  Without this a
+	 * foreign key check could let the referenced row's new version be
+	 * deleted.
+	 */
+	if (result == TM_Ok && st.deleted && st.is_update && !st.moved &&
+		st.xmax_status == KVLSM_XID_IN_PROGRESS)
+	{
+		uint64		next = st.successor;
+		int			guard = 0;
+
+		for (;;)
+		{
+			KvlsmRowState nst;
+			TM_FailureData ntmfd;
+			TM_Result	nres;
+
+			CHECK_FOR_INTERRUPTS();
+			memset(&rr, 0, sizeof(rr));
+			rr.kind = KVLSM_REC_LOCK;
+			rr.lockmode = mode;
+			nres = modify_row(rel, sh, next, MODIFY_LOCK, mode, &rr, cid,
+							  InvalidSnapshot, wait_policy, &ntmfd, &nst,
+							  CurrentMemoryContext);
+			if (nres != TM_Ok || !nst.deleted || !nst.is_update || nst.moved ||
+				nst.xmax_status != KVLSM_XID_IN_PROGRESS || ++guard > 1000)
+				break;
+			next = nst.successor;
+		}
+	}
 
 	if (result == TM_Ok || result == TM_SelfModified ||
 		(result == TM_Invisible && st.exists))
@@ -1276,7 +1331,7 @@ kvlsm_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
 			break;
 		if (kvlsm_row_visible(&st, sscan->rs_snapshot))
 			*tid = cur;
-		if (!st.deleted || !st.is_update || st.xmax_status == KVLSM_XID_ABORTED ||
+		if (!st.deleted || !st.is_update || st.moved || st.xmax_status == KVLSM_XID_ABORTED ||
 			++guard > 100000)
 			break;
 		kvlsm_rowid_to_tid(st.successor, &cur);
@@ -1481,13 +1536,27 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 			dead++;
 		else
 			live++;
-		t = palloc(st.tuplen);
-		memcpy(t, st.tuple, st.tuplen);
-		mtup = (MinimalTuple) t;
+		/*
+		 * Re-toast into the new table's toast relation, as heap's rewrite
+		 * does: the old toast relation goes away with the old filenode.
+		 */
+		{
+			HeapTuple	oldtup = row_to_heaptuple(OldTable, &st);
+			HeapTuple	newtup = prepare_tuple(NewTable, oldtup, NULL, 0);
+
+			mtup = minimal_tuple_from_heap_tuple(newtup);
+			if (newtup != oldtup)
+				heap_freetuple(newtup);
+			heap_freetuple(oldtup);
+			t = (char *) mtup;
+		}
 		rowid = kvlsm_alloc_rowids(NewTable, newsh, 1);
 		memset(&rr, 0, sizeof(rr));
 		rr.kind = KVLSM_REC_INSERT;
-		rr.xid = (st.xmin_status == KVLSM_XID_COMMITTED) ? FrozenTransactionId : st.xmin;
+		/* freeze only what no snapshot can still see as in progress */
+		rr.xid = (st.xmin_status == KVLSM_XID_COMMITTED &&
+				  TransactionIdPrecedes(st.xmin, OldestXmin)) ?
+			FrozenTransactionId : st.xmin;
 		rr.cid = st.cmin;
 		put_row_record(NewTable, newsh, rowid, &rr, mtup);
 		if (st.deleted && st.xmax_status != KVLSM_XID_ABORTED)

@@ -85,6 +85,7 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 					st->xmax_status = status;
 					st->is_update = (rr.flags & KVLSM_DEL_UPDATE) != 0;
 					st->keys_updated = (rr.flags & KVLSM_DEL_KEYS_UPDATED) != 0;
+					st->moved = (rr.flags & KVLSM_DEL_MOVED) != 0;
 					st->successor = rr.successor;
 				}
 				break;

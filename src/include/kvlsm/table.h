@@ -41,6 +41,7 @@
 /* DELETE flags */
 #define KVLSM_DEL_UPDATE		0x0001	/* successor is valid */
 #define KVLSM_DEL_KEYS_UPDATED	0x0002	/* an update that changed key columns */
+#define KVLSM_DEL_MOVED			0x0004	/* moved to another partition */
 
 /* INSERT flags */
 #define KVLSM_INS_SPECULATIVE	0x0001
@@ -86,6 +87,7 @@ typedef struct KvlsmRowState
 	int			xmax_status;
 	bool		is_update;
 	bool		keys_updated;
+	bool		moved;			/* deleted by a move to another partition */
 	uint64		successor;
 	/* LOCK records of transactions that did not abort */
 	int			nlockers;
