@@ -1195,7 +1195,11 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 							&rr, cid, InvalidSnapshot, wait_policy, tmfd,
 							&st, CurrentMemoryContext);
 		if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION) &&
-			!ItemPointerIndicatesMovedPartitions(&tmfd->ctid) &&
+			ItemPointerIndicatesMovedPartitions(&tmfd->ctid))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("tuple to be locked was already moved to another partition due to concurrent update")));
+		if (result == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION) &&
 			!ItemPointerEquals(&tmfd->ctid, &cur))
 		{
 			/* follow the update chain to the newest version */
