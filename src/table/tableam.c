@@ -881,6 +881,17 @@ modify_row(Relation rel, KvlsmShared *sh, uint64 rowid, ModifyKind kind,
 					wait_xid = st.xmax;
 				}
 			}
+			else if (kind == MODIFY_LOCK && mode == LockTupleKeyShare &&
+					 st.is_update && !st.keys_updated && !st.moved)
+			{
+				/*
+				 * KEY SHARE of a row whose committed update left the key
+				 * alone: the key this lock protects still exists, so lock
+				 * this version (kvlsm_tuple_lock then locks the newer
+				 * ones), as heap_lock_tuple does.
+				 */
+				result = TM_Ok;
+			}
 			else
 			{
 				result = (st.is_update || st.moved) ? TM_Updated : TM_Deleted;
@@ -1221,7 +1232,8 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 	 * deleted.
 	 */
 	if (result == TM_Ok && st.deleted && st.is_update && !st.moved &&
-		st.xmax_status == KVLSM_XID_IN_PROGRESS)
+		(st.xmax_status == KVLSM_XID_IN_PROGRESS ||
+		 (st.xmax_status == KVLSM_XID_COMMITTED && mode == LockTupleKeyShare)))
 	{
 		uint64		next = st.successor;
 		int			guard = 0;
@@ -1239,8 +1251,17 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 			nres = modify_row(rel, sh, next, MODIFY_LOCK, mode, &rr, cid,
 							  InvalidSnapshot, wait_policy, &ntmfd, &nst,
 							  CurrentMemoryContext);
+			if (nres == TM_Updated || nres == TM_Deleted)
+			{
+				/* a newer version lost the key: the lock fails, as in heap */
+				result = nres;
+				*tmfd = ntmfd;
+				break;
+			}
 			if (nres != TM_Ok || !nst.deleted || !nst.is_update || nst.moved ||
-				nst.xmax_status != KVLSM_XID_IN_PROGRESS || ++guard > 1000)
+				!(nst.xmax_status == KVLSM_XID_IN_PROGRESS ||
+				  (nst.xmax_status == KVLSM_XID_COMMITTED && mode == LockTupleKeyShare)) ||
+				++guard > 1000)
 				break;
 			next = nst.successor;
 		}
