@@ -19,6 +19,10 @@ ALTER TABLE o3 SET (compression = 'lz4');
 CREATE INDEX ON o1 USING brin (id);
 CREATE TABLE o4 (a int[]) USING kvlsm;
 CREATE INDEX ON o4 USING gin (a);
+CREATE TABLE o4p (a int[], k int) PARTITION BY RANGE (k);
+CREATE TABLE o4p1 PARTITION OF o4p FOR VALUES FROM (0) TO (10) USING kvlsm;
+CREATE INDEX ON o4p USING gin (a);
+DROP TABLE o4p;
 SELECT * FROM o1 TABLESAMPLE SYSTEM (10);
 CREATE INDEX CONCURRENTLY ON o1 (id);
 -- a row too wide for one page, even after TOAST

@@ -18,6 +18,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_am.h"
@@ -420,6 +421,22 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				bool		is_kvlsm = rel->rd_rel->relkind == RELKIND_RELATION &&
 				kvlsm_is_kvlsm_relation(rel);
 
+				/* an index on a partitioned table cascades to its partitions */
+				if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+				{
+					List	   *parts = find_all_inheritors(relid, AccessShareLock, NULL);
+					ListCell   *lc;
+
+					foreach(lc, parts)
+					{
+						Relation	part = relation_open(lfirst_oid(lc), NoLock);
+
+						if (part->rd_rel->relkind == RELKIND_RELATION &&
+							kvlsm_is_kvlsm_relation(part))
+							is_kvlsm = true;
+						relation_close(part, NoLock);
+					}
+				}
 				relation_close(rel, AccessShareLock);
 				if (is_kvlsm)
 					ereport(ERROR,
