@@ -136,3 +136,12 @@ CREATE INDEX ON pt USING kvlsm_idx (p);
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 DROP TABLE hx, bx, kx, pt, lt;
+
+-- the admin functions work on kvlsm_idx indexes too
+CREATE TABLE adm (k int);
+CREATE INDEX adm_k ON adm USING kvlsm_idx (k);
+INSERT INTO adm SELECT generate_series(1, 1000);
+SELECT kvlsm_flush('adm_k');
+SELECT name, sstables, entries FROM kvlsm_levels('adm_k') WHERE sstables > 0;
+SELECT memtable_entries, sstables FROM kvlsm_stats('adm_k');
+DROP TABLE adm;

@@ -22,25 +22,27 @@
 #include "kvlsm/lsm.h"
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
+#include "kvlsm/index.h"
 
+/* open a kvlsm table or kvlsm_idx index; anything else is an error */
 static Relation
 open_kvlsm(Oid relid, LOCKMODE mode)
 {
 	Relation	rel = relation_open(relid, mode);
+	bool		ok;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_MATVIEW)
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+		ok = kvlsm_is_kvlsm_index(rel);
+	else
+		ok = (rel->rd_rel->relkind == RELKIND_RELATION ||
+			  rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+			kvlsm_is_kvlsm_relation(rel);
+	if (!ok)
 	{
 		relation_close(rel, mode);
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kvlsm table", get_rel_name(relid))));
-	}
-	if (!kvlsm_is_kvlsm_relation(rel))
-	{
-		relation_close(rel, mode);
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kvlsm table", get_rel_name(relid))));
+				 errmsg("\"%s\" is not a kvlsm table or kvlsm_idx index", get_rel_name(relid))));
 	}
 	return rel;
 }
