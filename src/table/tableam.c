@@ -1197,6 +1197,7 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 	KvlsmRowState st;
 
 	tmfd->traversed = false;
+restart:
 	for (;;)
 	{
 		memset(&rr, 0, sizeof(rr));
@@ -1251,9 +1252,20 @@ kvlsm_tuple_lock(Relation rel, ItemPointer tid, Snapshot snapshot,
 			nres = modify_row(rel, sh, next, MODIFY_LOCK, mode, &rr, cid,
 							  InvalidSnapshot, wait_policy, &ntmfd, &nst,
 							  CurrentMemoryContext);
+			if (nres == TM_Updated && (flags & TUPLE_LOCK_FLAG_FIND_LAST_VERSION))
+			{
+				/* a newer version changed the key: lock the newest, as heap */
+				if (ItemPointerIndicatesMovedPartitions(&ntmfd.ctid))
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("tuple to be locked was already moved to another partition due to concurrent update")));
+				cur = ntmfd.ctid;
+				tmfd->traversed = true;
+				goto restart;
+			}
 			if (nres == TM_Updated || nres == TM_Deleted)
 			{
-				/* a newer version lost the key: the lock fails, as in heap */
+				/* a newer version lost the key or the row: the lock fails */
 				result = nres;
 				*tmfd = ntmfd;
 				break;
