@@ -15,48 +15,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use KvlsmTest;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
 # --- helpers ---------------------------------------------------------------
-
-# Is the process gone?  A zombie counts as still there: the new postmaster
-# refuses to start while the old postmaster's pid exists at all, so wait
-# until it has been reaped.
-sub proc_gone
-{
-	my ($pid) = @_;
-	return !kill(0, $pid);
-}
-
-# A real crash: SIGKILL the postmaster and every one of its children, wait
-# until none is left, then tell the framework the node is down.
-sub crash_node
-{
-	my ($node) = @_;
-	my $pidfile = $node->data_dir . '/postmaster.pid';
-	open my $fh, '<', $pidfile or die "cannot open $pidfile: $!";
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	die "bad postmaster pid '$pm'" unless $pm =~ /^\d+$/;
-
-	# Freeze the postmaster so that it cannot fork while we collect its
-	# children, then kill the lot.
-	kill 'STOP', $pm;
-	my @kids = grep { /^\d+$/ } split /\s+/, `pgrep -P $pm`;
-	note "crash: killing postmaster $pm and children @kids";
-	kill 'KILL', $pm, @kids;
-
-	my $deadline = time() + 60;
-	while (grep { !proc_gone($_) } ($pm, @kids))
-	{
-		die "server processes survived SIGKILL" if time() > $deadline;
-		usleep(50_000);
-	}
-	$node->{_pid} = undef;
-	return;
-}
 
 sub crash_restart
 {
@@ -64,18 +29,6 @@ sub crash_restart
 	crash_node($node);
 	$node->start;
 	return;
-}
-
-# Start a psql process running a script file, stdout/stderr into files.
-sub start_psql_script
-{
-	my ($node, $script, $out, $err) = @_;
-	return IPC::Run::start(
-		[
-			'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'), '-f', $script
-		],
-		'<', '/dev/null', '>', $out, '2>', $err);
 }
 
 # --- setup -----------------------------------------------------------------

@@ -11,40 +11,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use KvlsmTest;
 use IPC::Run;
 use Time::HiRes qw(usleep);
-
-sub proc_gone
-{
-	my ($pid) = @_;
-	return !kill(0, $pid);    # a zombie still blocks a new postmaster
-}
-
-# A real crash: SIGKILL the postmaster and all its children.
-sub crash_node
-{
-	my ($node) = @_;
-	my $pidfile = $node->data_dir . '/postmaster.pid';
-	open my $fh, '<', $pidfile or die "cannot open $pidfile: $!";
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	die "bad postmaster pid '$pm'" unless $pm =~ /^\d+$/;
-
-	kill 'STOP', $pm;    # no more forks while we collect the children
-	my @kids = grep { /^\d+$/ } split /\s+/, `pgrep -P $pm`;
-	note "crash: killing postmaster $pm and children @kids";
-	kill 'KILL', $pm, @kids;
-
-	my $deadline = time() + 60;
-	while (grep { !proc_gone($_) } ($pm, @kids))
-	{
-		die "server processes survived SIGKILL" if time() > $deadline;
-		usleep(50_000);
-	}
-	$node->{_pid} = undef;
-	return;
-}
 
 # wal_level = replica (the framework's default is minimal): pgbench -i
 # creates and loads its tables in one transaction, and kvlsm's crash safety

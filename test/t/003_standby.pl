@@ -12,52 +12,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use KvlsmTest;
 use IPC::Run;
 use Time::HiRes qw(usleep);
-
-sub proc_gone
-{
-	my ($pid) = @_;
-	return !kill(0, $pid);    # a zombie still blocks a new postmaster
-}
-
-# A real crash: SIGKILL the postmaster and all its children.
-sub crash_node
-{
-	my ($node) = @_;
-	my $pidfile = $node->data_dir . '/postmaster.pid';
-	open my $fh, '<', $pidfile or die "cannot open $pidfile: $!";
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	die "bad postmaster pid '$pm'" unless $pm =~ /^\d+$/;
-
-	kill 'STOP', $pm;    # no more forks while we collect the children
-	my @kids = grep { /^\d+$/ } split /\s+/, `pgrep -P $pm`;
-	note "crash: killing postmaster $pm and children @kids";
-	kill 'KILL', $pm, @kids;
-
-	my $deadline = time() + 60;
-	while (grep { !proc_gone($_) } ($pm, @kids))
-	{
-		die "server processes survived SIGKILL" if time() > $deadline;
-		usleep(50_000);
-	}
-	$node->{_pid} = undef;
-	return;
-}
-
-# Start a psql process running a script file, stdout/stderr into files.
-sub start_psql_script
-{
-	my ($node, $script, $out, $err) = @_;
-	return IPC::Run::start(
-		[
-			'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'), '-f', $script
-		],
-		'<', '/dev/null', '>', $out, '2>', $err);
-}
 
 # Queries whose results must be equal on primary and standby.
 my @compare = (

@@ -10,28 +10,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use KvlsmTest;
 use Time::HiRes qw(usleep);
-
-sub crash_node
-{
-	my ($node) = @_;
-	my $pidfile = $node->data_dir . '/postmaster.pid';
-	open my $fh, '<', $pidfile or die "cannot open $pidfile: $!";
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	kill 'STOP', $pm;
-	my @kids = grep { /^\d+$/ } split /\s+/, `pgrep -P $pm`;
-	kill 'KILL', $pm, @kids;
-	my $deadline = time() + 60;
-	while (grep { kill(0, $_) } ($pm, @kids))
-	{
-		die "server processes survived SIGKILL" if time() > $deadline;
-		usleep(50_000);
-	}
-	$node->{_pid} = undef;
-	return;
-}
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);

@@ -1,0 +1,68 @@
+
+# Copyright (c) kvlsm authors
+#
+# Helpers shared by kvlsm's TAP tests.
+package KvlsmTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use IPC::Run;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+our @EXPORT = qw(proc_gone crash_node start_psql_script);
+
+# Is the process gone?  A zombie counts as still there: a new postmaster
+# refuses to start while the old postmaster's pid exists at all, so wait
+# until it has been reaped.
+sub proc_gone
+{
+	my ($pid) = @_;
+	return !kill(0, $pid);
+}
+
+# A real crash: SIGKILL the postmaster and every one of its children (killing
+# the postmaster alone is no crash: its children keep running), wait until
+# none is left, then tell the framework the node is down.
+sub crash_node
+{
+	my ($node) = @_;
+	my $pidfile = $node->data_dir . '/postmaster.pid';
+	open my $fh, '<', $pidfile or die "cannot open $pidfile: $!";
+	my $pm = <$fh>;
+	close $fh;
+	chomp $pm;
+	die "bad postmaster pid '$pm'" unless $pm =~ /^\d+$/;
+
+	# Freeze the postmaster so that it cannot fork while we collect its
+	# children, then kill the lot.
+	kill 'STOP', $pm;
+	my @kids = grep { /^\d+$/ } split /\s+/, `pgrep -P $pm`;
+	note "crash: killing postmaster $pm and children @kids";
+	kill 'KILL', $pm, @kids;
+
+	my $deadline = time() + 60;
+	while (grep { !proc_gone($_) } ($pm, @kids))
+	{
+		die "server processes survived SIGKILL" if time() > $deadline;
+		usleep(50_000);
+	}
+	$node->{_pid} = undef;
+	return;
+}
+
+# Start a psql process running a script file, stdout/stderr into files.
+sub start_psql_script
+{
+	my ($node, $script, $out, $err) = @_;
+	return IPC::Run::start(
+		[
+			'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
+			'-d', $node->connstr('postgres'), '-f', $script
+		],
+		'<', '/dev/null', '>', $out, '2>', $err);
+}
+
+1;
