@@ -138,6 +138,27 @@ kvlsm_idx_buildempty(Relation index)
 									 KVLSM_KIND_INDEX, true);
 }
 
+/*
+ * Whole-index passes read the LSM in batches: remember the last key of a
+ * batch (palloc'd in the current context) to continue after it.  False
+ * when the batch was empty.
+ */
+static bool
+advance_resume_key(KvlsmRecordSet *set, char **resume, int *resumelen)
+{
+	KvlsmRecord *last;
+
+	if (set->n == 0)
+		return false;
+	last = &set->recs[set->n - 1];
+	if (*resume)
+		pfree(*resume);
+	*resume = palloc(last->keylen);
+	memcpy(*resume, last->key, last->keylen);
+	*resumelen = last->keylen;
+	return true;
+}
+
 static void
 unique_violation(Relation heapRel, Relation index, Datum *values, bool *isnull)
 {
@@ -205,17 +226,7 @@ check_unique_build(Relation heap, Relation index, IndexInfo *indexInfo,
 			prev = palloc(r->keylen);
 			memcpy(prev, r->key, r->keylen);
 		}
-		if (set.n > 0)
-		{
-			KvlsmRecord *last = &set.recs[set.n - 1];
-
-			if (resume)
-				pfree(resume);
-			resume = palloc(last->keylen);
-			memcpy(resume, last->key, last->keylen);
-			resumelen = last->keylen;
-		}
-		else
+		if (!advance_resume_key(&set, &resume, &resumelen))
 			more = false;
 	}
 	MemoryContextDelete(cxt);
@@ -725,17 +736,7 @@ kvlsm_idx_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			}
 			i = j;
 		}
-		if (set.n > 0)
-		{
-			KvlsmRecord *last = &set.recs[set.n - 1];
-
-			if (resume)
-				pfree(resume);
-			resume = palloc(last->keylen);
-			memcpy(resume, last->key, last->keylen);
-			resumelen = last->keylen;
-		}
-		else
+		if (!advance_resume_key(&set, &resume, &resumelen))
 			more = false;
 		kvlsm_maybe_flush(index, sh);
 	}
