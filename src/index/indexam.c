@@ -112,6 +112,8 @@ kvlsm_idx_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	kvlsm_init_metapage_and_manifest(index, RelationGetSmgr(index), MAIN_FORKNUM,
 									 KVLSM_KIND_INDEX, RelationNeedsWAL(index));
 	kvlsm_forget(index);
+	/* a build that rolls back leaves no shared state behind */
+	kvlsm_schedule_release(index, NULL, false);
 
 	bs.sh = kvlsm_attach(index);
 	bs.ops = kvlsm_index_keyops(index);
