@@ -1086,32 +1086,6 @@ read_manifest_copy(Relation rel, const KvlsmMetaPageData *meta, ManifestCopy *mc
 	UnlockReleaseBuffer(buf);
 }
 
-/* take 'npages' from the free extents (first fit); Invalid if none fits */
-static BlockNumber
-take_free_extent(ManifestCopy *mc, uint32 npages)
-{
-	uint32		i;
-
-	for (i = 0; i < mc->hdr.nfree; i++)
-	{
-		if (mc->free[i].npages >= npages)
-		{
-			BlockNumber start = mc->free[i].start;
-
-			mc->free[i].start += npages;
-			mc->free[i].npages -= npages;
-			if (mc->free[i].npages == 0)
-			{
-				memmove(&mc->free[i], &mc->free[i + 1],
-						sizeof(KvlsmExtent) * (mc->hdr.nfree - i - 1));
-				mc->hdr.nfree--;
-			}
-			return start;
-		}
-	}
-	return InvalidBlockNumber;
-}
-
 /* take 'npages' from the start of free extent 'i' */
 static BlockNumber
 take_free_extent_at(ManifestCopy *mc, uint32 i, uint32 npages)
@@ -1128,6 +1102,20 @@ take_free_extent_at(ManifestCopy *mc, uint32 i, uint32 npages)
 		mc->hdr.nfree--;
 	}
 	return start;
+}
+
+/* take 'npages' from the free extents (first fit); Invalid if none fits */
+static BlockNumber
+take_free_extent(ManifestCopy *mc, uint32 npages)
+{
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nfree; i++)
+	{
+		if (mc->free[i].npages >= npages)
+			return take_free_extent_at(mc, i, npages);
+	}
+	return InvalidBlockNumber;
 }
 
 static int

@@ -1615,6 +1615,21 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 	*multi_cutoff = InvalidMultiXactId;
 }
 
+static IndexVacuumInfo
+vacuum_info(Relation index, double live, bool estimated, BufferAccessStrategy bstrategy)
+{
+	IndexVacuumInfo ivinfo;
+
+	ivinfo.index = index;
+	ivinfo.analyze_only = false;
+	ivinfo.report_progress = false;
+	ivinfo.estimated_count = estimated;
+	ivinfo.message_level = DEBUG2;
+	ivinfo.num_heap_tuples = live;
+	ivinfo.strategy = bstrategy;
+	return ivinfo;
+}
+
 /* remove the index entries of 'dead' from every index, then forget them */
 static void
 vacuum_indexes(Relation rel, Relation *indrels, int nindexes,
@@ -1625,15 +1640,8 @@ vacuum_indexes(Relation rel, Relation *indrels, int nindexes,
 
 	for (i = 0; i < nindexes; i++)
 	{
-		IndexVacuumInfo ivinfo;
+		IndexVacuumInfo ivinfo = vacuum_info(indrels[i], live, true, bstrategy);
 
-		ivinfo.index = indrels[i];
-		ivinfo.analyze_only = false;
-		ivinfo.report_progress = false;
-		ivinfo.estimated_count = true;
-		ivinfo.message_level = DEBUG2;
-		ivinfo.num_heap_tuples = live;
-		ivinfo.strategy = bstrategy;
 		stats[i] = vac_bulkdel_one_index(&ivinfo, stats[i], dead);
 	}
 	dead->num_items = 0;
@@ -1715,15 +1723,8 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 			vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
 		for (i = 0; i < nindexes; i++)
 		{
-			IndexVacuumInfo ivinfo;
+			IndexVacuumInfo ivinfo = vacuum_info(indrels[i], live, false, bstrategy);
 
-			ivinfo.index = indrels[i];
-			ivinfo.analyze_only = false;
-			ivinfo.report_progress = false;
-			ivinfo.estimated_count = false;
-			ivinfo.message_level = DEBUG2;
-			ivinfo.num_heap_tuples = live;
-			ivinfo.strategy = bstrategy;
 			stats[i] = vac_cleanup_one_index(&ivinfo, stats[i]);
 			if (stats[i] && !stats[i]->estimated_count)
 				vac_update_relstats(indrels[i], stats[i]->num_pages,
