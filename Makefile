@@ -7,6 +7,8 @@ OBJS = \
 	src/engine/logwriter.o \
 	src/engine/sstable.o \
 	src/engine/lsm.o \
+	src/engine/compaction.o \
+	src/worker/worker.o \
 	src/table/visibility.o \
 	src/table/tableam.o \
 	src/table/options.o \

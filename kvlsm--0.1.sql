@@ -18,6 +18,20 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'kvlsm_compact_sql'
 LANGUAGE C STRICT;
 
+-- merge the SSTables holding keys in [lower, upper] (row ids of a table,
+-- values of an index's first column; NULL = unbounded) and wait for it
+CREATE FUNCTION kvlsm_compact_range(rel regclass, lower text DEFAULT NULL,
+    upper text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_compact_range_sql'
+LANGUAGE C CALLED ON NULL INPUT;
+
+CREATE FUNCTION kvlsm_workers(OUT pid int, OUT datid oid, OUT busy bool,
+    OUT jobs_done bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_workers'
+LANGUAGE C STRICT;
+
 CREATE FUNCTION kvlsm_set_option(rel regclass, name text, value text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'kvlsm_set_option'
@@ -25,7 +39,8 @@ LANGUAGE C STRICT;
 
 CREATE FUNCTION kvlsm_levels(rel regclass,
     OUT name text, OUT level int, OUT sstables int, OUT entries bigint,
-    OUT pages bigint, OUT bytes bigint)
+    OUT pages bigint, OUT bytes bigint, OUT target_bytes bigint,
+    OUT min_key text, OUT max_key text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kvlsm_levels'
 LANGUAGE C STRICT;
@@ -48,13 +63,20 @@ CREATE FUNCTION kvlsm_stats(rel regclass,
     OUT bloom_checks bigint, OUT bloom_useful bigint,
     OUT log_pages_written bigint, OUT log_appends bigint,
     OUT rowid_high_water bigint, OUT relation_bytes bigint,
-    OUT incarnation bigint, OUT compression text, OUT memtable_size bigint)
+    OUT incarnation bigint, OUT compression text, OUT memtable_size bigint,
+    OUT compaction_style text,
+    OUT worker_flushes bigint, OUT foreground_flushes bigint,
+    OUT worker_compactions bigint, OUT foreground_compactions bigint,
+    OUT compactions_abandoned bigint, OUT compaction_bytes_read bigint,
+    OUT gc_records_dropped bigint,
+    OUT write_stalls bigint, OUT write_slowdowns bigint, OUT stall_ms float8)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_stats'
 LANGUAGE C STRICT;
 
 REVOKE ALL ON FUNCTION kvlsm_flush(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_compact(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_compact_range(regclass, text, text) FROM PUBLIC;
 
 CREATE FUNCTION kvlsm_memory(OUT arena_bytes bigint, OUT arena_free_bytes bigint,
     OUT attached_relations bigint)

@@ -21,6 +21,8 @@
 #include "kvlsm/lsm.h"
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
+#include "kvlsm/compaction.h"
+#include "kvlsm/worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,7 +31,15 @@ int			kvlsm_max_relations = 1024;
 int			kvlsm_default_memtable_size_kb = 16 * 1024;
 int			kvlsm_default_compression = KVLSM_COMPRESSION_LZ4;
 int			kvlsm_bloom_bits_per_key = 10;
-int			kvlsm_l0_compaction_trigger = 8;
+int			kvlsm_l0_compaction_trigger = 4;
+int			kvlsm_l0_slowdown_trigger = 20;
+int			kvlsm_l0_stop_trigger = 36;
+int			kvlsm_level_fanout = 10;
+int			kvlsm_max_workers = 2;
+int			kvlsm_flush_interval_ms = 60000;
+int			kvlsm_compaction_rate_limit_kb = 0;
+int			kvlsm_stall_timeout_ms = 60000;
+bool		kvlsm_am_worker = false;
 
 static const struct config_enum_entry compression_options[] = {
 	{"none", KVLSM_COMPRESSION_NONE, false},
@@ -55,6 +65,17 @@ kvlsm_keyops_for(Relation rel)
 	return &kvlsm_bytewise_keyops;
 }
 
+/* what compaction may drop is decided by the layer that wrote the records */
+static KvlsmGcFilter
+kvlsm_gc_for(Relation rel)
+{
+	if (kvlsm_is_kvlsm_index(rel))
+		return kvlsm_index_gc;
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+		return NULL;
+	return kvlsm_table_gc;
+}
+
 static void
 kvlsm_shmem_request(void)
 {
@@ -62,6 +83,7 @@ kvlsm_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(kvlsm_arena_shmem_size());
 	RequestAddinShmemSpace(kvlsm_lsm_shmem_size());
+	RequestAddinShmemSpace(kvlsm_workers_shmem_size());
 	kvlsm_lsm_request_locks();
 	kvlsm_table_request_locks();
 }
@@ -75,6 +97,7 @@ kvlsm_shmem_startup(void)
 	kvlsm_arena_shmem_init();
 	kvlsm_lsm_shmem_init();
 	kvlsm_table_shmem_init();
+	kvlsm_workers_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -109,8 +132,36 @@ _PG_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kvlsm.l0_compaction_trigger",
 							"Number of SSTables that triggers a compaction.",
-							NULL, &kvlsm_l0_compaction_trigger, 8, 2, 60,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							NULL, &kvlsm_l0_compaction_trigger, 4, 2, 60,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.l0_slowdown_trigger",
+							"Number of L0 SSTables at which writers are slowed down.",
+							NULL, &kvlsm_l0_slowdown_trigger, 20, 2, 60,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.l0_stop_trigger",
+							"Number of L0 SSTables at which writers wait for compaction.",
+							NULL, &kvlsm_l0_stop_trigger, 36, 2, 60,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.level_fanout",
+							"Size ratio between adjacent levels in leveled compaction.",
+							NULL, &kvlsm_level_fanout, 10, 2, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.max_workers",
+							"Background workers that flush and compact kvlsm relations (0: in the foreground).",
+							NULL, &kvlsm_max_workers, 2, 0, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.flush_interval",
+							"Flush a memtable older than this even if it is small (0: never).",
+							NULL, &kvlsm_flush_interval_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.compaction_rate_limit",
+							"Bytes per second all compactions together may write (0: no limit).",
+							NULL, &kvlsm_compaction_rate_limit_kb, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("kvlsm.stall_timeout",
+							"How long a write may wait for flush or compaction before it fails (0: forever).",
+							NULL, &kvlsm_stall_timeout_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("kvlsm");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -119,6 +170,8 @@ _PG_init(void)
 	shmem_startup_hook = kvlsm_shmem_startup;
 
 	kvlsm_set_keyops_provider(kvlsm_keyops_for);
+	kvlsm_set_gc_provider(kvlsm_gc_for);
+	kvlsm_workers_register();
 	kvlsm_log_init();
 	kvlsm_lsm_init();
 	kvlsm_options_init();

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/itup.h"
 #include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -23,6 +24,9 @@
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
+#include "kvlsm/compaction.h"
+#include "kvlsm/manifest.h"
+#include "kvlsm/worker.h"
 
 /* open a kvlsm table or kvlsm_idx index; anything else is an error */
 static Relation
@@ -64,9 +68,123 @@ kvlsm_compact_sql(PG_FUNCTION_ARGS)
 {
 	Relation	rel = open_kvlsm(PG_GETARG_OID(0), RowExclusiveLock);
 
-	kvlsm_compact_all(rel);
+	kvlsm_compact_range(rel, NULL, 0, NULL, 0);
 	relation_close(rel, RowExclusiveLock);
 	PG_RETURN_VOID();
+}
+
+/*
+ * A bound of kvlsm_compact_range as an engine key: a row id for a table,
+ * a value of the first key column for an index (a probe key that sorts
+ * before, or after, every entry with that value).
+ */
+static char *
+range_key(Relation rel, text *bound, bool upper, int *keylen)
+{
+	char	   *str = text_to_cstring(bound);
+
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), 0);
+		Oid			typinput;
+		Oid			typioparam;
+		Datum		value;
+		bool		isnull = false;
+
+		getTypeInputInfo(att->atttypid, &typinput, &typioparam);
+		value = OidInputFunctionCall(typinput, str, typioparam, att->atttypmod);
+		return kvlsm_index_make_key(rel, upper ? KVLSM_IKEY_PROBE_HIGH : KVLSM_IKEY_PROBE_LOW,
+									1, &value, &isnull, NULL, keylen);
+	}
+	else
+	{
+		int64		rowid = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(str)));
+		char	   *key = palloc(8);
+
+		if (rowid < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row id bound must not be negative: %s", str)));
+		kvlsm_rowid_to_key((uint64) rowid, key);
+		*keylen = 8;
+		return key;
+	}
+}
+
+/*
+ * kvlsm_compact_range(rel, lower, upper): merge every SSTable holding keys
+ * in [lower, upper] (NULL: unbounded) down into one level, dropping what
+ * no snapshot needs, and wait for it.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_compact_range_sql);
+Datum
+kvlsm_compact_range_sql(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	char	   *lower = NULL;
+	char	   *upper = NULL;
+	int			lowerlen = 0;
+	int			upperlen = 0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	rel = open_kvlsm(PG_GETARG_OID(0), RowExclusiveLock);
+	if (!PG_ARGISNULL(1))
+		lower = range_key(rel, PG_GETARG_TEXT_PP(1), false, &lowerlen);
+	if (!PG_ARGISNULL(2))
+		upper = range_key(rel, PG_GETARG_TEXT_PP(2), true, &upperlen);
+	kvlsm_compact_range(rel, lower, lowerlen, upper, upperlen);
+	relation_close(rel, RowExclusiveLock);
+	PG_RETURN_VOID();
+}
+
+/* the background workers: one row per worker slot */
+PG_FUNCTION_INFO_V1(kvlsm_workers);
+Datum
+kvlsm_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	KvlsmWorkerInfo info[64];
+	int			n,
+				i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = kvlsm_worker_info(info, lengthof(info));
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {0};
+
+		values[0] = Int32GetDatum(info[i].pid);
+		values[1] = ObjectIdGetDatum(info[i].dbid);
+		values[2] = BoolGetDatum(info[i].busy);
+		values[3] = Int64GetDatum(info[i].jobs_done);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* a key as text: the row id of a table, the first key column of an index */
+static Datum
+key_as_text(Relation rel, const char *key, int keylen)
+{
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+	{
+		IndexTuple	itup = kvlsm_index_key_tuple(key);
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d = index_getattr(itup, 1, desc, &isnull);
+		Oid			typoutput;
+		bool		varlena;
+
+		if (isnull)
+			return CStringGetTextDatum("NULL");
+		getTypeOutputInfo(TupleDescAttr(desc, 0)->atttypid, &typoutput, &varlena);
+		return CStringGetTextDatum(OidOutputFunctionCall(typoutput, d));
+	}
+	if (keylen != 8)
+		return CStringGetTextDatum("?");
+	return CStringGetTextDatum(psprintf(UINT64_FORMAT, kvlsm_key_to_rowid(key)));
 }
 
 /* one row per level: level, sstables, entries, pages, bytes; level -1 = memtables */
@@ -82,8 +200,8 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	kvlsm_snapshot_state(rel, copy);
 	{
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		Datum		values[9];
+		bool		nulls[9] = {0, 0, 0, 0, 0, 0, true, true, true};
 
 		values[0] = CStringGetTextDatum("memtable");
 		values[1] = Int32GetDatum(-1);
@@ -93,24 +211,47 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 		values[5] = Int64GetDatum(copy->active.bytes + copy->frozen.bytes);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	for (level = 0; level < 8; level++)
+	for (level = 0; level < KVLSM_MAX_LEVELS; level++)
 	{
 		uint32		i;
 		int			n = 0;
 		int64		entries = 0,
 					pages = 0,
 					bytes = 0;
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		Datum		values[9];
+		bool		nulls[9] = {0};
+		char	   *minkey = NULL,
+				   *maxkey = NULL;
+		int			minlen = 0,
+					maxlen = 0;
+		const KvlsmKeyOps *ops = kvlsm_keyops(rel);
 
 		for (i = 0; i < copy->nsst; i++)
 		{
+			char	   *lo,
+					   *hi;
+			int			lolen,
+						hilen;
+
 			if (copy->sst[i].level != level)
 				continue;
 			n++;
 			entries += copy->sst[i].nentries;
 			pages += copy->sst[i].npages;
 			bytes += copy->sst[i].nbytes;
+			if (kvlsm_sst_bounds(rel, &copy->sst[i], &lo, &lolen, &hi, &hilen))
+			{
+				if (minkey == NULL || ops->cmp(lo, lolen, minkey, minlen, ops->arg) < 0)
+				{
+					minkey = lo;
+					minlen = lolen;
+				}
+				if (maxkey == NULL || ops->cmp(hi, hilen, maxkey, maxlen, ops->arg) > 0)
+				{
+					maxkey = hi;
+					maxlen = hilen;
+				}
+			}
 		}
 		if (n == 0 && level > 1)
 			continue;
@@ -120,6 +261,19 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(entries);
 		values[4] = Int64GetDatum(pages);
 		values[5] = Int64GetDatum(bytes);
+		if (level == 0 || level == KVLSM_MAX_LEVELS - 1 ||
+			copy->compaction_style == KVLSM_COMPACTION_TIERED)
+			nulls[6] = true;
+		else
+			values[6] = Int64GetDatum(kvlsm_level_target_bytes(copy->memtable_size, level));
+		if (minkey)
+			values[7] = key_as_text(rel, minkey, minlen);
+		else
+			nulls[7] = true;
+		if (maxkey)
+			values[8] = key_as_text(rel, maxkey, maxlen);
+		else
+			nulls[8] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	relation_close(rel, AccessShareLock);
@@ -164,8 +318,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
-	Datum		values[22];
-	bool		nulls[22] = {0};
+	Datum		values[34];
+	bool		nulls[34] = {0};
 	int			i = 0;
 	uint64		written;
 
@@ -200,6 +354,19 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(meta.incarnation & INT64CONST(0x7FFFFFFFFFFFFFFF));
 	values[i++] = CStringGetTextDatum(meta.compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
 	values[i++] = Int64GetDatum(meta.memtable_size);
+	values[i++] = CStringGetTextDatum(meta.compaction_style == KVLSM_COMPACTION_TIERED ?
+									  "tiered" : "leveled");
+	values[i++] = Int64GetDatum(copy->stats.flushes - copy->stats.foreground_flushes);
+	values[i++] = Int64GetDatum(copy->stats.foreground_flushes);
+	values[i++] = Int64GetDatum(copy->stats.compactions - copy->stats.foreground_compactions);
+	values[i++] = Int64GetDatum(copy->stats.foreground_compactions);
+	values[i++] = Int64GetDatum(copy->stats.compactions_abandoned);
+	values[i++] = Int64GetDatum(copy->stats.compaction_bytes_read);
+	values[i++] = Int64GetDatum(copy->stats.gc_records_dropped);
+	values[i++] = Int64GetDatum(copy->stats.stalls);
+	values[i++] = Int64GetDatum(copy->stats.slowdowns);
+	values[i++] = Float8GetDatum((double) copy->stats.stall_usecs / 1000.0);
+	Assert(i == lengthof(values));
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -39,6 +39,9 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/lsm.h"
+#include "kvlsm/manifest.h"
+#include "kvlsm/compaction.h"
+#include "kvlsm/worker.h"
 #include "kvlsm/sstable.h"
 
 #define ALLOC_CHUNK		8192	/* row ids / sequence numbers per reservation */
@@ -358,6 +361,7 @@ catch_up(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta,
 		load_manifest(rel, sh, meta);
 	sh->memtable_size = meta->memtable_size;
 	sh->compression = meta->compression;
+	sh->compaction_style = meta->compaction_style;
 	sh->gen_epoch++;
 	return true;
 }
@@ -619,6 +623,8 @@ kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 				 errhint("Increase kvlsm.memtable_memory, or lower memtable_size of busy relations.")));
 	}
 	sh->stats.puts++;
+	if (sh->active.entries == 1)
+		sh->active_since = GetCurrentTimestamp();
 	kvlsm_log_pending_add(rel, sh, ops, node);
 	if (sh->active.bytes >= (uint64) sh->memtable_size)
 		sh->flush_requested = true;
@@ -642,11 +648,13 @@ relieve_arena(Relation rel, KvlsmShared *self)
 	uint64		best_bytes = 0;
 	Oid			relid;
 
+	bool		any_db = !kvlsm_am_worker && kvlsm_max_workers > 0;
+
 	LWLockAcquire(registry->lock, LW_SHARED);
 	hash_seq_init(&status, lsm_hash);
 	while ((sh = hash_seq_search(&status)) != NULL)
 	{
-		if (sh->tag.node.dbNode != MyDatabaseId ||
+		if ((!any_db && sh->tag.node.dbNode != MyDatabaseId) ||
 			(sh->tag.backend != InvalidBackendId && sh->tag.backend != MyBackendId) ||
 			sh->frozen.genid != 0)
 			continue;
@@ -659,6 +667,20 @@ relieve_arena(Relation rel, KvlsmShared *self)
 	LWLockRelease(registry->lock);
 	if (best_bytes == 0)
 		return;
+
+	/* a worker of the relation's database flushes it */
+	if (memcmp(&best, &self->tag, sizeof(KvlsmLsmTag)) == 0 &&
+		kvlsm_request_work(rel, KVLSM_JOB_FLUSH_FORCE))
+		return;
+	if (memcmp(&best, &self->tag, sizeof(KvlsmLsmTag)) != 0 &&
+		kvlsm_request_flush_node(&best))
+		return;
+	if (best.node.dbNode != MyDatabaseId)
+	{
+		if (self->active.bytes > 0)
+			kvlsm_flush(rel, true);
+		return;
+	}
 
 	if (memcmp(&best, &self->tag, sizeof(KvlsmLsmTag)) == 0)
 	{
@@ -695,13 +717,31 @@ relieve_arena(Relation rel, KvlsmShared *self)
 void
 kvlsm_maybe_flush(Relation rel, KvlsmShared *sh)
 {
+	bool		arena_short;
+
 	kvlsm_log_write_full_pages(rel, sh);
 	if (RecoveryInProgress())
 		return;
-	if (kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 8)
+	arena_short = kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 8;
+	if (arena_short)
 		relieve_arena(rel, sh);
-	if (sh->flush_requested && sh->active.bytes > 0)
-		kvlsm_flush(rel, false);
+	if (sh->flush_requested || arena_short || sh->frozen.genid != 0 ||
+		sh->nsst >= (uint32) Min(kvlsm_l0_slowdown_trigger, kvlsm_l0_stop_trigger))
+		kvlsm_write_backpressure(rel, sh);
+}
+
+/* call fn for every attached LSM (shared registry lock held: be quick) */
+void
+kvlsm_foreach_lsm(void (*fn) (KvlsmShared *sh, void *arg), void *arg)
+{
+	HASH_SEQ_STATUS status;
+	KvlsmShared *sh;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	hash_seq_init(&status, lsm_hash);
+	while ((sh = hash_seq_search(&status)) != NULL)
+		fn(sh, arg);
+	LWLockRelease(registry->lock);
 }
 
 /* ---------------------------------------------------------------------
@@ -838,17 +878,12 @@ collect_gen(KvlsmMemGen *gen, const KvlsmKeyOps *ops,
 	}
 }
 
-typedef struct SortArg
-{
-	const KvlsmKeyOps *ops;
-} SortArg;
-
-static int
-record_cmp(const void *a, const void *b, void *arg)
+int
+kvlsm_record_cmp(const void *a, const void *b, void *arg)
 {
 	const KvlsmRecord *ra = a;
 	const KvlsmRecord *rb = b;
-	const KvlsmKeyOps *ops = ((SortArg *) arg)->ops;
+	const KvlsmKeyOps *ops = ((KvlsmSortArg *) arg)->ops;
 	int			c = ops->cmp(ra->key, ra->keylen, rb->key, rb->keylen, ops->arg);
 
 	if (c != 0)
@@ -897,7 +932,7 @@ kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	bool		any_limited;
 	const char *bound = NULL;
 	int			boundlen = 0;
-	SortArg		sarg;
+	KvlsmSortArg		sarg;
 
 	if (point)
 		sh->stats.point_lookups++;
@@ -936,7 +971,8 @@ retry:
 		bool		limited;
 		int			before = out->n;
 
-		if (!desc_may_contain(&ssts[i], ops, start, startlen,
+		if (ssts[i].level == KVLSM_LEVEL_PENDING ||
+			!desc_may_contain(&ssts[i], ops, start, startlen,
 							  bound ? bound : end, bound ? boundlen : endlen))
 			continue;
 		if (kvlsm_sst_collect(rel, sh, &ssts[i], ops, start, startlen,
@@ -969,7 +1005,7 @@ retry:
 
 	sarg.ops = ops;
 	if (out->n > 1)
-		qsort_arg(out->recs, out->n, sizeof(KvlsmRecord), record_cmp, &sarg);
+		qsort_arg(out->recs, out->n, sizeof(KvlsmRecord), kvlsm_record_cmp, &sarg);
 
 	/* drop duplicates (same key and seq) and whatever lies past the bound */
 	{
@@ -1058,15 +1094,8 @@ kvlsm_mark_aborted_node(KvlsmSkipNode *node)
  * ---------------------------------------------------------------------
  */
 
-typedef struct ManifestCopy
-{
-	KvlsmManifestHeader hdr;
-	KvlsmSstDesc sst[KVLSM_MAX_SST];
-	KvlsmExtent free[KVLSM_MAX_FREE_EXTENTS];
-} ManifestCopy;
-
-static void
-read_manifest_copy(Relation rel, const KvlsmMetaPageData *meta, ManifestCopy *mc)
+void
+kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta, KvlsmManifestCopy *mc)
 {
 	Buffer		buf = kvlsm_read_buffer(rel, meta->manifest_blkno);
 	Page		page;
@@ -1088,7 +1117,7 @@ read_manifest_copy(Relation rel, const KvlsmMetaPageData *meta, ManifestCopy *mc
 
 /* take 'npages' from the start of free extent 'i' */
 static BlockNumber
-take_free_extent_at(ManifestCopy *mc, uint32 i, uint32 npages)
+take_free_extent_at(KvlsmManifestCopy *mc, uint32 i, uint32 npages)
 {
 	BlockNumber start = mc->free[i].start;
 
@@ -1106,7 +1135,7 @@ take_free_extent_at(ManifestCopy *mc, uint32 i, uint32 npages)
 
 /* take 'npages' from the free extents (first fit); Invalid if none fits */
 static BlockNumber
-take_free_extent(ManifestCopy *mc, uint32 npages)
+take_free_extent(KvlsmManifestCopy *mc, uint32 npages)
 {
 	uint32		i;
 
@@ -1128,8 +1157,8 @@ extent_cmp(const void *a, const void *b)
 }
 
 /* return an extent to the free list, merging neighbours */
-static void
-give_free_extent(ManifestCopy *mc, BlockNumber start, uint32 npages)
+void
+kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start, uint32 npages)
 {
 	uint32		i,
 				j;
@@ -1161,9 +1190,9 @@ give_free_extent(ManifestCopy *mc, BlockNumber start, uint32 npages)
 }
 
 /* write a laid-out SSTable to a free extent or to new pages at the end */
-static void
-place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
-			  ManifestCopy *mc, KvlsmSstDesc *desc)
+void
+kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
+			  KvlsmManifestCopy *mc, KvlsmSstDesc *desc)
 {
 	BlockNumber start = take_free_extent(mc, npages);
 
@@ -1182,23 +1211,8 @@ place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 	}
 }
 
-typedef struct InstallArg
-{
-	BlockNumber new_manifest;
-	uint64		new_version;
-	bool		retire_frozen;
-	uint64		bytes_flushed;
-	uint64		bytes_in;
-	uint64		bytes_out;
-	bool		is_compaction;
-	uint64		next_sstid;		/* 0: unchanged */
-	bool		set_reserve;
-	BlockNumber reserve_start;
-	uint32		reserve_npages;
-} InstallArg;
-
 static void
-install_edit(KvlsmMetaPageData *meta, InstallArg *ia)
+install_edit(KvlsmMetaPageData *meta, KvlsmInstallArg *ia)
 {
 	meta->manifest_blkno = ia->new_manifest;
 	meta->manifest_version = ia->new_version;
@@ -1237,8 +1251,8 @@ install_edit(KvlsmMetaPageData *meta, InstallArg *ia)
  * metapage last).  The caller holds the flush lock and the LSM lock
  * exclusively, and updates the shared entry afterwards.
  */
-static void
-install_manifest(Relation rel, ManifestCopy *mc, InstallArg *ia)
+void
+kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 {
 	Buffer		mbuf;
 	Buffer		metabuf;
@@ -1283,12 +1297,60 @@ install_manifest(Relation rel, ManifestCopy *mc, InstallArg *ia)
 	UnlockReleaseBuffer(metabuf);
 }
 
-static void
-publish_manifest(KvlsmShared *sh, ManifestCopy *mc)
+void
+kvlsm_manifest_publish(KvlsmShared *sh, KvlsmManifestCopy *mc)
 {
 	memcpy(sh->sst, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
 	sh->nsst = mc->hdr.nsst;
 	sh->manifest_version = mc->hdr.version;
+}
+
+/*
+ * Outputs of a compaction that is no longer running (it failed, was
+ * abandoned, or the server crashed) go back to the free list.  Called
+ * under the flush lock with a fresh copy; true if the copy changed.
+ */
+bool
+kvlsm_manifest_drop_stale(KvlsmShared *sh, KvlsmManifestCopy *mc)
+{
+	uint32		i,
+				j;
+	bool		changed = false;
+
+	if (sh->compacting_pid != 0)
+		return false;
+	for (i = 0, j = 0; i < mc->hdr.nsst; i++)
+	{
+		if (mc->sst[i].level == KVLSM_LEVEL_PENDING)
+		{
+			kvlsm_manifest_give_extent(mc, mc->sst[i].start, mc->sst[i].npages);
+			changed = true;
+		}
+		else
+			mc->sst[j++] = mc->sst[i];
+	}
+	mc->hdr.nsst = j;
+	return changed;
+}
+
+static void
+bump_sstid(KvlsmMetaPageData *meta, void *arg)
+{
+	*(uint64 *) arg = meta->next_sstid++;
+}
+
+/*
+ * Take an SSTable id for a compaction output (its pages carry it as their
+ * owner before the table is installed).  Caller holds the flush lock, so
+ * a flush cannot hand out the same id.
+ */
+uint64
+kvlsm_reserve_sstid(Relation rel)
+{
+	uint64		id;
+
+	edit_metapage(rel, bump_sstid, &id);
+	return id;
 }
 
 typedef struct FreezeArg
@@ -1352,6 +1414,7 @@ freeze_active(Relation rel, KvlsmShared *sh)
 	newgen.genid = fa.new_genid;
 	sh->frozen = sh->active;
 	sh->active = newgen;
+	sh->active_since = GetCurrentTimestamp();
 	sh->gen_epoch++;
 }
 
@@ -1369,7 +1432,7 @@ block_cmp(const void *a, const void *b)
  * chain from its tail; pages are checked to be that generation's.
  */
 static void
-free_chain_pages(Relation rel, const KvlsmLogChain *chain, ManifestCopy *mc)
+free_chain_pages(Relation rel, const KvlsmLogChain *chain, KvlsmManifestCopy *mc)
 {
 	BlockNumber *blocks;
 	uint32		n = 0;
@@ -1406,15 +1469,15 @@ free_chain_pages(Relation rel, const KvlsmLogChain *chain, ManifestCopy *mc)
 
 		while (j < n && blocks[j] == blocks[j - 1] + 1)
 			j++;
-		give_free_extent(mc, blocks[i], j - i);
+		kvlsm_manifest_give_extent(mc, blocks[i], j - i);
 		i = j;
 	}
 	pfree(blocks);
 }
 
 /* set aside free pages for the next log pages, taken in the install record */
-static void
-plan_log_reserve(const KvlsmMetaPageData *meta, ManifestCopy *mc, InstallArg *ia)
+void
+kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 {
 	uint32		i;
 	uint32		best = 0;
@@ -1435,8 +1498,8 @@ plan_log_reserve(const KvlsmMetaPageData *meta, ManifestCopy *mc, InstallArg *ia
  * index SSTables get no filter (a prefix filter on the equality columns is
  * future work).
  */
-static int
-bloom_bits_for(const KvlsmMetaPageData *meta)
+int
+kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta)
 {
 	return meta->kind == KVLSM_KIND_TABLE ? kvlsm_bloom_bits_per_key : 0;
 }
@@ -1453,14 +1516,13 @@ kvlsm_flush(Relation rel, bool force)
 {
 	KvlsmShared *sh;
 	KvlsmMetaPageData meta;
-	ManifestCopy *mc;
+	KvlsmManifestCopy *mc;
 	KvlsmSstBuilder *b;
 	KvlsmSkipNode *n;
-	InstallArg	ia;
+	KvlsmInstallArg	ia;
 	KvlsmSstDesc desc;
 	uint32		npages;
 	bool		have_sst;
-	bool		compact = false;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -1474,12 +1536,28 @@ kvlsm_flush(Relation rel, bool force)
 	/* our own pending records go first, so that they can be flushed too */
 	kvlsm_log_write_full_pages(rel, sh);
 
+	/*
+	 * Leave the last manifest slots to compaction outputs: when the
+	 * manifest is nearly full, compact (or wait for the compaction that
+	 * runs) before adding another table.
+	 */
+	while (sh->nsst >= KVLSM_MAX_SST - KVLSM_COMPACTION_SLOTS)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (kvlsm_compact_step(rel))
+			continue;
+		if (sh->compacting_pid == 0)
+			break;
+		pg_usleep(10000L);
+	}
+
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	flush_depth++;
 	PG_TRY();
 	{
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		sh->flush_requested = false;
+		sh->job_queued = false;
 		if (sh->frozen.genid == 0)
 		{
 			if (sh->active.entries == 0 ||
@@ -1498,8 +1576,9 @@ kvlsm_flush(Relation rel, bool force)
 		 * it can be read without the LSM lock.
 		 */
 		kvlsm_read_metapage(rel, &meta);
-		mc = palloc(sizeof(ManifestCopy));
-		read_manifest_copy(rel, &meta, mc);
+		mc = palloc(sizeof(KvlsmManifestCopy));
+		kvlsm_manifest_read(rel, &meta, mc);
+		kvlsm_manifest_drop_stale(sh, mc);
 		if (mc->hdr.nsst >= KVLSM_MAX_SST)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1508,7 +1587,7 @@ kvlsm_flush(Relation rel, bool force)
 					 errhint("Run kvlsm_compact() on it.")));
 
 		b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 0, sh->compression,
-									bloom_bits_for(&meta));
+									kvlsm_bloom_bits_for(&meta));
 		for (n = kvlsm_memgen_first(&sh->frozen); n != NULL; n = n->next[0])
 		{
 			if (!n->logged || n->aborted)
@@ -1522,24 +1601,26 @@ kvlsm_flush(Relation rel, bool force)
 		if (have_sst)
 		{
 			npages = kvlsm_sst_builder_finish(b);
-			place_sstable(rel, b, npages, mc, &desc);
+			kvlsm_manifest_place_sstable(rel, b, npages, mc, &desc);
 			mc->sst[mc->hdr.nsst++] = desc;
 			ia.bytes_flushed = (uint64) desc.npages * BLCKSZ;
+			kvlsm_rate_limit(ia.bytes_flushed, true);
 			ia.next_sstid = desc.id + 1;
 		}
 
 		/* the retired chain's pages become free; refill the log reserve */
 		free_chain_pages(rel, &meta.frozen, mc);
-		plan_log_reserve(&meta, mc, &ia);
+		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		install_manifest(rel, mc, &ia);
-		publish_manifest(sh, mc);
+		kvlsm_manifest_install(rel, mc, &ia);
+		kvlsm_manifest_publish(sh, mc);
 		kvlsm_memgen_release(&sh->frozen);
 		sh->gen_epoch++;
 		sh->stats.flushes++;
+		if (!kvlsm_am_worker)
+			sh->stats.foreground_flushes++;
 		LWLockRelease(&sh->lock);
-		compact = (mc->hdr.nsst >= (uint32) kvlsm_l0_compaction_trigger);
 		pfree(mc);
 done:
 		;
@@ -1551,153 +1632,22 @@ done:
 	PG_END_TRY();
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 
-	if (compact)
-		kvlsm_compact_all(rel);
-}
-
-/*
- * Merge every SSTable into one table at level 1 and free the old extents.
- * This is the interim compaction of the foreground engine: it bounds the
- * number of SSTables a read probes.  It keeps every version (garbage
- * collection needs the table layer's visibility rules and comes with the
- * background workers).
- */
-void
-kvlsm_compact_all(Relation rel)
-{
-	KvlsmShared *sh;
-	KvlsmMetaPageData meta;
-	ManifestCopy *mc;
-	KvlsmSstBuilder *b;
-	KvlsmRecordSet set;
-	MemoryContext cxt;
-	KvlsmSstDesc desc;
-	KvlsmSstDesc *inputs;
-	uint32		ninputs;
-	InstallArg	ia;
-	uint32		i;
-	const char *start = NULL;
-	int			startlen = 0;
-	char	   *startbuf = palloc(KVLSM_MAX_KEY_SIZE);
-	bool		more;
-	uint64		bytes_in = 0;
-	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
-
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot compact kvlsm relation \"%s\" during recovery",
-						RelationGetRelationName(rel))));
-	sh = kvlsm_attach(rel);
-	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-
-	kvlsm_read_metapage(rel, &meta);
-	mc = palloc(sizeof(ManifestCopy));
-	read_manifest_copy(rel, &meta, mc);
-	if (mc->hdr.nsst <= 1)
+	/* a worker runs compactions as jobs of their own */
+	if (!kvlsm_am_worker && kvlsm_compaction_needed(sh))
 	{
-		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-		pfree(mc);
-		return;
+		if (!kvlsm_request_work(rel, KVLSM_JOB_COMPACT))
+		{
+			while (kvlsm_compact_step(rel))
+				CHECK_FOR_INTERRUPTS();
+		}
 	}
-	ninputs = mc->hdr.nsst;
-	inputs = palloc(sizeof(KvlsmSstDesc) * ninputs);
-	memcpy(inputs, mc->sst, sizeof(KvlsmSstDesc) * ninputs);
-
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
-								ALLOCSET_DEFAULT_SIZES);
-	kvlsm_recset_init(&set, cxt);
-	b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 1, sh->compression,
-								bloom_bits_for(&meta));
-	do
-	{
-		bool		any_limited = false;
-		const char *bound = NULL;
-		int			boundlen = 0;
-		SortArg		sarg;
-		int			j;
-
-		CHECK_FOR_INTERRUPTS();
-		kvlsm_recset_reset(&set);
-		for (i = 0; i < ninputs; i++)
-		{
-			bool		limited;
-			int			before = set.n;
-
-			if (kvlsm_sst_collect(rel, sh, &inputs[i], ops,
-								  start, startlen, start != NULL,
-								  bound, boundlen, 1024, false, &set,
-								  &limited) != KVLSM_SST_OK)
-				elog(ERROR, "kvlsm: SSTable %llu changed under its compaction",
-					 (unsigned long long) inputs[i].id);
-			if (limited && set.n > before)
-			{
-				KvlsmRecord *r = &set.recs[set.n - 1];
-
-				if (bound == NULL || ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) < 0)
-				{
-					bound = r->key;
-					boundlen = r->keylen;
-				}
-				any_limited = true;
-			}
-		}
-		sarg.ops = ops;
-		qsort_arg(set.recs, set.n, sizeof(KvlsmRecord), record_cmp, &sarg);
-		for (j = 0; j < set.n; j++)
-		{
-			KvlsmRecord *r = &set.recs[j];
-
-			if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
-				break;
-			kvlsm_sst_builder_add(b, r->key, r->keylen, r->seq, r->flags,
-								  r->val, r->vallen);
-			bytes_in += sizeof(KvlsmRecordHeader) + r->keylen + r->vallen;
-		}
-		more = any_limited;
-		if (more)
-		{
-			memcpy(startbuf, bound, boundlen);
-			start = startbuf;
-			startlen = boundlen;
-		}
-	} while (more);
-
-	memset(&ia, 0, sizeof(ia));
-	ia.is_compaction = true;
-	ia.bytes_in = bytes_in;
-	mc->hdr.nsst = 0;
-	if (kvlsm_sst_builder_count(b) > 0)
-	{
-		uint32		npages = kvlsm_sst_builder_finish(b);
-
-		place_sstable(rel, b, npages, mc, &desc);
-		mc->sst[mc->hdr.nsst++] = desc;
-		ia.bytes_out = (uint64) desc.npages * BLCKSZ;
-		ia.next_sstid = desc.id + 1;
-	}
-	for (i = 0; i < ninputs; i++)
-		give_free_extent(mc, inputs[i].start, inputs[i].npages);
-	plan_log_reserve(&meta, mc, &ia);
-
-	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-	install_manifest(rel, mc, &ia);
-	publish_manifest(sh, mc);
-	sh->gen_epoch++;
-	sh->stats.compactions++;
-	LWLockRelease(&sh->lock);
-
-	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-	MemoryContextDelete(cxt);
-	pfree(mc);
-	pfree(inputs);
-	pfree(startbuf);
 }
 
 typedef struct OptionArg
 {
 	int32		compression;
 	int64		memtable_size;
+	int32		compaction_style;
 } OptionArg;
 
 static void
@@ -1709,24 +1659,33 @@ options_edit(KvlsmMetaPageData *meta, void *arg)
 		meta->compression = oa->compression;
 	if (oa->memtable_size > 0)
 		meta->memtable_size = oa->memtable_size;
+	if (oa->compaction_style >= 0)
+		meta->compaction_style = oa->compaction_style;
 }
 
 /* store per-relation options in the metapage (negative / 0: unchanged) */
 void
-kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size)
+kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size,
+					int32 compaction_style)
 {
 	KvlsmShared *sh = kvlsm_attach(rel);
 	OptionArg	oa;
 
 	oa.compression = compression;
 	oa.memtable_size = memtable_size;
+	oa.compaction_style = compaction_style;
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	edit_metapage(rel, options_edit, &oa);
 	if (compression >= 0)
 		sh->compression = compression;
 	if (memtable_size > 0)
 		sh->memtable_size = memtable_size;
+	if (compaction_style >= 0)
+		sh->compaction_style = compaction_style;
 	LWLockRelease(&sh->lock);
+	/* a new style or size may make a compaction due at once */
+	if (compaction_style >= 0 && kvlsm_compaction_needed(sh))
+		(void) kvlsm_request_work(rel, KVLSM_JOB_COMPACT);
 }
 
 void

@@ -1122,3 +1122,34 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 		pfree(payload);
 	return KVLSM_SST_OK;
 }
+
+/*
+ * The exact key range of an SSTable, read from its header page (the
+ * manifest keeps only short keys).  Copies are palloc'd in the current
+ * context.  Returns false when the header does not hold the keys (they
+ * did not fit) or the extent was recycled: the caller must then assume
+ * the table may hold any key.
+ */
+bool
+kvlsm_sst_bounds(Relation rel, const KvlsmSstDesc *desc,
+				 char **min, int *minlen, char **max, int *maxlen)
+{
+	PGAlignedBlock pagebuf;
+	KvlsmSstHeader hdr;
+	char	   *p;
+
+	if (desc->nentries == 0 ||
+		!read_sst_page(rel, desc->start, KVLSM_PAGE_SST_HEADER, desc->id, pagebuf.data))
+		return false;
+	p = PageGetContents((Page) pagebuf.data);
+	memcpy(&hdr, p, sizeof(hdr));
+	if (hdr.minkeylen == 0 && hdr.maxkeylen == 0)
+		return false;
+	*minlen = hdr.minkeylen;
+	*maxlen = hdr.maxkeylen;
+	*min = palloc(Max(hdr.minkeylen, 1));
+	*max = palloc(Max(hdr.maxkeylen, 1));
+	memcpy(*min, p + sizeof(hdr), hdr.minkeylen);
+	memcpy(*max, p + sizeof(hdr) + hdr.minkeylen, hdr.maxkeylen);
+	return true;
+}

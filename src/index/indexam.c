@@ -47,6 +47,7 @@
 #include "utils/syscache.h"
 
 #include "kvlsm/index.h"
+#include "kvlsm/compaction.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
@@ -838,4 +839,22 @@ kvlsm_idx_handler(PG_FUNCTION_ARGS)
 	amroutine->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(amroutine);
+}
+
+/*
+ * Compaction's garbage collection for one index key (key columns and TID,
+ * newest record first).  The newest record of a key is all readers use,
+ * so older ones go; a tombstone itself goes once no older table can hold
+ * the entry it deletes.
+ */
+void
+kvlsm_index_gc(const KvlsmGcContext *ctx, const KvlsmRecord *recs, int n,
+			   bool *keep)
+{
+	int			i;
+
+	for (i = 1; i < n; i++)
+		keep[i] = false;
+	if ((recs[0].flags & KVLSM_IREC_TOMBSTONE) && ctx->bottommost)
+		keep[0] = false;
 }

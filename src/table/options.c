@@ -56,12 +56,14 @@ typedef struct KvlsmOptions
 {
 	int32		compression;	/* -1: not given */
 	int64		memtable_size;	/* 0: not given */
+	int32		compaction_style;	/* -1: not given */
 } KvlsmOptions;
 
 static bool
 is_kvlsm_option(const char *name)
 {
-	return strcmp(name, "compression") == 0 || strcmp(name, "memtable_size") == 0;
+	return strcmp(name, "compression") == 0 || strcmp(name, "memtable_size") == 0 ||
+		strcmp(name, "compaction_style") == 0;
 }
 
 static void
@@ -94,6 +96,18 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 					 errmsg("invalid value for kvlsm option \"memtable_size\": \"%s\"", value),
 					 errhint("Give a size between 64kB and 1GB, for example '64MB'.")));
 		opts->memtable_size = (int64) kb * 1024;
+	}
+	else if (strcmp(name, "compaction_style") == 0)
+	{
+		if (pg_strcasecmp(value, "leveled") == 0)
+			opts->compaction_style = KVLSM_COMPACTION_LEVELED;
+		else if (pg_strcasecmp(value, "tiered") == 0)
+			opts->compaction_style = KVLSM_COMPACTION_TIERED;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for kvlsm option \"compaction_style\": \"%s\"", value),
+					 errhint("Valid values are \"leveled\" and \"tiered\".")));
 	}
 	else
 		ereport(ERROR,
@@ -208,18 +222,30 @@ record_option(Relation rel, const char *name, const char *value)
 static void
 apply_options(Relation rel, KvlsmOptions *opts)
 {
+	if (kvlsm_is_kvlsm_index(rel) && opts->compression < 0 && opts->memtable_size <= 0)
+	{
+		/* kvlsm_idx: compaction_style through kvlsm_set_option() */
+		kvlsm_store_options(rel, -1, 0, opts->compaction_style);
+		record_option(rel, "compaction_style",
+					  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
+		return;
+	}
 	if (!kvlsm_is_kvlsm_relation(rel))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel)),
 				 errdetail("Options compression and memtable_size apply to kvlsm tables only.")));
-	kvlsm_store_options(rel, opts->compression, opts->memtable_size);
+	kvlsm_store_options(rel, opts->compression, opts->memtable_size,
+						opts->compaction_style);
 	if (opts->compression >= 0)
 		record_option(rel, "compression",
 					  opts->compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
 	if (opts->memtable_size > 0)
 		record_option(rel, "memtable_size",
 					  psprintf("%lldkB", (long long) (opts->memtable_size / 1024)));
+	if (opts->compaction_style >= 0)
+		record_option(rel, "compaction_style",
+					  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
 }
 
 /* AFTER INSERT OR UPDATE trigger on kvlsm_options (pg_restore, manual edits) */
@@ -235,7 +261,7 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *name;
 	char	   *value;
-	KvlsmOptions opts = {-1, 0};
+	KvlsmOptions opts = {-1, 0, -1};
 	Relation	rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -250,11 +276,13 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	value = TextDatumGetCString(heap_getattr(tuple, 3, desc, &isnull));
 	parse_option(&opts, name, value);
 	rel = relation_open(relid, AccessExclusiveLock);
-	if (!kvlsm_is_kvlsm_relation(rel))
+	if (!kvlsm_is_kvlsm_relation(rel) &&
+		!(kvlsm_is_kvlsm_index(rel) && opts.compaction_style >= 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel))));
-	kvlsm_store_options(rel, opts.compression, opts.memtable_size);
+	kvlsm_store_options(rel, opts.compression, opts.memtable_size,
+						opts.compaction_style);
 	relation_close(rel, NoLock);
 	return PointerGetDatum(tuple);
 }
@@ -294,7 +322,7 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	KvlsmOptions opts = {-1, 0};
+	KvlsmOptions opts = {-1, 0, -1};
 	bool		found = false;
 	RangeVar   *target = NULL;
 
@@ -381,6 +409,8 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 						{
 							if (strcmp(d->defname, "compression") == 0)
 								opts.compression = kvlsm_default_compression;
+							else if (strcmp(d->defname, "compaction_style") == 0)
+								opts.compaction_style = KVLSM_COMPACTION_LEVELED;
 							else
 								opts.memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
 							found = true;
@@ -480,7 +510,12 @@ kvlsm_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		if (rel != NULL)
 		{
 			if (kvlsm_is_kvlsm_index(rel))
+			{
 				kvlsm_schedule_release(rel, NULL, true);
+				relation_close(rel, NoLock);
+				forget_options(objectId);
+				return;
+			}
 			else if ((rel->rd_rel->relkind == RELKIND_RELATION ||
 					  rel->rd_rel->relkind == RELKIND_MATVIEW) &&
 					 kvlsm_is_kvlsm_relation(rel))
@@ -512,7 +547,7 @@ kvlsm_set_option(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	KvlsmOptions opts = {-1, 0};
+	KvlsmOptions opts = {-1, 0, -1};
 	Relation	rel;
 
 	if (!is_kvlsm_option(name))

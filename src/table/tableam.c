@@ -1030,6 +1030,7 @@ kvlsm_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 {
 	KvlsmShared *sh = kvlsm_attach(rel);
 	KvlsmRowRecord rr;
+	KvlsmRowState oldst;
 	TM_Result	result;
 
 	memset(&rr, 0, sizeof(rr));
@@ -1039,9 +1040,25 @@ kvlsm_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	CheckForSerializableConflictIn(rel, tid, ItemPointerGetBlockNumber(tid));
 	result = modify_row(rel, sh, kvlsm_tid_to_rowid(tid), MODIFY_DELETE,
 						LockTupleExclusive, &rr, cid, crosscheck,
-						wait ? LockWaitBlock : LockWaitError, tmfd, NULL, NULL);
+						wait ? LockWaitBlock : LockWaitError, tmfd,
+						&oldst, CurrentMemoryContext);
 	if (result == TM_Ok)
 	{
+		/*
+		 * As heap_delete does: the row's out-of-line values die with it, in
+		 * this transaction, so that compaction dropping the row later leaks
+		 * nothing in the TOAST table.
+		 */
+		if (oldst.tuple != NULL && OidIsValid(rel->rd_rel->reltoastrelid))
+		{
+			HeapTuple	oldtup;
+
+			oldst.rowid = kvlsm_tid_to_rowid(tid);
+			oldtup = row_to_heaptuple(rel, &oldst);
+			if (HeapTupleHasExternal(oldtup))
+				heap_toast_delete(rel, oldtup, false);
+			heap_freetuple(oldtup);
+		}
 		pgstat_count_heap_delete(rel);
 		kvlsm_maybe_flush(rel, sh);
 	}
@@ -1644,6 +1661,27 @@ vacuum_indexes(Relation rel, Relation *indrels, int nindexes,
 
 		stats[i] = vac_bulkdel_one_index(&ivinfo, stats[i], dead);
 	}
+
+	/*
+	 * No index points at these rows any more: a PURGE record lets
+	 * compaction drop them (kvlsm_table_gc).  Losing one in a crash only
+	 * means the next VACUUM finds the row again.
+	 */
+	{
+		KvlsmShared *sh = kvlsm_attach(rel);
+		KvlsmRowRecord rr;
+
+		memset(&rr, 0, sizeof(rr));
+		rr.kind = KVLSM_REC_PURGE;
+		rr.xid = InvalidTransactionId;
+		for (i = 0; i < dead->num_items; i++)
+		{
+			put_row_record(rel, sh, kvlsm_tid_to_rowid(&dead->items[i]), &rr, NULL);
+			if ((i & 255) == 255)
+				kvlsm_maybe_flush(rel, sh);
+		}
+		kvlsm_maybe_flush(rel, sh);
+	}
 	dead->num_items = 0;
 }
 
@@ -1708,7 +1746,8 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 		else if (!st.deleted || st.xmax_status == KVLSM_XID_ABORTED)
 			live++;
 
-		if (is_dead && dead_items != NULL)
+		/* a purged row has no index entries left: nothing to do again */
+		if (is_dead && dead_items != NULL && !st.purged)
 		{
 			kvlsm_rowid_to_tid(st.rowid, &dead_items->items[dead_items->num_items++]);
 			if (dead_items->num_items >= dead_items->max_items)

@@ -22,6 +22,7 @@
 #include "utils/snapmgr.h"
 
 #include "kvlsm/table.h"
+#include "kvlsm/compaction.h"
 
 int
 kvlsm_xid_status(TransactionId xid)
@@ -106,6 +107,9 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 				break;
 			case KVLSM_REC_CONFIRM:
 				st->confirmed = true;
+				break;
+			case KVLSM_REC_PURGE:
+				st->purged = true;
 				break;
 			default:
 				ereport(ERROR,
@@ -252,4 +256,97 @@ kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st, bool visible,
 	if (TransactionIdPrecedes(xid, TransactionXmin))
 		return;
 	CheckForSerializableConflictOut(rel, xid, snapshot);
+}
+
+/*
+ * Is 'xid' finished, and did it commit?  Only xids older than the horizon
+ * are judged; for a newer one *finished is false.  A finished xid that did
+ * not commit aborted (or crashed).
+ */
+static bool
+xid_committed_before(TransactionId xid, TransactionId horizon, bool *finished)
+{
+	if (!TransactionIdIsNormal(xid))
+	{
+		*finished = true;
+		return xid != InvalidTransactionId;
+	}
+	*finished = TransactionIdPrecedes(xid, horizon);
+	return *finished && TransactionIdDidCommit(xid);
+}
+
+/*
+ * Compaction's garbage collection for the records of one row id (newest
+ * first).  The row's INSERT is its oldest record, so when the INSERT is
+ * among the inputs nothing older exists anywhere.
+ *
+ * - A row dead to every snapshot (insert aborted or killed, or a delete
+ *   committed before the horizon) is dropped whole once VACUUM has removed
+ *   its index entries (its PURGE record is among the inputs), or at once if
+ *   the table has no index.  Until then index entries may point at it, and
+ *   its records are what lets VACUUM find it.
+ * - Records of a row that lives on: deletes by aborted transactions and
+ *   locks of transactions that have ended are dropped; they decide nothing
+ *   any more.
+ * - Records without their INSERT at the bottom (no older table overlaps)
+ *   belong to a row already dropped: they go too.
+ */
+void
+kvlsm_table_gc(const KvlsmGcContext *ctx, const KvlsmRecord *recs, int n,
+			   bool *keep)
+{
+	int			ins = -1;
+	bool		purged = false;
+	bool		dead = false;
+	bool		finished;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		KvlsmRowRecord rr;
+
+		if (recs[i].vallen < sizeof(KvlsmRowRecord))
+			return;				/* leave it for kvlsm_resolve_row to report */
+		memcpy(&rr, recs[i].val, sizeof(rr));
+		if (rr.kind == KVLSM_REC_INSERT)
+			ins = i;
+		else if (rr.kind == KVLSM_REC_PURGE)
+			purged = true;
+		else if (rr.kind == KVLSM_REC_KILL)
+			dead = true;
+	}
+	if (ins < 0)
+	{
+		if (ctx->bottommost)
+			for (i = 0; i < n; i++)
+				keep[i] = false;
+		return;
+	}
+
+	{
+		KvlsmRowRecord rr;
+
+		memcpy(&rr, recs[ins].val, sizeof(rr));
+		if (!xid_committed_before(rr.xid, ctx->horizon, &finished) && finished)
+			dead = true;
+	}
+	for (i = 0; i < ins; i++)
+	{
+		KvlsmRowRecord rr;
+		bool		committed;
+
+		memcpy(&rr, recs[i].val, sizeof(rr));
+		if (rr.kind != KVLSM_REC_DELETE && rr.kind != KVLSM_REC_LOCK)
+			continue;
+		committed = xid_committed_before(rr.xid, ctx->horizon, &finished);
+		if (!finished)
+			continue;
+		if (rr.kind == KVLSM_REC_DELETE && committed)
+			dead = true;
+		else
+			keep[i] = false;	/* aborted delete, or an ended lock */
+	}
+	if (dead && (purged || !ctx->has_indexes))
+		for (i = 0; i < n; i++)
+			keep[i] = false;
 }

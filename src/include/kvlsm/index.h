@@ -58,4 +58,9 @@ extern bool kvlsm_index_keys_equal(Relation index, IndexTuple a, IndexTuple b,
 								   bool nulls_not_distinct);
 extern bool kvlsm_is_kvlsm_index(Relation rel);
 
+/* garbage collection in compaction (compaction.h) */
+struct KvlsmGcContext;
+extern void kvlsm_index_gc(const struct KvlsmGcContext *ctx,
+						   const KvlsmRecord *recs, int n, bool *keep);
+
 #endif							/* KVLSM_INDEX_H */

@@ -28,6 +28,7 @@
 #include "storage/relfilenode.h"
 #include "storage/spin.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "kvlsm/memtable.h"
 #include "kvlsm/page.h"
@@ -50,6 +51,15 @@ typedef struct KvlsmStats
 	uint64		log_appends;
 	uint64		flushes;
 	uint64		compactions;
+	uint64		foreground_flushes;	/* run by a backend, not a worker */
+	uint64		foreground_compactions;
+	uint64		compaction_bytes_read;
+	uint64		compaction_bytes_written;
+	uint64		gc_records_dropped;
+	uint64		compactions_abandoned;
+	uint64		stalls;			/* writers blocked by back-pressure */
+	uint64		slowdowns;		/* writers delayed by back-pressure */
+	uint64		stall_usecs;
 } KvlsmStats;
 
 typedef struct KvlsmShared
@@ -65,6 +75,10 @@ typedef struct KvlsmShared
 	KvlsmMemGen frozen;
 	int64		memtable_size;	/* flush trigger, copied from the metapage */
 	int32		compression;
+	int32		compaction_style;	/* KVLSM_COMPACTION_*, from the metapage */
+	TimestampTz active_since;	/* first record of the active generation */
+	int			compacting_pid; /* a compaction of this LSM runs there */
+	bool		job_queued;		/* a worker job is queued (worker.c) */
 	/* allocators, protected by mutex */
 	slock_t		mutex;
 	uint64		next_rowid;
@@ -142,8 +156,8 @@ extern uint64 kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 						const char *val, int vallen);
 extern void kvlsm_mark_aborted_node(KvlsmSkipNode *node);
 extern void kvlsm_maybe_flush(Relation rel, KvlsmShared *sh);
+extern void kvlsm_foreach_lsm(void (*fn) (KvlsmShared *sh, void *arg), void *arg);
 extern void kvlsm_flush(Relation rel, bool force);
-extern void kvlsm_compact_all(Relation rel);
 
 /* reads */
 extern void kvlsm_recset_init(KvlsmRecordSet *set, MemoryContext cxt);
@@ -164,7 +178,7 @@ extern void kvlsm_set_hint(KvlsmShared *sh, const KvlsmKeyOps *ops,
 
 /* options kept in the metapage */
 extern void kvlsm_store_options(Relation rel, int32 compression,
-								int64 memtable_size);
+								int64 memtable_size, int32 compaction_style);
 
 /* layout inspection (admin) */
 extern void kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);

@@ -103,7 +103,7 @@ typedef struct KvlsmMetaPageData
 	uint64		manifest_version;
 	/* per-relation options (kvlsm_set_option / WITH (...)) */
 	int32		compression;
-	int32		pad1;
+	int32		compaction_style;	/* KVLSM_COMPACTION_LEVELED / _TIERED */
 	int64		memtable_size;	/* bytes; flush trigger */
 	/* persistent counters, updated only by records that touch the metapage */
 	uint64		flushes;

@@ -59,6 +59,8 @@ extern KvlsmSstStatus kvlsm_sst_collect(Relation rel, KvlsmShared *sh,
 										KvlsmRecordSet *out,
 										bool *limited);
 
+extern bool kvlsm_sst_bounds(Relation rel, const KvlsmSstDesc *desc,
+							 char **min, int *minlen, char **max, int *maxlen);
 extern void kvlsm_sst_cache_forget_all(void);
 
 #endif							/* KVLSM_SSTABLE_H */

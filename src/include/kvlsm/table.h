@@ -37,6 +37,7 @@
 #define KVLSM_REC_LOCK		3
 #define KVLSM_REC_KILL		4
 #define KVLSM_REC_CONFIRM	5	/* speculative insertion succeeded */
+#define KVLSM_REC_PURGE		6	/* VACUUM removed the row's index entries */
 
 /* DELETE flags */
 #define KVLSM_DEL_UPDATE		0x0001	/* successor is valid */
@@ -74,6 +75,7 @@ typedef struct KvlsmRowState
 	bool		exists;			/* an INSERT record was found */
 	bool		killed;
 	bool		confirmed;		/* speculative insert confirmed */
+	bool		purged;			/* VACUUM removed its index entries */
 	TransactionId xmin;
 	CommandId	cmin;
 	uint32		spec_token;
@@ -144,6 +146,11 @@ extern bool kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot);
 extern bool kvlsm_lock_modes_conflict(LockTupleMode a, LockTupleMode b);
 extern void kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st,
 										 bool visible, Snapshot snapshot);
+
+/* garbage collection in compaction (compaction.h) */
+struct KvlsmGcContext;
+extern void kvlsm_table_gc(const struct KvlsmGcContext *ctx,
+						   const KvlsmRecord *recs, int n, bool *keep);
 
 /* tableam.c */
 extern bool kvlsm_is_kvlsm_relation(Relation rel);

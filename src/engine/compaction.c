@@ -1,0 +1,1093 @@
+/*-------------------------------------------------------------------------
+ *
+ * compaction.c
+ *	  Compaction of one LSM: pick inputs (leveled or tiered), merge them in
+ *	  key order dropping what no reader can need any more, write outputs
+ *	  split at a target size, and install the result.
+ *
+ * Leveled (RocksDB's default): L0 holds flushed tables whose key ranges
+ * overlap; every level below is one sorted run of tables with disjoint
+ * ranges and a target size that grows by kvlsm.level_fanout per level.
+ * When L0 has kvlsm.l0_compaction_trigger tables, all of them (so L0
+ * inputs are contiguous in time) and the overlapping L1 tables are merged
+ * into L1; otherwise the level furthest over its target gives its oldest
+ * table, merged with the overlapping tables of the next level.
+ *
+ * Tiered (RocksDB's universal): every L0 table and every non-empty level is
+ * one sorted run, newest first.  When there are kvlsm.l0_compaction_trigger
+ * runs, the newest runs of similar size are merged into one; when the runs
+ * above the oldest outweigh it twice, everything is merged (bounding space
+ * amplification).
+ *
+ * For any key, a shallower level always holds newer versions than a deeper
+ * one, and reads order versions by sequence number alone, so the picked
+ * inputs can be merged while flushes add new L0 tables.  Records are
+ * dropped only by the garbage-collection filter of the layer above, which
+ * is told whether a table outside the inputs could hold older records of
+ * the same keys ("bottommost"): a tombstone may go only then.
+ *
+ * Only one compaction runs per LSM at a time (KvlsmShared.compacting_pid);
+ * different relations compact in parallel in different workers.  The
+ * flush lock is held only to pick, to place each output and to install;
+ * see manifest.h for how unfinished outputs are reclaimed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/procarray.h"
+#include "utils/memutils.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/compaction.h"
+#include "kvlsm/manifest.h"
+#include "kvlsm/worker.h"
+
+#define MAX_FILE_BYTES	((uint64) 256 * 1024 * 1024)
+#define BATCH_KEYS		1024
+/* universal compaction's defaults: size_ratio 1%, max space amp. 200% */
+#define TIERED_SIZE_RATIO	1.01
+#define TIERED_MAX_SPACE_AMP 2.0
+
+static KvlsmGcProvider gc_provider = NULL;
+
+void
+kvlsm_set_gc_provider(KvlsmGcProvider provider)
+{
+	gc_provider = provider;
+}
+
+/* exact key range of one table; known == false: may hold any key */
+typedef struct Bounds
+{
+	bool		known;
+	char	   *min;
+	int			minlen;
+	char	   *max;
+	int			maxlen;
+} Bounds;
+
+typedef struct Job
+{
+	int			output_level;
+	bool		bottommost;
+	bool		may_abandon;	/* not an L0 job nor a manual one */
+	uint64		target_file_bytes;
+	int			ninputs;
+	KvlsmSstDesc inputs[KVLSM_MAX_SST];
+	/* outputs placed so far (pending in the manifest) */
+	int			noutputs;
+	uint64		output_ids[KVLSM_MAX_SST];
+} Job;
+
+uint64
+kvlsm_level_target_bytes(int64 memtable_size, int level)
+{
+	uint64		t = (uint64) memtable_size * 4;
+	int			i;
+
+	for (i = 1; i < level; i++)
+		t *= kvlsm_level_fanout;
+	return t;
+}
+
+/*
+ * Output tables of a level are about an eighth of its target, so that every
+ * level holds a handful of tables (the manifest lists at most
+ * KVLSM_MAX_SST), and at least a memtable's worth.
+ */
+static uint64
+target_file_bytes(int64 memtable_size, int level)
+{
+	uint64		t = kvlsm_level_target_bytes(memtable_size, Max(level, 1)) / 8;
+
+	t = Max(t, (uint64) memtable_size);
+	return Min(t, MAX_FILE_BYTES);
+}
+
+/* ---------------------------------------------------------------------
+ * Picking
+ * ---------------------------------------------------------------------
+ */
+
+static bool
+bounds_overlap(const KvlsmKeyOps *ops, const Bounds *a, const Bounds *b)
+{
+	if (!a->known || !b->known)
+		return true;
+	return ops->cmp(a->min, a->minlen, b->max, b->maxlen, ops->arg) <= 0 &&
+		ops->cmp(b->min, b->minlen, a->max, a->maxlen, ops->arg) <= 0;
+}
+
+/* widen 'u' to cover 'b' (pointers are shared, not copied) */
+static void
+bounds_union(const KvlsmKeyOps *ops, Bounds *u, const Bounds *b, bool first)
+{
+	if (first)
+	{
+		*u = *b;
+		return;
+	}
+	if (!u->known)
+		return;
+	if (!b->known)
+	{
+		u->known = false;
+		return;
+	}
+	if (ops->cmp(b->min, b->minlen, u->min, u->minlen, ops->arg) < 0)
+	{
+		u->min = b->min;
+		u->minlen = b->minlen;
+	}
+	if (ops->cmp(b->max, b->maxlen, u->max, u->maxlen, ops->arg) > 0)
+	{
+		u->max = b->max;
+		u->maxlen = b->maxlen;
+	}
+}
+
+typedef struct PickState
+{
+	const KvlsmKeyOps *ops;
+	KvlsmManifestCopy *mc;
+	Bounds	   *bounds;			/* per mc->sst[i] */
+	bool	   *chosen;
+	int64		memtable_size;
+} PickState;
+
+static uint64
+level_bytes(PickState *ps, int level)
+{
+	uint64		n = 0;
+	uint32		i;
+
+	for (i = 0; i < ps->mc->hdr.nsst; i++)
+		if (ps->mc->sst[i].level == level)
+			n += ps->mc->sst[i].nbytes;
+	return n;
+}
+
+static int
+level_count(KvlsmManifestCopy *mc, int level)
+{
+	int			n = 0;
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nsst; i++)
+		if (mc->sst[i].level == level)
+			n++;
+	return n;
+}
+
+/* choose every table of 'level' overlapping the union of chosen tables */
+static void
+add_overlapping(PickState *ps, int level)
+{
+	Bounds		u;
+	bool		first = true;
+	uint32		i;
+
+	for (i = 0; i < ps->mc->hdr.nsst; i++)
+		if (ps->chosen[i])
+		{
+			bounds_union(ps->ops, &u, &ps->bounds[i], first);
+			first = false;
+		}
+	if (first)
+		return;
+	for (i = 0; i < ps->mc->hdr.nsst; i++)
+		if (!ps->chosen[i] && ps->mc->sst[i].level == level &&
+			bounds_overlap(ps->ops, &u, &ps->bounds[i]))
+			ps->chosen[i] = true;
+}
+
+/* does a table outside the chosen ones, deeper than 'level', overlap them? */
+static bool
+older_data_below(PickState *ps, int level)
+{
+	Bounds		u;
+	bool		first = true;
+	uint32		i;
+
+	for (i = 0; i < ps->mc->hdr.nsst; i++)
+		if (ps->chosen[i])
+		{
+			bounds_union(ps->ops, &u, &ps->bounds[i], first);
+			first = false;
+		}
+	for (i = 0; i < ps->mc->hdr.nsst; i++)
+		if (!ps->chosen[i] && ps->mc->sst[i].level > level &&
+			ps->mc->sst[i].level != KVLSM_LEVEL_PENDING &&
+			bounds_overlap(ps->ops, &u, &ps->bounds[i]))
+			return true;
+	return false;
+}
+
+/* sort helper: table indexes of one level by smallest key */
+typedef struct MinKeySort
+{
+	PickState  *ps;
+} MinKeySort;
+
+static int
+minkey_cmp(const void *a, const void *b, void *arg)
+{
+	PickState  *ps = ((MinKeySort *) arg)->ps;
+	const Bounds *ba = &ps->bounds[*(const int *) a];
+	const Bounds *bb = &ps->bounds[*(const int *) b];
+
+	return ps->ops->cmp(ba->min, ba->minlen, bb->min, bb->minlen, ps->ops->arg);
+}
+
+/*
+ * A level below L0 that has collected too many tables (small flushes of
+ * keys that never overlap, such as a table's ever-growing row ids, reach
+ * L1 one by one) merges its smallest run of adjacent tables in place.  The
+ * run is contiguous in key order, so the output overlaps no other table of
+ * the level; the manifest's slot count stays bounded.
+ */
+static bool
+pick_intra_level(PickState *ps, Job *job)
+{
+	KvlsmManifestCopy *mc = ps->mc;
+	int			level;
+
+	for (level = 1; level < KVLSM_MAX_LEVELS; level++)
+	{
+		int			idx[KVLSM_MAX_SST];
+		int			n = 0;
+		int			w,
+					start,
+					best = -1;
+		uint64		best_bytes = 0;
+		uint32		i;
+		MinKeySort	arg;
+
+		for (i = 0; i < mc->hdr.nsst; i++)
+			if (mc->sst[i].level == level)
+			{
+				if (!ps->bounds[i].known)
+					break;
+				idx[n++] = i;
+			}
+		if (i < mc->hdr.nsst || n <= KVLSM_LEVEL_MAX_TABLES)
+			continue;
+		arg.ps = ps;
+		qsort_arg(idx, n, sizeof(int), minkey_cmp, &arg);
+		w = n - KVLSM_LEVEL_MAX_TABLES / 2 + 1;
+		for (start = 0; start + w <= n; start++)
+		{
+			uint64		bytes = 0;
+			int			k;
+
+			for (k = start; k < start + w; k++)
+				bytes += mc->sst[idx[k]].nbytes;
+			if (best < 0 || bytes < best_bytes)
+			{
+				best = start;
+				best_bytes = bytes;
+			}
+		}
+		for (start = best; start < best + w; start++)
+			ps->chosen[idx[start]] = true;
+		job->output_level = level;
+		job->may_abandon = true;
+		return true;
+	}
+	return false;
+}
+
+static bool
+pick_leveled(PickState *ps, Job *job)
+{
+	KvlsmManifestCopy *mc = ps->mc;
+	uint32		i;
+	int			level;
+	int			best_level = -1;
+	double		best_score = 1.0;
+	int			pick = -1;
+
+	if (level_count(mc, 0) >= kvlsm_l0_compaction_trigger)
+	{
+		for (i = 0; i < mc->hdr.nsst; i++)
+			if (mc->sst[i].level == 0)
+				ps->chosen[i] = true;
+		add_overlapping(ps, 1);
+		job->output_level = 1;
+		job->may_abandon = false;
+		return true;
+	}
+	if (pick_intra_level(ps, job))
+		return true;
+	for (level = 1; level < KVLSM_MAX_LEVELS - 1; level++)
+	{
+		double		score = (double) level_bytes(ps, level) /
+		(double) kvlsm_level_target_bytes(ps->memtable_size, level);
+
+		if (score > best_score)
+		{
+			best_score = score;
+			best_level = level;
+		}
+	}
+	if (best_level < 0)
+		return false;
+
+	/* RocksDB's kOldestSmallestSeqFirst: the table that has waited longest */
+	for (i = 0; i < mc->hdr.nsst; i++)
+		if (mc->sst[i].level == best_level &&
+			(pick < 0 || mc->sst[i].minseq < mc->sst[pick].minseq))
+			pick = i;
+	ps->chosen[pick] = true;
+	add_overlapping(ps, best_level + 1);
+	job->output_level = best_level + 1;
+	job->may_abandon = true;
+	return true;
+}
+
+/* a sorted run of the tiered layout: one L0 table or one whole level */
+typedef struct Run
+{
+	int			level;
+	int			sst;			/* L0: index into mc->sst; else -1 */
+	uint64		maxseq;
+	uint64		bytes;
+} Run;
+
+static int
+run_cmp(const void *a, const void *b)
+{
+	const Run  *ra = a;
+	const Run  *rb = b;
+
+	/* newest first: L0 tables by sequence, then levels top down */
+	if (ra->level != rb->level)
+		return ra->level - rb->level;
+	return (ra->maxseq < rb->maxseq) - (ra->maxseq > rb->maxseq);
+}
+
+static bool
+pick_tiered(PickState *ps, Job *job)
+{
+	KvlsmManifestCopy *mc = ps->mc;
+	Run			runs[KVLSM_MAX_SST + KVLSM_MAX_LEVELS];
+	int			nruns = 0;
+	int			level;
+	uint32		i;
+	int			first = 0,
+				last = -1;
+	int			shallowest_level = KVLSM_MAX_LEVELS;
+	int			r;
+
+	for (i = 0; i < mc->hdr.nsst; i++)
+		if (mc->sst[i].level == 0)
+		{
+			runs[nruns].level = 0;
+			runs[nruns].sst = i;
+			runs[nruns].maxseq = mc->sst[i].maxseq;
+			runs[nruns].bytes = mc->sst[i].nbytes;
+			nruns++;
+		}
+	for (level = 1; level < KVLSM_MAX_LEVELS; level++)
+	{
+		uint64		bytes = level_bytes(ps, level);
+
+		if (level_count(mc, level) == 0)
+			continue;
+		runs[nruns].level = level;
+		runs[nruns].sst = -1;
+		runs[nruns].maxseq = 0;
+		runs[nruns].bytes = bytes;
+		nruns++;
+		shallowest_level = Min(shallowest_level, level);
+	}
+	qsort(runs, nruns, sizeof(Run), run_cmp);
+	if (nruns < kvlsm_l0_compaction_trigger)
+		return pick_intra_level(ps, job);
+
+	/* space amplification: everything above the oldest run vs. the oldest */
+	{
+		uint64		above = 0;
+
+		for (r = 0; r < nruns - 1; r++)
+			above += runs[r].bytes;
+		if (nruns >= 2 && (double) above > TIERED_MAX_SPACE_AMP * (double) runs[nruns - 1].bytes)
+			last = nruns - 1;
+	}
+	/* size ratio: grow the window while the next run is no bigger than it */
+	if (last < 0)
+	{
+		uint64		sum = runs[0].bytes;
+
+		for (r = 1; r < nruns; r++)
+		{
+			if ((double) runs[r].bytes > TIERED_SIZE_RATIO * (double) sum)
+				break;
+			sum += runs[r].bytes;
+		}
+		if (r - 1 >= 1)
+			last = r - 1;
+	}
+	/* otherwise merge enough of the newest runs to get under the trigger */
+	if (last < 0)
+		last = Min(nruns - 1, nruns - kvlsm_l0_compaction_trigger + 1);
+	if (last <= first)
+		return false;
+
+	for (r = first; r <= last; r++)
+	{
+		if (runs[r].level == 0)
+			ps->chosen[runs[r].sst] = true;
+		else
+			for (i = 0; i < mc->hdr.nsst; i++)
+				if (mc->sst[i].level == runs[r].level)
+					ps->chosen[i] = true;
+	}
+
+	/*
+	 * The output run must stay between the newer runs left out (L0 tables)
+	 * and the older ones (deeper levels): the deepest level in the window;
+	 * for a window of L0 tables only, the empty level just above the
+	 * shallowest non-empty one, or L0 itself when there is none.
+	 */
+	if (runs[last].level > 0)
+		job->output_level = runs[last].level;
+	else if (last == nruns - 1)
+		job->output_level = shallowest_level == KVLSM_MAX_LEVELS ?
+			KVLSM_MAX_LEVELS - 1 : shallowest_level - 1;
+	else
+		job->output_level = 0;
+	job->may_abandon = runs[first].level > 0;
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Merging
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct Output
+{
+	KvlsmSstBuilder *b;
+	uint64		bytes;			/* logical bytes added */
+} Output;
+
+static void
+start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out)
+{
+	uint64		id;
+	KvlsmMetaPageData meta;
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	id = kvlsm_reserve_sstid(rel);
+	kvlsm_read_metapage(rel, &meta);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	out->b = kvlsm_sst_builder_begin(rel, id, job->output_level, sh->compression,
+									 kvlsm_bloom_bits_for(&meta));
+	out->bytes = 0;
+}
+
+/* place a finished output and list it in the manifest as pending */
+static void
+finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
+			  uint64 *bytes_out)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc;
+	KvlsmInstallArg ia;
+	KvlsmSstDesc desc;
+	uint32		npages;
+
+	if (out->b == NULL)
+		return;
+	if (kvlsm_sst_builder_count(out->b) == 0)
+	{
+		out->b = NULL;
+		return;
+	}
+	npages = kvlsm_sst_builder_finish(out->b);
+	mc = palloc(sizeof(KvlsmManifestCopy));
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	kvlsm_read_metapage(rel, &meta);
+	kvlsm_manifest_read(rel, &meta, mc);
+	if (mc->hdr.nsst >= KVLSM_MAX_SST)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm relation \"%s\" has too many SSTables to compact",
+						RelationGetRelationName(rel)),
+				 errdetail("The manifest holds at most %d SSTables.", KVLSM_MAX_SST)));
+	kvlsm_rate_limit(npages * (uint64) BLCKSZ, false);
+	kvlsm_manifest_place_sstable(rel, out->b, npages, mc, &desc);
+	desc.level = KVLSM_LEVEL_PENDING;
+	mc->sst[mc->hdr.nsst++] = desc;
+	memset(&ia, 0, sizeof(ia));
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	kvlsm_manifest_install(rel, mc, &ia);
+	kvlsm_manifest_publish(sh, mc);
+	LWLockRelease(&sh->lock);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	pfree(mc);
+
+	job->output_ids[job->noutputs++] = desc.id;
+	*bytes_out += (uint64) desc.npages * BLCKSZ;
+	out->b = NULL;
+}
+
+/* swap the inputs for the outputs in one install */
+static void
+install_result(Relation rel, KvlsmShared *sh, Job *job, uint64 bytes_in,
+			   uint64 bytes_out)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
+	KvlsmInstallArg ia;
+	uint32		i,
+				j;
+	int			k;
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	kvlsm_read_metapage(rel, &meta);
+	kvlsm_manifest_read(rel, &meta, mc);
+	for (k = 0; k < job->ninputs; k++)
+	{
+		for (i = 0; i < mc->hdr.nsst; i++)
+			if (mc->sst[i].id == job->inputs[k].id)
+				break;
+		if (i == mc->hdr.nsst || mc->sst[i].level != job->inputs[k].level)
+			elog(ERROR, "kvlsm: input SSTable %llu of a compaction of \"%s\" changed",
+				 (unsigned long long) job->inputs[k].id, RelationGetRelationName(rel));
+		kvlsm_manifest_give_extent(mc, mc->sst[i].start, mc->sst[i].npages);
+		mc->sst[i].nentries = UINT32_MAX;	/* mark for removal */
+	}
+	for (i = 0, j = 0; i < mc->hdr.nsst; i++)
+	{
+		if (mc->sst[i].nentries == UINT32_MAX && mc->sst[i].level != KVLSM_LEVEL_PENDING)
+			continue;
+		for (k = 0; k < job->noutputs; k++)
+			if (mc->sst[i].id == job->output_ids[k])
+				mc->sst[i].level = job->output_level;
+		mc->sst[j++] = mc->sst[i];
+	}
+	mc->hdr.nsst = j;
+
+	memset(&ia, 0, sizeof(ia));
+	ia.is_compaction = true;
+	ia.bytes_in = bytes_in;
+	ia.bytes_out = bytes_out;
+	kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	kvlsm_manifest_install(rel, mc, &ia);
+	kvlsm_manifest_publish(sh, mc);
+	sh->gen_epoch++;
+	sh->stats.compactions++;
+	if (!kvlsm_am_worker)
+		sh->stats.foreground_compactions++;
+	sh->stats.compaction_bytes_written += bytes_out;
+	LWLockRelease(&sh->lock);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	pfree(mc);
+}
+
+/*
+ * Does anyone wait for a lock on the relation that conflicts with ours?
+ * LockHasWaitersRelation() cannot answer for a fast-path lock (which a
+ * RowExclusiveLock usually is), so look at the lock table as pg_locks
+ * does, at most twice a second.
+ */
+static bool
+ddl_waits(Relation rel, TimestampTz *last_poll)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	LockData   *ld;
+	int			i;
+	bool		waits = false;
+
+	if (*last_poll != 0 && !TimestampDifferenceExceeds(*last_poll, now, 500))
+		return false;
+	*last_poll = now;
+	ld = GetLockStatusData();
+	for (i = 0; i < ld->nelements; i++)
+	{
+		LockInstanceData *li = &ld->locks[i];
+
+		if (li->locktag.locktag_type == LOCKTAG_RELATION &&
+			li->locktag.locktag_field1 == MyDatabaseId &&
+			li->locktag.locktag_field2 == RelationGetRelid(rel) &&
+			li->waitLockMode >= ShareLock)
+		{
+			waits = true;
+			break;
+		}
+	}
+	return waits;
+}
+
+/*
+ * Merge the inputs.  Returns false if the compaction was abandoned because
+ * DDL waits for the relation (a worker's lock would otherwise hold it up
+ * for the whole compaction).
+ */
+static bool
+run_job(Relation rel, KvlsmShared *sh, Job *job)
+{
+	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
+	KvlsmGcFilter filter = gc_provider ? gc_provider(rel) : NULL;
+	KvlsmGcContext gc;
+	MemoryContext cxt;
+	KvlsmRecordSet set;
+	Output		out = {0};
+	char	   *startbuf = palloc(KVLSM_MAX_KEY_SIZE);
+	const char *start = NULL;
+	int			startlen = 0;
+	bool		more;
+	bool	   *keep = palloc(sizeof(bool) * 64);
+	int			keepcap = 64;
+	uint64		bytes_in = 0;
+	uint64		bytes_out = 0;
+	uint64		dropped = 0;
+	TimestampTz last_poll = 0;
+
+	memset(&gc, 0, sizeof(gc));
+	gc.rel = rel;
+	gc.horizon = GetOldestNonRemovableTransactionId(rel);
+	gc.bottommost = job->bottommost;
+	gc.has_indexes = rel->rd_rel->relhasindex;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
+								ALLOCSET_DEFAULT_SIZES);
+	kvlsm_recset_init(&set, cxt);
+	do
+	{
+		bool		any_limited = false;
+		const char *bound = NULL;
+		int			boundlen = 0;
+		KvlsmSortArg sarg;
+		int			i,
+					j;
+		uint64		batch_bytes = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (job->may_abandon && kvlsm_am_worker && ddl_waits(rel, &last_poll))
+		{
+			MemoryContextDelete(cxt);
+			LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+			sh->stats.compactions_abandoned++;
+			LWLockRelease(&sh->lock);
+			return false;
+		}
+		kvlsm_recset_reset(&set);
+		for (i = 0; i < job->ninputs; i++)
+		{
+			bool		limited;
+			int			before = set.n;
+
+			if (kvlsm_sst_collect(rel, sh, &job->inputs[i], ops,
+								  start, startlen, start != NULL,
+								  bound, boundlen, BATCH_KEYS, false, &set,
+								  &limited) != KVLSM_SST_OK)
+				elog(ERROR, "kvlsm: SSTable %llu changed under its compaction",
+					 (unsigned long long) job->inputs[i].id);
+			if (limited && set.n > before)
+			{
+				KvlsmRecord *r = &set.recs[set.n - 1];
+
+				if (bound == NULL || ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) < 0)
+				{
+					bound = r->key;
+					boundlen = r->keylen;
+				}
+				any_limited = true;
+			}
+		}
+		sarg.ops = ops;
+		qsort_arg(set.recs, set.n, sizeof(KvlsmRecord), kvlsm_record_cmp, &sarg);
+
+		for (i = 0; i < set.n; i = j)
+		{
+			KvlsmRecord *r = &set.recs[i];
+			int			k;
+			uint64		group_bytes = 0;
+
+			if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
+				break;
+			for (j = i + 1; j < set.n; j++)
+				if (ops->cmp(set.recs[j].key, set.recs[j].keylen,
+							 r->key, r->keylen, ops->arg) != 0)
+					break;
+			if (j - i > keepcap)
+			{
+				keepcap = (j - i) * 2;
+				keep = repalloc(keep, sizeof(bool) * keepcap);
+			}
+			for (k = 0; k < j - i; k++)
+				keep[k] = true;
+			if (filter)
+				filter(&gc, &set.recs[i], j - i, keep);
+
+			/* split outputs only between keys */
+			if (out.b != NULL && out.bytes >= job->target_file_bytes)
+				finish_output(rel, sh, job, &out, &bytes_out);
+			for (k = 0; k < j - i; k++)
+			{
+				KvlsmRecord *x = &set.recs[i + k];
+				uint64		sz = sizeof(KvlsmRecordHeader) + x->keylen + x->vallen;
+
+				group_bytes += sz;
+				if (!keep[k])
+				{
+					dropped++;
+					continue;
+				}
+				if (out.b == NULL)
+					start_output(rel, sh, job, &out);
+				kvlsm_sst_builder_add(out.b, x->key, x->keylen, x->seq, x->flags,
+									  x->val, x->vallen);
+				out.bytes += sz;
+			}
+			batch_bytes += group_bytes;
+		}
+		bytes_in += batch_bytes;
+		kvlsm_rate_limit(batch_bytes, false);
+		more = any_limited;
+		if (more)
+		{
+			memcpy(startbuf, bound, boundlen);
+			start = startbuf;
+			startlen = boundlen;
+		}
+	} while (more);
+	finish_output(rel, sh, job, &out, &bytes_out);
+	MemoryContextDelete(cxt);
+
+	install_result(rel, sh, job, bytes_in, bytes_out);
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	sh->stats.compaction_bytes_read += bytes_in;
+	sh->stats.gc_records_dropped += dropped;
+	LWLockRelease(&sh->lock);
+	pfree(keep);
+	pfree(startbuf);
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Entry points
+ * ---------------------------------------------------------------------
+ */
+
+static void
+end_compaction(int code, Datum arg)
+{
+	KvlsmShared *sh = (KvlsmShared *) DatumGetPointer(arg);
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	if (sh->compacting_pid == MyProcPid)
+		sh->compacting_pid = 0;
+	LWLockRelease(&sh->lock);
+}
+
+bool
+kvlsm_compaction_needed(KvlsmShared *sh)
+{
+	uint64		bytes[KVLSM_MAX_LEVELS] = {0};
+	int			count[KVLSM_MAX_LEVELS] = {0};
+	uint32		i;
+	int			level;
+	int			runs = 0;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	if (sh->compacting_pid != 0)
+	{
+		LWLockRelease(&sh->lock);
+		return false;
+	}
+	for (i = 0; i < sh->nsst; i++)
+	{
+		if (sh->sst[i].level >= KVLSM_MAX_LEVELS)
+			continue;
+		bytes[sh->sst[i].level] += sh->sst[i].nbytes;
+		count[sh->sst[i].level]++;
+	}
+	LWLockRelease(&sh->lock);
+
+	for (level = 1; level < KVLSM_MAX_LEVELS; level++)
+		if (count[level] > KVLSM_LEVEL_MAX_TABLES)
+			return true;
+	if (sh->compaction_style == KVLSM_COMPACTION_TIERED)
+	{
+		runs = count[0];
+		for (level = 1; level < KVLSM_MAX_LEVELS; level++)
+			if (count[level] > 0)
+				runs++;
+		return runs >= kvlsm_l0_compaction_trigger;
+	}
+	if (count[0] >= kvlsm_l0_compaction_trigger)
+		return true;
+	for (level = 1; level < KVLSM_MAX_LEVELS - 1; level++)
+		if (bytes[level] > kvlsm_level_target_bytes(sh->memtable_size, level))
+			return true;
+	return false;
+}
+
+/* read the exact bounds of every listed table */
+static Bounds *
+load_bounds(Relation rel, KvlsmManifestCopy *mc)
+{
+	Bounds	   *b = palloc0(sizeof(Bounds) * Max(mc->hdr.nsst, 1));
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nsst; i++)
+	{
+		if (mc->sst[i].level == KVLSM_LEVEL_PENDING)
+			continue;
+		b[i].known = kvlsm_sst_bounds(rel, &mc->sst[i], &b[i].min, &b[i].minlen,
+									  &b[i].max, &b[i].maxlen);
+	}
+	return b;
+}
+
+/*
+ * Under the flush lock: clear outputs of dead compactions, pick a job with
+ * 'pick' and claim the LSM for it.  Returns false when nothing is to be
+ * done or another compaction runs.
+ */
+typedef bool (*PickFn) (PickState *ps, Job *job, void *arg);
+
+static bool
+claim_job(Relation rel, KvlsmShared *sh, Job *job, PickFn pick, void *arg)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
+	PickState	ps;
+	bool		found = false;
+	uint32		i;
+
+	memset(job, 0, sizeof(*job));
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	if (sh->compacting_pid != 0)
+	{
+		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+		pfree(mc);
+		return false;
+	}
+	kvlsm_read_metapage(rel, &meta);
+	kvlsm_manifest_read(rel, &meta, mc);
+	if (kvlsm_manifest_drop_stale(sh, mc))
+	{
+		KvlsmInstallArg ia;
+
+		memset(&ia, 0, sizeof(ia));
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		kvlsm_manifest_install(rel, mc, &ia);
+		kvlsm_manifest_publish(sh, mc);
+		LWLockRelease(&sh->lock);
+	}
+
+	ps.ops = kvlsm_keyops(rel);
+	ps.mc = mc;
+	ps.bounds = load_bounds(rel, mc);
+	ps.chosen = palloc0(sizeof(bool) * Max(mc->hdr.nsst, 1));
+	ps.memtable_size = meta.memtable_size;
+	if (pick(&ps, job, arg))
+	{
+		for (i = 0; i < mc->hdr.nsst; i++)
+			if (ps.chosen[i])
+				job->inputs[job->ninputs++] = mc->sst[i];
+		found = job->ninputs > 0;
+	}
+	if (found)
+	{
+		uint64		in_bytes = 0;
+		int			k;
+
+		job->bottommost = !older_data_below(&ps, job->output_level);
+		for (k = 0; k < job->ninputs; k++)
+			in_bytes += job->inputs[k].nbytes;
+		job->target_file_bytes = job->output_level == 0 ? MAX_FILE_BYTES :
+			target_file_bytes(meta.memtable_size, job->output_level);
+
+		/*
+		 * Outputs are listed next to their inputs until the install, and a
+		 * flush leaves only KVLSM_COMPACTION_SLOTS slots free: make the
+		 * tables bigger rather than more numerous.
+		 */
+		job->target_file_bytes = Max(job->target_file_bytes,
+									 in_bytes / (KVLSM_COMPACTION_SLOTS - 1) + 1);
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		sh->compacting_pid = MyProcPid;
+		LWLockRelease(&sh->lock);
+	}
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	pfree(mc);
+	return found;
+}
+
+static bool
+pick_by_style(PickState *ps, Job *job, void *arg)
+{
+	int			style = *(int *) arg;
+
+	if (style == KVLSM_COMPACTION_TIERED)
+		return pick_tiered(ps, job);
+	return pick_leveled(ps, job);
+}
+
+static bool
+run_claimed(Relation rel, KvlsmShared *sh, Job *job)
+{
+	bool		ok = false;
+
+	PG_ENSURE_ERROR_CLEANUP(end_compaction, PointerGetDatum(sh));
+	{
+		ok = run_job(rel, sh, job);
+	}
+	PG_END_ENSURE_ERROR_CLEANUP(end_compaction, PointerGetDatum(sh));
+	end_compaction(0, PointerGetDatum(sh));
+	return ok;
+}
+
+bool
+kvlsm_compact_step(Relation rel)
+{
+	KvlsmShared *sh;
+	Job		   *job;
+	int			style;
+	bool		ok;
+
+	if (RecoveryInProgress())
+		return false;
+	sh = kvlsm_attach(rel);
+	if (!kvlsm_compaction_needed(sh))
+		return false;
+	job = palloc(sizeof(Job));
+	style = sh->compaction_style;
+	if (!claim_job(rel, sh, job, pick_by_style, &style))
+	{
+		pfree(job);
+		return false;
+	}
+	ok = run_claimed(rel, sh, job);
+	pfree(job);
+	return ok;
+}
+
+typedef struct RangeArg
+{
+	const char *lower;			/* NULL: unbounded */
+	int			lowerlen;
+	const char *upper;
+	int			upperlen;
+} RangeArg;
+
+static bool
+range_overlaps(const KvlsmKeyOps *ops, const RangeArg *ra, const Bounds *b)
+{
+	if (!b->known)
+		return true;
+	if (ra->lower && ops->cmp(b->max, b->maxlen, ra->lower, ra->lowerlen, ops->arg) < 0)
+		return false;
+	if (ra->upper && ops->cmp(b->min, b->minlen, ra->upper, ra->upperlen, ops->arg) > 0)
+		return false;
+	return true;
+}
+
+/*
+ * Manual compaction: every table overlapping the range, then everything
+ * overlapping those, to a fixed point (so no table left out can overlap
+ * the output), all of L0 if any of it (L0 inputs stay contiguous in
+ * time), merged into the deepest level among them.
+ */
+static bool
+pick_range(PickState *ps, Job *job, void *arg)
+{
+	RangeArg   *ra = arg;
+	KvlsmManifestCopy *mc = ps->mc;
+	uint32		i;
+	bool		grew = true;
+	int			deepest = 1;
+
+	for (i = 0; i < mc->hdr.nsst; i++)
+		if (mc->sst[i].level != KVLSM_LEVEL_PENDING &&
+			range_overlaps(ps->ops, ra, &ps->bounds[i]))
+			ps->chosen[i] = true;
+	while (grew)
+	{
+		Bounds		u;
+		bool		first = true;
+		bool		any_l0 = false;
+
+		grew = false;
+		for (i = 0; i < mc->hdr.nsst; i++)
+			if (ps->chosen[i])
+			{
+				bounds_union(ps->ops, &u, &ps->bounds[i], first);
+				first = false;
+				any_l0 |= (mc->sst[i].level == 0);
+			}
+		if (first)
+			return false;
+		for (i = 0; i < mc->hdr.nsst; i++)
+			if (!ps->chosen[i] && mc->sst[i].level != KVLSM_LEVEL_PENDING &&
+				((any_l0 && mc->sst[i].level == 0) ||
+				 bounds_overlap(ps->ops, &u, &ps->bounds[i])))
+			{
+				ps->chosen[i] = true;
+				grew = true;
+			}
+	}
+	for (i = 0; i < mc->hdr.nsst; i++)
+		if (ps->chosen[i])
+			deepest = Max(deepest, (int) mc->sst[i].level);
+	job->output_level = deepest;
+	job->may_abandon = false;
+	return true;
+}
+
+void
+kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
+					const char *upper, int upperlen)
+{
+	KvlsmShared *sh;
+	Job		   *job = palloc(sizeof(Job));
+	RangeArg	ra;
+	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot compact kvlsm relation \"%s\" during recovery",
+						RelationGetRelationName(rel))));
+	sh = kvlsm_attach(rel);
+	if (lower != NULL && upper != NULL &&
+		ops->cmp(lower, lowerlen, upper, upperlen, ops->arg) > 0)
+		return;
+
+	ra.lower = lower;
+	ra.lowerlen = lowerlen;
+	ra.upper = upper;
+	ra.upperlen = upperlen;
+
+	for (;;)
+	{
+		bool		claimed;
+
+		CHECK_FOR_INTERRUPTS();
+		claimed = claim_job(rel, sh, job, pick_range, &ra);
+		if (claimed)
+			break;
+		/* nothing to do, or a worker is compacting: wait for it */
+		if (sh->compacting_pid == 0)
+		{
+			pfree(job);
+			return;
+		}
+		pg_usleep(10000L);
+	}
+	(void) run_claimed(rel, sh, job);
+	pfree(job);
+}

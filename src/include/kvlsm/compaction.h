@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * compaction.h
+ *	  Compaction of one LSM: picking inputs (leveled or tiered), merging
+ *	  them with garbage collection, and installing the result.  Owned by
+ *	  src/engine/compaction.c.
+ *
+ * Which versions may be dropped is decided by the layer that gives
+ * records their meaning (table rows, index entries): it registers a
+ * garbage-collection filter that sees all records of one key found in the
+ * inputs, newest first, and says which to keep.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_COMPACTION_H
+#define KVLSM_COMPACTION_H
+
+#include "kvlsm/lsm.h"
+
+#define KVLSM_MAX_LEVELS 7
+/* a level below L0 with more tables than this merges some in place */
+#define KVLSM_LEVEL_MAX_TABLES 12
+
+typedef struct KvlsmGcContext
+{
+	Relation	rel;
+	/* xids before this are finished and their effects visible to everyone */
+	TransactionId horizon;
+	/* no table outside the inputs can hold an older record of these keys */
+	bool		bottommost;
+	/* the relation has indexes (dead rows must wait for VACUUM's purge) */
+	bool		has_indexes;
+} KvlsmGcContext;
+
+/*
+ * Mark in keep[] which of the n records of one key (seq descending) the
+ * output keeps; keep[] arrives all true.
+ */
+typedef void (*KvlsmGcFilter) (const KvlsmGcContext *ctx,
+							   const KvlsmRecord *recs, int n, bool *keep);
+typedef KvlsmGcFilter (*KvlsmGcProvider) (Relation rel);
+extern void kvlsm_set_gc_provider(KvlsmGcProvider provider);
+
+/* cheap test on the shared manifest copy: is any compaction due? */
+extern bool kvlsm_compaction_needed(KvlsmShared *sh);
+/* pick and run one compaction; false if none was due or possible */
+extern bool kvlsm_compact_step(Relation rel);
+/* merge every table into the deepest level, key range [lower, upper] */
+extern void kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
+								const char *upper, int upperlen);
+/* target size of a level, for layout inspection */
+extern uint64 kvlsm_level_target_bytes(int64 memtable_size, int level);
+
+#endif							/* KVLSM_COMPACTION_H */

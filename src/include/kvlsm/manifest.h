@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * manifest.h
+ *	  Editing the manifest of one LSM: a private copy of the live SSTables
+ *	  and free extents, placing new SSTables in free extents or at the end
+ *	  of the file, and installing the copy atomically with the metapage.
+ *	  Owned by src/engine/lsm.c; used by flush (lsm.c) and compaction
+ *	  (compaction.c).
+ *
+ * Every edit happens under the flush lock (heavyweight page lock on the
+ * metapage): read the current manifest, change the copy, install it.  A
+ * compaction holds the flush lock only to pick its inputs, to place each
+ * output and to install its result, never while it merges, so flushes go
+ * on while it runs.  An output is placed at once and listed in the manifest
+ * with level KVLSM_LEVEL_PENDING, which readers skip: a crash or an
+ * abandoned compaction leaves pending tables that the next install returns
+ * to the free list, so their pages are never leaked.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_MANIFEST_H
+#define KVLSM_MANIFEST_H
+
+#include "kvlsm/lsm.h"
+#include "kvlsm/sstable.h"
+
+/* manifest slots a flush leaves free for compaction outputs */
+#define KVLSM_COMPACTION_SLOTS 8
+
+/* level of a compaction output that is not installed yet */
+#define KVLSM_LEVEL_PENDING 0xFFFF
+
+typedef struct KvlsmManifestCopy
+{
+	KvlsmManifestHeader hdr;
+	KvlsmSstDesc sst[KVLSM_MAX_SST];
+	KvlsmExtent free[KVLSM_MAX_FREE_EXTENTS];
+} KvlsmManifestCopy;
+
+typedef struct KvlsmInstallArg
+{
+	BlockNumber new_manifest;
+	uint64		new_version;
+	bool		retire_frozen;
+	uint64		bytes_flushed;
+	uint64		bytes_in;
+	uint64		bytes_out;
+	bool		is_compaction;
+	uint64		next_sstid;		/* 0: unchanged */
+	bool		set_reserve;
+	BlockNumber reserve_start;
+	uint32		reserve_npages;
+} KvlsmInstallArg;
+
+typedef struct KvlsmSortArg
+{
+	const KvlsmKeyOps *ops;
+} KvlsmSortArg;
+
+/* (key asc, seq desc) order of KvlsmRecords; arg is a KvlsmSortArg */
+extern int	kvlsm_record_cmp(const void *a, const void *b, void *arg);
+
+extern void kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta,
+								KvlsmManifestCopy *mc);
+extern void kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start,
+									   uint32 npages);
+extern void kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b,
+										 uint32 npages, KvlsmManifestCopy *mc,
+										 KvlsmSstDesc *desc);
+extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,
+											KvlsmManifestCopy *mc,
+											KvlsmInstallArg *ia);
+extern bool kvlsm_manifest_drop_stale(KvlsmShared *sh, KvlsmManifestCopy *mc);
+extern void kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc,
+								   KvlsmInstallArg *ia);
+extern void kvlsm_manifest_publish(KvlsmShared *sh, KvlsmManifestCopy *mc);
+extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
+extern uint64 kvlsm_reserve_sstid(Relation rel);
+
+#endif							/* KVLSM_MANIFEST_H */

@@ -1,0 +1,793 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Background workers for flush and compaction (DESIGN.md section 7).
+ *
+ * A launcher (a static background worker, started once recovery is over,
+ * so never on a standby) watches a job queue in shared memory and starts
+ * per-database workers (dynamic background workers connected to one
+ * database) while jobs wait and fewer than kvlsm.max_workers run.  It also
+ * queues a forced flush for every memtable older than kvlsm.flush_interval.
+ * A worker takes jobs of its database, flushes first, each in a
+ * transaction of its own: it opens the relation with RowExclusiveLock
+ * (autovacuum's ShareUpdateExclusiveLock would fight VACUUM, ANALYZE and
+ * CREATE INDEX CONCURRENTLY), drops the catalog snapshot so it holds back
+ * no cleanup horizon, does the work, and commits.  DDL waits for it; a
+ * compaction polls LockHasWaitersRelation() and gives up (compaction.c).
+ * A failed job is logged and dropped; the next write queues it again.
+ *
+ * Writers are slowed (kvlsm.l0_slowdown_trigger) and then stopped
+ * (kvlsm.l0_stop_trigger, or a full memtable while the frozen one is still
+ * being flushed, or an arena nearly full) until workers catch up, for at
+ * most kvlsm.stall_timeout.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/relfilenodemap.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/compaction.h"
+#include "kvlsm/manifest.h"
+#include "kvlsm/worker.h"
+#include "kvlsm/index.h"
+#include "kvlsm/table.h"
+
+#define MAX_JOBS			1024
+#define MAX_WORKER_SLOTS	64
+#define WORKER_IDLE_EXIT_MS 30000
+#define LAUNCHER_NAP_MS		1000
+#define MAX_JOB_FAILURES	3
+
+typedef struct KvlsmJob
+{
+	bool		in_use;
+	bool		running;
+	int			kind;
+	int			failures;
+	Oid			dbid;
+	Oid			relid;			/* InvalidOid: look up by filenode */
+	RelFileNode node;
+} KvlsmJob;
+
+typedef struct WorkerSlot
+{
+	bool		in_use;
+	bool		busy;
+	int			pid;			/* 0 while starting */
+	Oid			dbid;
+	Latch	   *latch;
+	uint64		jobs_done;
+	TimestampTz launched;
+} WorkerSlot;
+
+typedef struct KvlsmWorkerShared
+{
+	slock_t		mutex;
+	int			launcher_pid;
+	Latch	   *launcher_latch;
+	ConditionVariable progress_cv;
+	/* rate limiter */
+	double		tokens;
+	TimestampTz refilled;
+	KvlsmJob	jobs[MAX_JOBS];
+	WorkerSlot	slots[MAX_WORKER_SLOTS];
+} KvlsmWorkerShared;
+
+static KvlsmWorkerShared *ws = NULL;
+static int	my_slot = -1;
+static int	my_job = -1;
+
+Size
+kvlsm_workers_shmem_size(void)
+{
+	return MAXALIGN(sizeof(KvlsmWorkerShared));
+}
+
+void
+kvlsm_workers_shmem_init(void)
+{
+	bool		found;
+
+	ws = ShmemInitStruct("kvlsm workers", sizeof(KvlsmWorkerShared), &found);
+	if (!found)
+	{
+		memset(ws, 0, sizeof(KvlsmWorkerShared));
+		SpinLockInit(&ws->mutex);
+		ConditionVariableInit(&ws->progress_cv);
+	}
+}
+
+void
+kvlsm_workers_register(void)
+{
+	BackgroundWorker bgw;
+
+	if (kvlsm_max_workers <= 0)
+		return;
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "kvlsm");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "kvlsm_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "kvlsm launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "kvlsm launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+void
+kvlsm_notify_progress(void)
+{
+	if (ws != NULL)
+		ConditionVariableBroadcast(&ws->progress_cv);
+}
+
+/* ---------------------------------------------------------------------
+ * The queue
+ * ---------------------------------------------------------------------
+ */
+
+static bool
+enqueue(Oid dbid, Oid relid, const RelFileNode *node, int kind)
+{
+	int			i;
+	int			free_slot = -1;
+	Latch	   *wake = NULL;
+	bool		ok = true;
+
+	SpinLockAcquire(&ws->mutex);
+	if (ws->launcher_pid == 0)
+	{
+		SpinLockRelease(&ws->mutex);
+		return false;
+	}
+	for (i = 0; i < MAX_JOBS; i++)
+	{
+		KvlsmJob   *j = &ws->jobs[i];
+
+		if (!j->in_use)
+		{
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		/* the same work is already waiting (a running job may be past it) */
+		if (!j->running && RelFileNodeEquals(j->node, *node) &&
+			(j->kind == kind ||
+			 (j->kind == KVLSM_JOB_FLUSH_FORCE && kind == KVLSM_JOB_FLUSH)))
+			break;
+	}
+	if (i == MAX_JOBS)
+	{
+		if (free_slot < 0)
+			ok = false;
+		else
+		{
+			KvlsmJob   *j = &ws->jobs[free_slot];
+
+			memset(j, 0, sizeof(*j));
+			j->in_use = true;
+			j->kind = kind;
+			j->dbid = dbid;
+			j->relid = relid;
+			j->node = *node;
+		}
+	}
+	if (ok)
+	{
+		/* an idle worker of the database takes it, or the launcher starts one */
+		for (i = 0; i < MAX_WORKER_SLOTS; i++)
+			if (ws->slots[i].in_use && ws->slots[i].dbid == dbid &&
+				!ws->slots[i].busy && ws->slots[i].latch != NULL)
+			{
+				wake = ws->slots[i].latch;
+				break;
+			}
+		if (wake == NULL)
+			wake = ws->launcher_latch;
+	}
+	SpinLockRelease(&ws->mutex);
+	if (wake)
+		SetLatch(wake);
+	return ok;
+}
+
+/* flush the memtable of a relation known only by its filenode */
+bool
+kvlsm_request_flush_node(const KvlsmLsmTag *tag)
+{
+	if (ws == NULL || kvlsm_max_workers <= 0 || tag->backend != InvalidBackendId)
+		return false;
+	return enqueue(tag->node.dbNode, InvalidOid, &tag->node, KVLSM_JOB_FLUSH_FORCE);
+}
+
+bool
+kvlsm_request_work(Relation rel, KvlsmJobKind kind)
+{
+	if (ws == NULL || kvlsm_max_workers <= 0 || kvlsm_am_worker ||
+		RecoveryInProgress())
+		return false;
+
+	/*
+	 * A worker cannot see what only this transaction or backend can, and
+	 * would wait for a lock this backend holds until it commits.
+	 */
+	if (RELATION_IS_LOCAL(rel) ||
+		rel->rd_backend != InvalidBackendId ||
+		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId ||
+		CheckRelationLockedByMe(rel, ShareLock, true))
+		return false;
+	return enqueue(MyDatabaseId, RelationGetRelid(rel), &rel->rd_node, kind);
+}
+
+/* ---------------------------------------------------------------------
+ * Back-pressure
+ * ---------------------------------------------------------------------
+ */
+
+static int
+l0_count(KvlsmShared *sh)
+{
+	uint32		i;
+	int			n = 0;
+
+	for (i = 0; i < sh->nsst; i++)
+		if (sh->sst[i].level == 0)
+			n++;
+	return n;
+}
+
+static bool
+must_stop(KvlsmShared *sh)
+{
+	if (sh->frozen.genid != 0 && sh->active.bytes >= (uint64) sh->memtable_size)
+		return true;
+	if (l0_count(sh) >= kvlsm_l0_stop_trigger)
+		return true;
+	return kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 16;
+}
+
+/*
+ * Called at a safe point (no stripe, LSM or buffer lock held) after a
+ * write that may have filled the memtable.  With workers, queue the flush
+ * and, if flushes or compactions fall behind, slow down or wait: RocksDB's
+ * write stall, which bounds L0 (read amplification) and memory.
+ */
+void
+kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
+{
+	static int	slowdown_counter = 0;
+	TimestampTz start = 0;
+	bool		counted = false;
+
+	if (sh->flush_requested && sh->active.bytes > 0 && !sh->job_queued)
+	{
+		if (!kvlsm_request_work(rel, KVLSM_JOB_FLUSH))
+		{
+			kvlsm_flush(rel, false);
+			return;
+		}
+		sh->job_queued = true;
+	}
+	while (must_stop(sh))
+	{
+		long		waited_ms;
+
+		if (start == 0)
+			start = GetCurrentTimestamp();
+		if (!counted)
+		{
+			LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+			sh->stats.stalls++;
+			LWLockRelease(&sh->lock);
+			counted = true;
+		}
+		/* make sure the work that ends the stall is queued */
+		if (sh->active.bytes > 0 && sh->frozen.genid == 0 &&
+			!kvlsm_request_work(rel, KVLSM_JOB_FLUSH_FORCE))
+		{
+			kvlsm_flush(rel, true);
+			continue;
+		}
+		if (l0_count(sh) >= kvlsm_l0_stop_trigger &&
+			!kvlsm_request_work(rel, KVLSM_JOB_COMPACT))
+		{
+			(void) kvlsm_compact_step(rel);
+			continue;
+		}
+		waited_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+		if (kvlsm_stall_timeout_ms > 0 && waited_ms >= kvlsm_stall_timeout_ms)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("write to kvlsm relation \"%s\" stalled for %ld ms waiting for flush or compaction",
+							RelationGetRelationName(rel), waited_ms),
+					 errdetail("L0 has %d SSTables; the memtable holds %llu bytes.",
+							   l0_count(sh), (unsigned long long) sh->active.bytes),
+					 errhint("Raise kvlsm.max_workers or kvlsm.compaction_rate_limit, or kvlsm.stall_timeout.")));
+		ConditionVariableTimedSleep(&ws->progress_cv, 100, PG_WAIT_EXTENSION);
+	}
+	if (counted)
+	{
+		ConditionVariableCancelSleep();
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		sh->stats.stall_usecs += GetCurrentTimestamp() - start;
+		LWLockRelease(&sh->lock);
+		return;
+	}
+
+	/* slowdown: a millisecond's pause every 64 writes while L0 is long */
+	if (l0_count(sh) >= kvlsm_l0_slowdown_trigger && (++slowdown_counter % 64) == 0)
+	{
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		sh->stats.slowdowns++;
+		sh->stats.stall_usecs += 1000;
+		LWLockRelease(&sh->lock);
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1,
+						 PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Rate limiter
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A token bucket in bytes shared by every process: each call takes its
+ * bytes; a compaction that finds the bucket in debt sleeps until the debt
+ * would be repaid, a flush never waits (it only adds to the debt), so
+ * flushes are served first.  The bucket holds at most 100 ms of credit.
+ */
+void
+kvlsm_rate_limit(uint64 bytes, bool is_flush)
+{
+	double		rate = (double) kvlsm_compaction_rate_limit_kb * 1024.0;
+	double		debt;
+	TimestampTz now;
+
+	if (ws == NULL || rate <= 0 || bytes == 0)
+		return;
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&ws->mutex);
+	if (ws->refilled == 0)
+		ws->refilled = now;
+	ws->tokens += rate * (double) (now - ws->refilled) / 1000000.0;
+	ws->refilled = now;
+	if (ws->tokens > rate / 10.0)
+		ws->tokens = rate / 10.0;
+	ws->tokens -= (double) bytes;
+	debt = -ws->tokens;
+	SpinLockRelease(&ws->mutex);
+
+	if (is_flush || debt <= 0)
+		return;
+	{
+		long		ms = (long) ceil(debt * 1000.0 / rate);
+		TimestampTz until = TimestampTzPlusMilliseconds(now, ms);
+
+		for (;;)
+		{
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+
+			if (left <= 0)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 left, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Launcher
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct IdleArg
+{
+	TimestampTz cutoff;
+} IdleArg;
+
+static void
+queue_idle_flush(KvlsmShared *sh, void *arg)
+{
+	IdleArg    *ia = arg;
+
+	if (sh->tag.backend != InvalidBackendId || !sh->authoritative ||
+		sh->active.entries == 0 || sh->frozen.genid != 0 ||
+		sh->active_since == 0 || sh->active_since > ia->cutoff)
+		return;
+	(void) enqueue(sh->tag.node.dbNode, InvalidOid, &sh->tag.node,
+				   KVLSM_JOB_FLUSH_FORCE);
+}
+
+static void
+launcher_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&ws->mutex);
+	ws->launcher_pid = 0;
+	ws->launcher_latch = NULL;
+	SpinLockRelease(&ws->mutex);
+}
+
+static bool
+start_worker(Oid dbid)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+	int			slot = -1;
+	int			i;
+
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < Min(kvlsm_max_workers, MAX_WORKER_SLOTS); i++)
+		if (!ws->slots[i].in_use)
+		{
+			slot = i;
+			memset(&ws->slots[i], 0, sizeof(WorkerSlot));
+			ws->slots[i].in_use = true;
+			ws->slots[i].dbid = dbid;
+			ws->slots[i].launched = GetCurrentTimestamp();
+			break;
+		}
+	SpinLockRelease(&ws->mutex);
+	if (slot < 0)
+		return false;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "kvlsm");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "kvlsm_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "kvlsm worker for database %u", dbid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "kvlsm worker");
+	bgw.bgw_main_arg = Int32GetDatum(slot);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+	{
+		SpinLockAcquire(&ws->mutex);
+		ws->slots[slot].in_use = false;
+		SpinLockRelease(&ws->mutex);
+		ereport(LOG,
+				(errmsg("kvlsm could not start a worker for database %u", dbid),
+				 errhint("Raise max_worker_processes.")));
+		return false;
+	}
+	return true;
+}
+
+/* databases with waiting jobs that no idle worker of theirs can take */
+static void
+launch_needed_workers(void)
+{
+	Oid			need[MAX_WORKER_SLOTS];
+	int			nneed = 0;
+	int			i,
+				k;
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&ws->mutex);
+	/* a slot whose worker never attached (failed start) is reclaimed */
+	for (k = 0; k < MAX_WORKER_SLOTS; k++)
+		if (ws->slots[k].in_use && ws->slots[k].pid == 0 &&
+			TimestampDifferenceExceeds(ws->slots[k].launched, now, 60000))
+			ws->slots[k].in_use = false;
+	for (i = 0; i < MAX_JOBS && nneed < MAX_WORKER_SLOTS; i++)
+	{
+		KvlsmJob   *j = &ws->jobs[i];
+		bool		served = false;
+
+		if (!j->in_use || j->running)
+			continue;
+		for (k = 0; k < MAX_WORKER_SLOTS; k++)
+			if (ws->slots[k].in_use && ws->slots[k].dbid == j->dbid &&
+				(!ws->slots[k].busy || ws->slots[k].pid == 0))
+				served = true;
+		for (k = 0; k < nneed; k++)
+			if (need[k] == j->dbid)
+				served = true;
+		if (!served)
+			need[nneed++] = j->dbid;
+	}
+	SpinLockRelease(&ws->mutex);
+	for (k = 0; k < nneed; k++)
+		if (!start_worker(need[k]))
+			break;
+}
+
+void
+kvlsm_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	SpinLockAcquire(&ws->mutex);
+	ws->launcher_pid = MyProcPid;
+	ws->launcher_latch = MyLatch;
+	SpinLockRelease(&ws->mutex);
+	before_shmem_exit(launcher_exit, 0);
+
+	for (;;)
+	{
+		long		nap = LAUNCHER_NAP_MS;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (kvlsm_flush_interval_ms > 0)
+		{
+			IdleArg		ia;
+
+			ia.cutoff = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													-kvlsm_flush_interval_ms);
+			kvlsm_foreach_lsm(queue_idle_flush, &ia);
+			nap = Min(nap, Max(kvlsm_flush_interval_ms / 4, 10));
+		}
+		launch_needed_workers();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 nap, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Worker
+ * ---------------------------------------------------------------------
+ */
+
+static void
+worker_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&ws->mutex);
+	if (my_job >= 0 && ws->jobs[my_job].in_use)
+	{
+		/* interrupted: leave it for another worker */
+		ws->jobs[my_job].running = false;
+		ws->jobs[my_job].failures++;
+	}
+	if (my_slot >= 0)
+		ws->slots[my_slot].in_use = false;
+	if (ws->launcher_latch)
+		SetLatch(ws->launcher_latch);
+	SpinLockRelease(&ws->mutex);
+	ConditionVariableBroadcast(&ws->progress_cv);
+}
+
+/* take the next job of this database, flushes first */
+static bool
+take_job(KvlsmJob *job)
+{
+	int			i;
+	int			best = -1;
+
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < MAX_JOBS; i++)
+	{
+		KvlsmJob   *j = &ws->jobs[i];
+
+		if (!j->in_use || j->running || j->dbid != MyDatabaseId)
+			continue;
+		if (best < 0 || (j->kind != KVLSM_JOB_COMPACT && ws->jobs[best].kind == KVLSM_JOB_COMPACT))
+			best = i;
+	}
+	if (best >= 0)
+	{
+		ws->jobs[best].running = true;
+		*job = ws->jobs[best];
+		my_job = best;
+		ws->slots[my_slot].busy = true;
+	}
+	SpinLockRelease(&ws->mutex);
+	return best >= 0;
+}
+
+static void
+finish_job(bool failed)
+{
+	SpinLockAcquire(&ws->mutex);
+	if (failed && ++ws->jobs[my_job].failures < MAX_JOB_FAILURES)
+		ws->jobs[my_job].running = false;
+	else
+		ws->jobs[my_job].in_use = false;
+	my_job = -1;
+	ws->slots[my_slot].busy = false;
+	ws->slots[my_slot].jobs_done++;
+	SpinLockRelease(&ws->mutex);
+	ConditionVariableBroadcast(&ws->progress_cv);
+}
+
+static bool
+is_kvlsm_relation(Relation rel)
+{
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+		return kvlsm_is_kvlsm_index(rel);
+	return kvlsm_is_kvlsm_relation(rel);
+}
+
+static void
+run_job(KvlsmJob *job)
+{
+	Oid			relid = job->relid;
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+		relid = RelidByRelfilenode(job->node.spcNode == MyDatabaseTableSpace ? 0 :
+								   job->node.spcNode, job->node.relNode);
+	if (!OidIsValid(relid))
+		return;
+	rel = try_relation_open(relid, RowExclusiveLock);
+	if (rel == NULL)
+		return;
+	/* hold no snapshot while working: it would hold back every cleanup */
+	InvalidateCatalogSnapshot();
+	if (RelFileNodeEquals(rel->rd_node, job->node) && is_kvlsm_relation(rel))
+	{
+		if (job->kind == KVLSM_JOB_COMPACT)
+		{
+			pgstat_report_activity(STATE_RUNNING, "kvlsm compaction");
+			while (kvlsm_compact_step(rel))
+			{
+				kvlsm_notify_progress();
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+		else
+		{
+			KvlsmShared *sh = kvlsm_attach(rel);
+
+			pgstat_report_activity(STATE_RUNNING, "kvlsm flush");
+			kvlsm_flush(rel, job->kind == KVLSM_JOB_FLUSH_FORCE);
+			kvlsm_notify_progress();
+			if (kvlsm_compaction_needed(sh))
+				(void) enqueue(MyDatabaseId, RelationGetRelid(rel), &rel->rd_node,
+							   KVLSM_JOB_COMPACT);
+		}
+	}
+	relation_close(rel, RowExclusiveLock);
+}
+
+void
+kvlsm_worker_main(Datum main_arg)
+{
+	Oid			dbid;
+	TimestampTz idle_since;
+	MemoryContext job_cxt;
+
+	my_slot = DatumGetInt32(main_arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	kvlsm_am_worker = true;
+
+	SpinLockAcquire(&ws->mutex);
+	dbid = ws->slots[my_slot].dbid;
+	ws->slots[my_slot].pid = MyProcPid;
+	ws->slots[my_slot].latch = MyLatch;
+	SpinLockRelease(&ws->mutex);
+	before_shmem_exit(worker_exit, 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	pgstat_report_appname("kvlsm worker");
+
+	job_cxt = AllocSetContextCreate(TopMemoryContext, "kvlsm worker job",
+									ALLOCSET_DEFAULT_SIZES);
+	idle_since = GetCurrentTimestamp();
+	for (;;)
+	{
+		KvlsmJob	job;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!take_job(&job))
+		{
+			if (TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(),
+										   WORKER_IDLE_EXIT_MS))
+				break;
+			pgstat_report_activity(STATE_IDLE, NULL);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+
+		/* as autovacuum does: an error ends the job, not the worker */
+		PG_TRY();
+		{
+			MemoryContext old = MemoryContextSwitchTo(job_cxt);
+
+			StartTransactionCommand();
+			run_job(&job);
+			CommitTransactionCommand();
+			MemoryContextSwitchTo(old);
+			finish_job(false);
+		}
+		PG_CATCH();
+		{
+			HOLD_INTERRUPTS();
+			EmitErrorReport();
+			AbortCurrentTransaction();
+			FlushErrorState();
+			RESUME_INTERRUPTS();
+			finish_job(true);
+		}
+		PG_END_TRY();
+		MemoryContextReset(job_cxt);
+		idle_since = GetCurrentTimestamp();
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	proc_exit(0);
+}
+
+/* ---------------------------------------------------------------------
+ * Inspection
+ * ---------------------------------------------------------------------
+ */
+
+int
+kvlsm_worker_info(KvlsmWorkerInfo *out, int max)
+{
+	int			i,
+				n = 0;
+
+	if (ws == NULL)
+		return 0;
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < MAX_WORKER_SLOTS && n < max; i++)
+		if (ws->slots[i].in_use)
+		{
+			out[n].pid = ws->slots[i].pid;
+			out[n].dbid = ws->slots[i].dbid;
+			out[n].busy = ws->slots[i].busy;
+			out[n].jobs_done = ws->slots[i].jobs_done;
+			n++;
+		}
+	SpinLockRelease(&ws->mutex);
+	return n;
+}
+
+int
+kvlsm_queued_jobs(void)
+{
+	int			i,
+				n = 0;
+
+	if (ws == NULL)
+		return 0;
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < MAX_JOBS; i++)
+		if (ws->jobs[i].in_use)
+			n++;
+	SpinLockRelease(&ws->mutex);
+	return n;
+}
