@@ -47,7 +47,8 @@ LANGUAGE C STRICT;
 
 CREATE FUNCTION kvlsm_sstables(rel regclass,
     OUT id bigint, OUT level int, OUT start_block bigint, OUT pages bigint,
-    OUT entries bigint, OUT min_seq bigint, OUT max_seq bigint)
+    OUT entries bigint, OUT min_seq bigint, OUT max_seq bigint,
+    OUT min_key text, OUT max_key text, OUT bytes bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kvlsm_sstables'
 LANGUAGE C STRICT;
@@ -69,7 +70,8 @@ CREATE FUNCTION kvlsm_stats(rel regclass,
     OUT worker_compactions bigint, OUT foreground_compactions bigint,
     OUT compactions_abandoned bigint, OUT compaction_bytes_read bigint,
     OUT gc_records_dropped bigint,
-    OUT write_stalls bigint, OUT write_slowdowns bigint, OUT stall_ms float8)
+    OUT write_stalls bigint, OUT write_slowdowns bigint, OUT stall_ms float8,
+    OUT background_work_pending bool)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_stats'
 LANGUAGE C STRICT;

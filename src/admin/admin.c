@@ -293,12 +293,28 @@ kvlsm_sstables(PG_FUNCTION_ARGS)
 	kvlsm_snapshot_state(rel, copy);
 	for (i = 0; i < copy->nsst; i++)
 	{
-		Datum		values[7];
-		bool		nulls[7] = {0};
+		Datum		values[10];
+		bool		nulls[10] = {0};
 		KvlsmSstDesc *d = &copy->sst[i];
+		char	   *lo,
+				   *hi;
+		int			lolen,
+					hilen;
 
+		if (kvlsm_sst_bounds(rel, d, &lo, &lolen, &hi, &hilen))
+		{
+			values[7] = key_as_text(rel, lo, lolen);
+			values[8] = key_as_text(rel, hi, hilen);
+		}
+		else
+			nulls[7] = nulls[8] = true;
+		values[9] = Int64GetDatum(d->nbytes);
 		values[0] = Int64GetDatum(d->id);
-		values[1] = Int32GetDatum(d->level);
+		/* NULL: an output of a compaction that has not installed yet */
+		if (d->level == KVLSM_LEVEL_PENDING)
+			nulls[1] = true;
+		else
+			values[1] = Int32GetDatum(d->level);
 		values[2] = Int64GetDatum(d->start);
 		values[3] = Int64GetDatum(d->npages);
 		values[4] = Int64GetDatum(d->nentries);
@@ -318,8 +334,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
-	Datum		values[34];
-	bool		nulls[34] = {0};
+	Datum		values[35];
+	bool		nulls[35] = {0};
 	int			i = 0;
 	uint64		written;
 
@@ -366,6 +382,12 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(copy->stats.stalls);
 	values[i++] = Int64GetDatum(copy->stats.slowdowns);
 	values[i++] = Float8GetDatum((double) copy->stats.stall_usecs / 1000.0);
+	{
+		KvlsmShared *live = kvlsm_attach(rel);
+
+		values[i++] = BoolGetDatum(live->compacting_pid != 0 || live->frozen.genid != 0 ||
+								   live->flush_requested || kvlsm_compaction_needed(live));
+	}
 	Assert(i == lengthof(values));
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

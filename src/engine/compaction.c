@@ -490,6 +490,7 @@ start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out)
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	out->b = kvlsm_sst_builder_begin(rel, id, job->output_level, sh->compression,
 									 kvlsm_bloom_bits_for(&meta));
+	kvlsm_sst_builder_set_compaction(out->b);
 	out->bytes = 0;
 }
 
@@ -522,7 +523,6 @@ finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 				 errmsg("kvlsm relation \"%s\" has too many SSTables to compact",
 						RelationGetRelationName(rel)),
 				 errdetail("The manifest holds at most %d SSTables.", KVLSM_MAX_SST)));
-	kvlsm_rate_limit(npages * (uint64) BLCKSZ, false);
 	kvlsm_manifest_place_sstable(rel, out->b, npages, mc, &desc);
 	desc.level = KVLSM_LEVEL_PENDING;
 	mc->sst[mc->hdr.nsst++] = desc;
@@ -753,7 +753,6 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 			batch_bytes += group_bytes;
 		}
 		bytes_in += batch_bytes;
-		kvlsm_rate_limit(batch_bytes, false);
 		more = any_limited;
 		if (more)
 		{

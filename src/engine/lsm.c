@@ -1418,6 +1418,35 @@ freeze_active(Relation rel, KvlsmShared *sh)
 	sh->gen_epoch++;
 }
 
+/*
+ * A writer that filled the memtable switches it to frozen itself (cheap:
+ * no SSTable is written) and leaves the flush to a worker, so the next
+ * writes go to a fresh memtable at once, as RocksDB switches memtables in
+ * the write path.  Only if the flush lock is free right now and nothing is
+ * frozen yet; otherwise the writer goes on, or stalls (worker.c).
+ */
+void
+kvlsm_try_freeze(Relation rel, KvlsmShared *sh)
+{
+	if (sh->frozen.genid != 0 || RecoveryInProgress())
+		return;
+	if (!ConditionalLockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock))
+		return;
+	PG_TRY();
+	{
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		if (sh->frozen.genid == 0 && sh->active.entries > 0 &&
+			sh->active.bytes >= (uint64) sh->memtable_size)
+			freeze_active(rel, sh);
+		LWLockRelease(&sh->lock);
+	}
+	PG_FINALLY();
+	{
+		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	}
+	PG_END_TRY();
+}
+
 static int
 block_cmp(const void *a, const void *b)
 {
@@ -1604,7 +1633,6 @@ kvlsm_flush(Relation rel, bool force)
 			kvlsm_manifest_place_sstable(rel, b, npages, mc, &desc);
 			mc->sst[mc->hdr.nsst++] = desc;
 			ia.bytes_flushed = (uint64) desc.npages * BLCKSZ;
-			kvlsm_rate_limit(ia.bytes_flushed, true);
 			ia.next_sstid = desc.id + 1;
 		}
 

@@ -20,6 +20,7 @@
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/sstable.h"
+#include "kvlsm/worker.h"
 
 /* on-page entry header; unaligned, always accessed with memcpy */
 typedef struct EntryHeader
@@ -36,6 +37,8 @@ typedef struct EntryHeader
 struct KvlsmSstBuilder
 {
 	Relation	rel;
+	bool		compaction;		/* writes wait for the rate limiter */
+	uint32		charged;		/* pages already taken from the limiter */
 	uint64		id;
 	int			level;
 	int			compression;
@@ -186,6 +189,16 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 		b->pages = repalloc(b->pages, sizeof(char *) * b->maxpages);
 	}
 	b->pages[b->npages++] = img;
+
+	/*
+	 * A compaction pays for its data pages as it makes them, so that the
+	 * rate limiter paces the merge itself, not only the final write.
+	 */
+	if (b->compaction)
+	{
+		kvlsm_rate_limit(BLCKSZ, false);
+		b->charged++;
+	}
 }
 
 static void place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
@@ -383,6 +396,13 @@ kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
 	b->maxseq = Max(b->maxseq, seq);
 	b->nbytes += sizeof(KvlsmRecordHeader) + keylen + vallen;
 	b->nentries++;
+}
+
+/* a compaction's output: its writes wait for kvlsm.compaction_rate_limit */
+void
+kvlsm_sst_builder_set_compaction(KvlsmSstBuilder *b)
+{
+	b->compaction = true;
 }
 
 uint32
@@ -594,6 +614,13 @@ kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
 		int			j;
 
 		CHECK_FOR_INTERRUPTS();
+		if (b->charged >= (uint32) n)
+			b->charged -= n;
+		else
+		{
+			kvlsm_rate_limit((uint64) (n - b->charged) * BLCKSZ, !b->compaction);
+			b->charged = 0;
+		}
 		for (j = 0; j < n; j++)
 		{
 			if (extend)

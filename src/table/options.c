@@ -154,9 +154,9 @@ begin_catalog_access(Oid *save_userid, int *save_sec_context)
 						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-/* quoted name of the schema the extension lives in */
+/* name of the schema the extension lives in */
 static const char *
-extension_schema(void)
+extension_schema_name(void)
 {
 	Oid			extoid = get_extension_oid("kvlsm", false);
 	Relation	rel;
@@ -176,7 +176,13 @@ extension_schema(void)
 	table_close(rel, AccessShareLock);
 	if (!OidIsValid(nsp))
 		elog(ERROR, "kvlsm: extension schema not found");
-	return quote_identifier(get_namespace_name(nsp));
+	return get_namespace_name(nsp);
+}
+
+static const char *
+extension_schema(void)
+{
+	return quote_identifier(extension_schema_name());
 }
 
 /*
@@ -297,6 +303,10 @@ forget_options(Oid relid)
 	int			save_sec;
 
 	if (get_extension_oid("kvlsm", true) == InvalidOid)
+		return;
+	/* DROP EXTENSION ... CASCADE may have dropped the options table first */
+	if (!OidIsValid(get_relname_relid("kvlsm_options",
+									  get_namespace_oid(extension_schema_name(), true))))
 		return;
 	args[0] = ObjectIdGetDatum(relid);
 	begin_catalog_access(&save_userid, &save_sec);

@@ -126,7 +126,7 @@ kvlsm_workers_register(void)
 	if (kvlsm_max_workers <= 0)
 		return;
 	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = 5;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "kvlsm");
@@ -281,15 +281,28 @@ kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
 	TimestampTz start = 0;
 	bool		counted = false;
 
-	if (sh->flush_requested && sh->active.bytes > 0 && !sh->job_queued)
+	if (sh->flush_requested && sh->active.bytes > 0)
 	{
-		if (!kvlsm_request_work(rel, KVLSM_JOB_FLUSH))
+		/* switch memtables now; the worker flushes what is frozen */
+		if (sh->frozen.genid == 0 && sh->active.bytes >= (uint64) sh->memtable_size)
+			kvlsm_try_freeze(rel, sh);
+
+		/*
+		 * Set before queueing: the worker's flush clears it when it starts,
+		 * and must not be able to clear it before we set it.
+		 */
+		if (!sh->job_queued)
 		{
-			kvlsm_flush(rel, false);
-			return;
+			sh->job_queued = true;
+			if (!kvlsm_request_work(rel, KVLSM_JOB_FLUSH))
+			{
+				sh->job_queued = false;
+				kvlsm_flush(rel, false);
+				return;
+			}
 		}
-		sh->job_queued = true;
 	}
+
 	while (must_stop(sh))
 	{
 		long		waited_ms;
@@ -303,9 +316,10 @@ kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
 			LWLockRelease(&sh->lock);
 			counted = true;
 		}
-		/* make sure the work that ends the stall is queued */
-		if (sh->active.bytes > 0 && sh->frozen.genid == 0 &&
-			!kvlsm_request_work(rel, KVLSM_JOB_FLUSH_FORCE))
+		/* make sure the work that ends the stall is queued (queueing dedups) */
+		if ((sh->frozen.genid != 0 || sh->active.bytes > 0) &&
+			!kvlsm_request_work(rel, sh->frozen.genid != 0 ? KVLSM_JOB_FLUSH :
+								KVLSM_JOB_FLUSH_FORCE))
 		{
 			kvlsm_flush(rel, true);
 			continue;
@@ -359,6 +373,8 @@ kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
  * bytes; a compaction that finds the bucket in debt sleeps until the debt
  * would be repaid, a flush never waits (it only adds to the debt), so
  * flushes are served first.  The bucket holds at most 100 ms of credit.
+ * Compactions pay as they build their data pages (sstable.c), so the merge
+ * itself is paced.
  */
 void
 kvlsm_rate_limit(uint64 bytes, bool is_flush)
@@ -416,9 +432,12 @@ queue_idle_flush(KvlsmShared *sh, void *arg)
 {
 	IdleArg    *ia = arg;
 
-	if (sh->tag.backend != InvalidBackendId || !sh->authoritative ||
-		sh->active.entries == 0 || sh->frozen.genid != 0 ||
-		sh->active_since == 0 || sh->active_since > ia->cutoff)
+	if (sh->tag.backend != InvalidBackendId || !sh->authoritative)
+		return;
+	/* a frozen memtable waits for a flush: make sure one is queued */
+	if (sh->frozen.genid == 0 &&
+		(sh->active.entries == 0 || sh->active_since == 0 ||
+		 sh->active_since > ia->cutoff))
 		return;
 	(void) enqueue(sh->tag.node.dbNode, InvalidOid, &sh->tag.node,
 				   KVLSM_JOB_FLUSH_FORCE);
@@ -530,6 +549,8 @@ kvlsm_launcher_main(Datum main_arg)
 	ws->launcher_latch = MyLatch;
 	SpinLockRelease(&ws->mutex);
 	before_shmem_exit(launcher_exit, 0);
+	/* connected to no database, like the logical replication launcher: shows in pg_stat_activity */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	for (;;)
 	{

@@ -43,6 +43,7 @@ extern KvlsmSstBuilder *kvlsm_sst_builder_begin(Relation rel, uint64 id,
 extern void kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
 								  uint64 seq, uint16 flags,
 								  const char *val, int vallen);
+extern void kvlsm_sst_builder_set_compaction(KvlsmSstBuilder *b);
 extern uint32 kvlsm_sst_builder_count(KvlsmSstBuilder *b);
 /* lays the SSTable out in pages; the caller then allocates and writes them */
 extern uint32 kvlsm_sst_builder_finish(KvlsmSstBuilder *b);
