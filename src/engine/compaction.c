@@ -80,6 +80,8 @@ typedef struct Job
 	uint64		target_file_bytes;
 	int			ninputs;
 	KvlsmSstDesc inputs[KVLSM_MAX_SST];
+	TransactionId freeze_limit; /* InvalidTransactionId: no freezing */
+	TransactionId oldest_xid;	/* out: see KvlsmGcContext */
 	/* outputs placed so far (pending in the manifest) */
 	int			noutputs;
 	uint64		output_ids[KVLSM_MAX_SST];
@@ -658,6 +660,8 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	gc.horizon = GetOldestNonRemovableTransactionId(rel);
 	gc.bottommost = job->bottommost;
 	gc.has_indexes = rel->rd_rel->relhasindex;
+	gc.freeze_limit = job->freeze_limit;
+	gc.oldest_xid = InvalidTransactionId;
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
 								ALLOCSET_DEFAULT_SIZES);
@@ -765,6 +769,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	MemoryContextDelete(cxt);
 
 	install_result(rel, sh, job, bytes_in, bytes_out);
+	job->oldest_xid = gc.oldest_xid;
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	sh->stats.compaction_bytes_read += bytes_in;
 	sh->stats.gc_records_dropped += dropped;
@@ -1047,9 +1052,41 @@ pick_range(PickState *ps, Job *job, void *arg)
 	return true;
 }
 
+static bool compact_range(Relation rel, const char *lower, int lowerlen,
+						  const char *upper, int upperlen,
+						  TransactionId freeze_limit, TransactionId *oldest_xid);
+
 void
 kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
 					const char *upper, int upperlen)
+{
+	TransactionId oldest;
+
+	(void) compact_range(rel, lower, lowerlen, upper, upperlen,
+						 InvalidTransactionId, &oldest);
+}
+
+/*
+ * VACUUM's freezing pass: one compaction of every table (flushed first by
+ * the caller).  Records written after that flush belong to transactions
+ * that were running or are newer, so their xids are not older than the
+ * freeze limit, and the result covers the whole relation.
+ */
+TransactionId
+kvlsm_compact_freeze(Relation rel, TransactionId freeze_limit)
+{
+	TransactionId oldest = InvalidTransactionId;
+
+	if (!compact_range(rel, NULL, 0, NULL, 0, freeze_limit, &oldest))
+		return InvalidTransactionId;	/* empty: nothing holds an xid */
+	return oldest;
+}
+
+/* returns false when there was nothing to compact */
+static bool
+compact_range(Relation rel, const char *lower, int lowerlen,
+			  const char *upper, int upperlen,
+			  TransactionId freeze_limit, TransactionId *oldest_xid)
 {
 	KvlsmShared *sh;
 	Job		   *job = palloc(sizeof(Job));
@@ -1064,7 +1101,7 @@ kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
 	sh = kvlsm_attach(rel);
 	if (lower != NULL && upper != NULL &&
 		ops->cmp(lower, lowerlen, upper, upperlen, ops->arg) > 0)
-		return;
+		return false;
 
 	ra.lower = lower;
 	ra.lowerlen = lowerlen;
@@ -1083,10 +1120,14 @@ kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
 		if (sh->compacting_pid == 0)
 		{
 			pfree(job);
-			return;
+			return false;
 		}
 		pg_usleep(10000L);
 	}
+	job->freeze_limit = freeze_limit;
+	job->oldest_xid = InvalidTransactionId;
 	(void) run_claimed(rel, sh, job);
+	*oldest_xid = job->oldest_xid;
 	pfree(job);
+	return true;
 }

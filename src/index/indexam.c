@@ -848,8 +848,7 @@ kvlsm_idx_handler(PG_FUNCTION_ARGS)
  * the entry it deletes.
  */
 void
-kvlsm_index_gc(const KvlsmGcContext *ctx, const KvlsmRecord *recs, int n,
-			   bool *keep)
+kvlsm_index_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 {
 	int			i;
 

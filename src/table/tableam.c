@@ -47,6 +47,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/table.h"
+#include "kvlsm/compaction.h"
 
 #define SCAN_BATCH_ROWS 2048
 #define KVLSM_STRIPES	1024
@@ -1693,8 +1694,8 @@ vacuum_indexes(Relation rel, Relation *indrels, int nindexes,
  * so an index entry that survives can only point at a missing row, never
  * at a wrong one.  The versions themselves are dropped by compaction.
  *
- * relfrozenxid is left alone: kvlsm does not freeze xids yet, so the
- * oldest xid it stores is still the one the table was created with.
+ * Dead rows are handed to the indexes once and then marked purged, so
+ * that compaction may drop them.
  */
 static void
 kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy bstrategy)
@@ -1711,6 +1712,20 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	VacDeadItems *dead_items = NULL;
 	bool		do_index = params->index_cleanup != VACOPTVALUE_DISABLED;
 	int			i;
+	TransactionId OldestXmin;
+	MultiXactId OldestMxact;
+	TransactionId FreezeLimit;
+	MultiXactId MultiXactCutoff;
+	TransactionId new_frozen_xid = InvalidTransactionId;
+	MultiXactId new_min_multi = InvalidMultiXactId;
+	bool		aggressive;
+
+	aggressive = vacuum_set_xid_limits(rel, params->freeze_min_age,
+									   params->freeze_table_age,
+									   params->multixact_freeze_min_age,
+									   params->multixact_freeze_table_age,
+									   &OldestXmin, &OldestMxact,
+									   &FreezeLimit, &MultiXactCutoff);
 
 	if (do_index)
 	{
@@ -1775,9 +1790,28 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	if (indrels != NULL)
 		vac_close_indexes(nindexes, indrels, NoLock);
 
+	/*
+	 * An aggressive VACUUM (VACUUM FREEZE, or relfrozenxid older than
+	 * vacuum_freeze_table_age, as anti-wraparound autovacuum runs) flushes
+	 * and compacts the whole relation, freezing committed xids older than
+	 * the freeze limit, and moves relfrozenxid to the oldest xid left.
+	 * kvlsm stores no multixacts, so relminmxid moves to the cutoff.
+	 */
+	if (aggressive)
+	{
+		TransactionId oldest;
+
+		kvlsm_flush(rel, true);
+		oldest = kvlsm_compact_freeze(rel, FreezeLimit);
+		new_frozen_xid = FreezeLimit;
+		if (TransactionIdIsValid(oldest) && TransactionIdPrecedes(oldest, new_frozen_xid))
+			new_frozen_xid = oldest;
+		new_min_multi = MultiXactCutoff;
+	}
+
 	nblocks = RelationGetNumberOfBlocks(rel);
 	vac_update_relstats(rel, nblocks, live, 0, nindexes > 0 || rel->rd_rel->relhasindex,
-						InvalidTransactionId, InvalidMultiXactId,
+						new_frozen_xid, new_min_multi,
 						NULL, NULL, false);
 	pgstat_report_vacuum(RelationGetRelid(rel), rel->rd_rel->relisshared,
 						 live, dead);

@@ -276,6 +276,42 @@ xid_committed_before(TransactionId xid, TransactionId horizon, bool *finished)
 }
 
 /*
+ * Freezing (what heap_prepare_freeze_tuple does for heap): a kept record of
+ * a committed transaction older than the freeze limit gets
+ * FrozenTransactionId, so its status is never looked up in the commit log
+ * again and relfrozenxid can move past it.  Every other normal xid left in
+ * the output is reported, as it holds relfrozenxid back.
+ */
+static void
+freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		KvlsmRowRecord rr;
+		bool		finished;
+
+		if (!keep[i])
+			continue;
+		memcpy(&rr, recs[i].val, sizeof(rr));
+		if (!TransactionIdIsNormal(rr.xid))
+			continue;
+		if (TransactionIdIsValid(ctx->freeze_limit) &&
+			TransactionIdPrecedes(rr.xid, ctx->freeze_limit) &&
+			xid_committed_before(rr.xid, ctx->horizon, &finished))
+		{
+			rr.xid = FrozenTransactionId;
+			memcpy((char *) recs[i].val, &rr, sizeof(rr));
+			continue;
+		}
+		if (!TransactionIdIsValid(ctx->oldest_xid) ||
+			TransactionIdPrecedes(rr.xid, ctx->oldest_xid))
+			ctx->oldest_xid = rr.xid;
+	}
+}
+
+/*
  * Compaction's garbage collection for the records of one row id (newest
  * first).  The row's INSERT is its oldest record, so when the INSERT is
  * among the inputs nothing older exists anywhere.
@@ -292,8 +328,7 @@ xid_committed_before(TransactionId xid, TransactionId horizon, bool *finished)
  *   belong to a row already dropped: they go too.
  */
 void
-kvlsm_table_gc(const KvlsmGcContext *ctx, const KvlsmRecord *recs, int n,
-			   bool *keep)
+kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 {
 	int			ins = -1;
 	bool		purged = false;
@@ -347,6 +382,10 @@ kvlsm_table_gc(const KvlsmGcContext *ctx, const KvlsmRecord *recs, int n,
 			keep[i] = false;	/* aborted delete, or an ended lock */
 	}
 	if (dead && (purged || !ctx->has_indexes))
+	{
 		for (i = 0; i < n; i++)
 			keep[i] = false;
+		return;
+	}
+	freeze_row(ctx, recs, n, keep);
 }

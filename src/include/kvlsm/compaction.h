@@ -30,14 +30,19 @@ typedef struct KvlsmGcContext
 	bool		bottommost;
 	/* the relation has indexes (dead rows must wait for VACUUM's purge) */
 	bool		has_indexes;
+	/* freeze committed xids before this (InvalidTransactionId: none) */
+	TransactionId freeze_limit;
+	/* out: oldest normal xid left in the output (InvalidTransactionId: none) */
+	TransactionId oldest_xid;
 } KvlsmGcContext;
 
 /*
  * Mark in keep[] which of the n records of one key (seq descending) the
- * output keeps; keep[] arrives all true.
+ * output keeps; keep[] arrives all true.  The filter may rewrite the bytes
+ * of a record's value in place (freezing an xid), not its length.
  */
-typedef void (*KvlsmGcFilter) (const KvlsmGcContext *ctx,
-							   const KvlsmRecord *recs, int n, bool *keep);
+typedef void (*KvlsmGcFilter) (KvlsmGcContext *ctx,
+							   KvlsmRecord *recs, int n, bool *keep);
 typedef KvlsmGcFilter (*KvlsmGcProvider) (Relation rel);
 extern void kvlsm_set_gc_provider(KvlsmGcProvider provider);
 
@@ -48,6 +53,12 @@ extern bool kvlsm_compact_step(Relation rel);
 /* merge every table into the deepest level, key range [lower, upper] */
 extern void kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
 								const char *upper, int upperlen);
+/*
+ * Merge every table into the deepest level, freezing committed xids older
+ * than freeze_limit; returns the oldest xid the relation still holds
+ * (InvalidTransactionId: none), which is what relfrozenxid may become.
+ */
+extern TransactionId kvlsm_compact_freeze(Relation rel, TransactionId freeze_limit);
 /* target size of a level, for layout inspection */
 extern uint64 kvlsm_level_target_bytes(int64 memtable_size, int level);
 

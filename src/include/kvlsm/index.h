@@ -60,7 +60,7 @@ extern bool kvlsm_is_kvlsm_index(Relation rel);
 
 /* garbage collection in compaction (compaction.h) */
 struct KvlsmGcContext;
-extern void kvlsm_index_gc(const struct KvlsmGcContext *ctx,
-						   const KvlsmRecord *recs, int n, bool *keep);
+extern void kvlsm_index_gc(struct KvlsmGcContext *ctx,
+						   KvlsmRecord *recs, int n, bool *keep);
 
 #endif							/* KVLSM_INDEX_H */

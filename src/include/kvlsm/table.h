@@ -149,8 +149,8 @@ extern void kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st,
 
 /* garbage collection in compaction (compaction.h) */
 struct KvlsmGcContext;
-extern void kvlsm_table_gc(const struct KvlsmGcContext *ctx,
-						   const KvlsmRecord *recs, int n, bool *keep);
+extern void kvlsm_table_gc(struct KvlsmGcContext *ctx,
+						   KvlsmRecord *recs, int n, bool *keep);
 
 /* tableam.c */
 extern bool kvlsm_is_kvlsm_relation(Relation rel);
