@@ -662,6 +662,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	gc.has_indexes = rel->rd_rel->relhasindex;
 	gc.freeze_limit = job->freeze_limit;
 	gc.oldest_xid = InvalidTransactionId;
+	gc.latest_removed = InvalidTransactionId;
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
 								ALLOCSET_DEFAULT_SIZES);
@@ -768,6 +769,8 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	finish_output(rel, sh, job, &out, &bytes_out);
 	MemoryContextDelete(cxt);
 
+	/* standby queries that could need what went away are cancelled first */
+	kvlsm_log_recovery_conflict(rel, gc.latest_removed);
 	install_result(rel, sh, job, bytes_in, bytes_out);
 	job->oldest_xid = gc.oldest_xid;
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);

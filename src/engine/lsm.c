@@ -24,6 +24,9 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/nbtxlog.h"
+#include "access/transam.h"
+#include "access/xloginsert.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
@@ -1351,6 +1354,40 @@ kvlsm_reserve_sstid(Relation rel)
 
 	edit_metapage(rel, bump_sstid, &id);
 	return id;
+}
+
+/*
+ * Hot-standby safety for garbage collection (DESIGN section 8).  Generic
+ * WAL redo raises no recovery conflicts, so before a compaction install or
+ * a VACUUM index cleanup makes row versions disappear on a standby, log a
+ * record whose redo does exactly what heap's pruning does: cancel standby
+ * queries whose snapshot could still need versions removed by transactions
+ * up to 'latest_removed'.  nbtree's REUSE_PAGE record is that record: its
+ * redo only calls ResolveRecoveryConflictWithSnapshotFullXid() for the
+ * relation given, touches no page, and needs no redo of kvlsm's own, so
+ * max_standby_streaming_delay, hot_standby_feedback and
+ * pg_stat_database_conflicts work as they do for heap.
+ */
+void
+kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed)
+{
+	xl_btree_reuse_page xlrec;
+	FullTransactionId next;
+	uint32		epoch;
+
+	if (!TransactionIdIsNormal(latest_removed) || !RelationNeedsWAL(rel) ||
+		!XLogStandbyInfoActive())
+		return;
+	next = ReadNextFullTransactionId();
+	epoch = EpochFromFullTransactionId(next);
+	if (TransactionIdFollows(latest_removed, XidFromFullTransactionId(next)))
+		epoch--;				/* from before the last wraparound of the counter */
+	xlrec.node = rel->rd_node;
+	xlrec.block = KVLSM_METAPAGE_BLKNO;
+	xlrec.latestRemovedFullXid = FullTransactionIdFromEpochAndXid(epoch, latest_removed);
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, SizeOfBtreeReusePage);
+	XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
 }
 
 typedef struct FreezeArg

@@ -1717,6 +1717,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	TransactionId FreezeLimit;
 	MultiXactId MultiXactCutoff;
 	TransactionId new_frozen_xid = InvalidTransactionId;
+	TransactionId latest_removed = InvalidTransactionId;
 	MultiXactId new_min_multi = InvalidMultiXactId;
 	bool		aggressive;
 
@@ -1757,6 +1758,10 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 		{
 			is_dead = true;
 			dead++;
+			if (!st.purged && TransactionIdIsNormal(st.xmax) &&
+				(!TransactionIdIsValid(latest_removed) ||
+				 TransactionIdFollows(st.xmax, latest_removed)))
+				latest_removed = st.xmax;
 		}
 		else if (!st.deleted || st.xmax_status == KVLSM_XID_ABORTED)
 			live++;
@@ -1766,7 +1771,10 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 		{
 			kvlsm_rowid_to_tid(st.rowid, &dead_items->items[dead_items->num_items++]);
 			if (dead_items->num_items >= dead_items->max_items)
+			{
+				kvlsm_log_recovery_conflict(rel, latest_removed);
 				vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
+			}
 		}
 	}
 	kvlsm_scan_end(scan);
@@ -1774,7 +1782,11 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	if (dead_items != NULL)
 	{
 		if (dead_items->num_items > 0)
+		{
+			/* as heap's prune records do: standby snapshots that need the rows go first */
+			kvlsm_log_recovery_conflict(rel, latest_removed);
 			vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
+		}
 		for (i = 0; i < nindexes; i++)
 		{
 			IndexVacuumInfo ivinfo = vacuum_info(indrels[i], live, false, bstrategy);

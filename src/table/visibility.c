@@ -282,6 +282,16 @@ xid_committed_before(TransactionId xid, TransactionId horizon, bool *finished)
  * again and relfrozenxid can move past it.  Every other normal xid left in
  * the output is reported, as it holds relfrozenxid back.
  */
+/* a standby snapshot that has not seen 'xid' finish needs what we drop */
+static void
+note_removed(KvlsmGcContext *ctx, TransactionId xid)
+{
+	if (TransactionIdIsNormal(xid) &&
+		(!TransactionIdIsValid(ctx->latest_removed) ||
+		 TransactionIdFollows(xid, ctx->latest_removed)))
+		ctx->latest_removed = xid;
+}
+
 static void
 freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
 {
@@ -301,6 +311,7 @@ freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
 			TransactionIdPrecedes(rr.xid, ctx->freeze_limit) &&
 			xid_committed_before(rr.xid, ctx->horizon, &finished))
 		{
+			note_removed(ctx, rr.xid);
 			rr.xid = FrozenTransactionId;
 			memcpy((char *) recs[i].val, &rr, sizeof(rr));
 			continue;
@@ -333,6 +344,7 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	int			ins = -1;
 	bool		purged = false;
 	bool		dead = false;
+	TransactionId deleter = InvalidTransactionId;
 	bool		finished;
 	int			i;
 
@@ -377,7 +389,10 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		if (!finished)
 			continue;
 		if (rr.kind == KVLSM_REC_DELETE && committed)
+		{
 			dead = true;
+			deleter = rr.xid;
+		}
 		else
 			keep[i] = false;	/* aborted delete, or an ended lock */
 	}
@@ -385,6 +400,7 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	{
 		for (i = 0; i < n; i++)
 			keep[i] = false;
+		note_removed(ctx, deleter);
 		return;
 	}
 	freeze_row(ctx, recs, n, keep);

@@ -34,6 +34,8 @@ typedef struct KvlsmGcContext
 	TransactionId freeze_limit;
 	/* out: oldest normal xid left in the output (InvalidTransactionId: none) */
 	TransactionId oldest_xid;
+	/* out: newest xid whose effects the dropped or frozen records relied on */
+	TransactionId latest_removed;
 } KvlsmGcContext;
 
 /*

@@ -159,6 +159,7 @@ extern void kvlsm_maybe_flush(Relation rel, KvlsmShared *sh);
 extern void kvlsm_foreach_lsm(void (*fn) (KvlsmShared *sh, void *arg), void *arg);
 extern void kvlsm_flush(Relation rel, bool force);
 extern void kvlsm_try_freeze(Relation rel, KvlsmShared *sh);
+extern void kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed);
 
 /* reads */
 extern void kvlsm_recset_init(KvlsmRecordSet *set, MemoryContext cxt);
