@@ -50,8 +50,7 @@
 
 #define MAX_FILE_BYTES	((uint64) 256 * 1024 * 1024)
 #define BATCH_KEYS		1024
-/* universal compaction's defaults: size_ratio 1%, max space amp. 200% */
-#define TIERED_SIZE_RATIO	1.01
+/* universal compaction's max_size_amplification_percent, 200 */
 #define TIERED_MAX_SPACE_AMP 2.0
 
 static KvlsmGcProvider gc_provider = NULL;
@@ -209,12 +208,18 @@ add_overlapping(PickState *ps, int level)
 			ps->chosen[i] = true;
 }
 
-/* does a table outside the chosen ones, deeper than 'level', overlap them? */
+/*
+ * Could a table outside the chosen ones hold older records of their keys?
+ * Deeper levels hold older data than the output level; an L0 table left
+ * out is older if it starts before the newest chosen record (tiered
+ * windows may skip older L0 runs).  Newer tables never matter.
+ */
 static bool
 older_data_below(PickState *ps, int level)
 {
 	Bounds		u;
 	bool		first = true;
+	uint64		maxseq = 0;
 	uint32		i;
 
 	for (i = 0; i < ps->mc->hdr.nsst; i++)
@@ -222,12 +227,18 @@ older_data_below(PickState *ps, int level)
 		{
 			bounds_union(ps->ops, &u, &ps->bounds[i], first);
 			first = false;
+			maxseq = Max(maxseq, ps->mc->sst[i].maxseq);
 		}
 	for (i = 0; i < ps->mc->hdr.nsst; i++)
-		if (!ps->chosen[i] && ps->mc->sst[i].level > level &&
-			ps->mc->sst[i].level != KVLSM_LEVEL_PENDING &&
+	{
+		const KvlsmSstDesc *d = &ps->mc->sst[i];
+
+		if (ps->chosen[i] || d->level == KVLSM_LEVEL_PENDING)
+			continue;
+		if ((d->level > level || (d->level == 0 && d->minseq < maxseq)) &&
 			bounds_overlap(ps->ops, &u, &ps->bounds[i]))
 			return true;
+	}
 	return false;
 }
 
@@ -357,7 +368,7 @@ pick_leveled(PickState *ps, Job *job)
 typedef struct Run
 {
 	int			level;
-	int			sst;			/* L0: index into mc->sst; else -1 */
+	int			sst;			/* L0: index into the manifest; else -1 */
 	uint64		maxseq;
 	uint64		bytes;
 } Run;
@@ -374,74 +385,124 @@ run_cmp(const void *a, const void *b)
 	return (ra->maxseq < rb->maxseq) - (ra->maxseq > rb->maxseq);
 }
 
+/*
+ * The tiered policy, size-tiered as Cassandra's STCS and in the spirit of
+ * RocksDB's universal compaction.  Runs, newest first, are merged
+ * TIERED_WIDTH at a time when they are of similar size (within a factor
+ * TIERED_SIMILAR), so every byte is rewritten about log_4(data / memtable)
+ * times; when the runs above the oldest outweigh it TIERED_MAX_SPACE_AMP
+ * times everything is merged, which bounds space amplification and lets
+ * garbage collection reach the oldest data; past TIERED_MAX_RUNS runs the
+ * newest are merged regardless, bounding read amplification.  Windows are
+ * contiguous in time.  Returns false, or the window [*first, *last] of
+ * runs[] (filled in, *nruns of them).
+ */
+#define TIERED_WIDTH		4
+#define TIERED_SIMILAR		2.0
+#define TIERED_MAX_RUNS		16
+
 static bool
-pick_tiered(PickState *ps, Job *job)
+tiered_window(const KvlsmSstDesc *ssts, int nsst, Run *runs, int *nruns_out,
+			  int *first, int *last)
 {
-	KvlsmManifestCopy *mc = ps->mc;
-	Run			runs[KVLSM_MAX_SST + KVLSM_MAX_LEVELS];
 	int			nruns = 0;
 	int			level;
-	uint32		i;
-	int			first = 0,
-				last = -1;
-	int			shallowest_level = KVLSM_MAX_LEVELS;
-	int			r;
+	int			i,
+				r;
+	uint64		above = 0;
 
-	for (i = 0; i < mc->hdr.nsst; i++)
-		if (mc->sst[i].level == 0)
+	for (i = 0; i < nsst; i++)
+		if (ssts[i].level == 0)
 		{
 			runs[nruns].level = 0;
 			runs[nruns].sst = i;
-			runs[nruns].maxseq = mc->sst[i].maxseq;
-			runs[nruns].bytes = mc->sst[i].nbytes;
+			runs[nruns].maxseq = ssts[i].maxseq;
+			runs[nruns].bytes = ssts[i].nbytes;
 			nruns++;
 		}
 	for (level = 1; level < KVLSM_MAX_LEVELS; level++)
 	{
-		uint64		bytes = level_bytes(ps, level);
+		uint64		bytes = 0;
+		bool		any = false;
 
-		if (level_count(mc, level) == 0)
+		for (i = 0; i < nsst; i++)
+			if (ssts[i].level == level)
+			{
+				bytes += ssts[i].nbytes;
+				any = true;
+			}
+		if (!any)
 			continue;
 		runs[nruns].level = level;
 		runs[nruns].sst = -1;
 		runs[nruns].maxseq = 0;
 		runs[nruns].bytes = bytes;
 		nruns++;
-		shallowest_level = Min(shallowest_level, level);
 	}
 	qsort(runs, nruns, sizeof(Run), run_cmp);
-	if (nruns < kvlsm_l0_compaction_trigger)
-		return pick_intra_level(ps, job);
-
-	/* space amplification: everything above the oldest run vs. the oldest */
-	{
-		uint64		above = 0;
-
-		for (r = 0; r < nruns - 1; r++)
-			above += runs[r].bytes;
-		if (nruns >= 2 && (double) above > TIERED_MAX_SPACE_AMP * (double) runs[nruns - 1].bytes)
-			last = nruns - 1;
-	}
-	/* size ratio: grow the window while the next run is no bigger than it */
-	if (last < 0)
-	{
-		uint64		sum = runs[0].bytes;
-
-		for (r = 1; r < nruns; r++)
-		{
-			if ((double) runs[r].bytes > TIERED_SIZE_RATIO * (double) sum)
-				break;
-			sum += runs[r].bytes;
-		}
-		if (r - 1 >= 1)
-			last = r - 1;
-	}
-	/* otherwise merge enough of the newest runs to get under the trigger */
-	if (last < 0)
-		last = Min(nruns - 1, nruns - kvlsm_l0_compaction_trigger + 1);
-	if (last <= first)
+	*nruns_out = nruns;
+	if (nruns < 2)
 		return false;
 
+	/* space amplification: everything above the oldest run vs. the oldest */
+	for (r = 0; r < nruns - 1; r++)
+		above += runs[r].bytes;
+	if (nruns >= TIERED_WIDTH &&
+		(double) above > TIERED_MAX_SPACE_AMP * (double) Max(runs[nruns - 1].bytes, 1))
+	{
+		*first = 0;
+		*last = nruns - 1;
+		return true;
+	}
+
+	/* the newest window of TIERED_WIDTH runs of similar size */
+	for (r = 0; r + TIERED_WIDTH <= nruns; r++)
+	{
+		uint64		lo = runs[r].bytes,
+					hi = runs[r].bytes;
+		int			k;
+
+		for (k = r + 1; k < r + TIERED_WIDTH; k++)
+		{
+			lo = Min(lo, runs[k].bytes);
+			hi = Max(hi, runs[k].bytes);
+		}
+		if ((double) hi <= TIERED_SIMILAR * (double) Max(lo, 1))
+		{
+			*first = r;
+			*last = r + TIERED_WIDTH - 1;
+			return true;
+		}
+	}
+
+	/* too many runs: merge the newest */
+	if (nruns >= TIERED_MAX_RUNS)
+	{
+		*first = 0;
+		*last = TIERED_WIDTH - 1;
+		return true;
+	}
+	return false;
+}
+
+static bool
+pick_tiered(PickState *ps, Job *job)
+{
+	KvlsmManifestCopy *mc = ps->mc;
+	Run			runs[KVLSM_MAX_SST + KVLSM_MAX_LEVELS];
+	int			nruns;
+	int			first,
+				last;
+	int			shallowest_level = KVLSM_MAX_LEVELS;
+	int			r;
+	uint32		i;
+
+	if (!tiered_window(mc->sst, mc->hdr.nsst, runs, &nruns, &first, &last))
+		return pick_intra_level(ps, job);
+
+	for (r = 0; r < nruns; r++)
+		if (runs[r].level > 0)
+			shallowest_level = Min(shallowest_level, runs[r].level);
 	for (r = first; r <= last; r++)
 	{
 		if (runs[r].level == 0)
@@ -453,10 +514,11 @@ pick_tiered(PickState *ps, Job *job)
 	}
 
 	/*
-	 * The output run must stay between the newer runs left out (L0 tables)
-	 * and the older ones (deeper levels): the deepest level in the window;
-	 * for a window of L0 tables only, the empty level just above the
-	 * shallowest non-empty one, or L0 itself when there is none.
+	 * The output run must stay between the newer runs left out (L0 tables
+	 * or shallower levels) and the older ones (deeper levels): the deepest
+	 * level in the window; for a window of L0 tables only, the empty level
+	 * just above the shallowest non-empty one when the window reaches the
+	 * oldest run, or L0 itself.
 	 */
 	if (runs[last].level > 0)
 		job->output_level = runs[last].level;
@@ -773,6 +835,12 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	kvlsm_log_recovery_conflict(rel, gc.latest_removed);
 	install_result(rel, sh, job, bytes_in, bytes_out);
 	job->oldest_xid = gc.oldest_xid;
+	ereport(DEBUG1,
+			(errmsg_internal("kvlsm compaction of \"%s\": %d tables to L%d, %llu bytes read, %llu written in %d tables, %llu records dropped%s",
+							 RelationGetRelationName(rel), job->ninputs, job->output_level,
+							 (unsigned long long) bytes_in, (unsigned long long) bytes_out,
+							 job->noutputs, (unsigned long long) dropped,
+							 job->bottommost ? ", bottommost" : "")));
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	sh->stats.compaction_bytes_read += bytes_in;
 	sh->stats.gc_records_dropped += dropped;
@@ -805,7 +873,6 @@ kvlsm_compaction_needed(KvlsmShared *sh)
 	int			count[KVLSM_MAX_LEVELS] = {0};
 	uint32		i;
 	int			level;
-	int			runs = 0;
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	if (sh->compacting_pid != 0)
@@ -827,11 +894,21 @@ kvlsm_compaction_needed(KvlsmShared *sh)
 			return true;
 	if (sh->compaction_style == KVLSM_COMPACTION_TIERED)
 	{
-		runs = count[0];
-		for (level = 1; level < KVLSM_MAX_LEVELS; level++)
-			if (count[level] > 0)
-				runs++;
-		return runs >= kvlsm_l0_compaction_trigger;
+		KvlsmSstDesc *copy = palloc(sizeof(KvlsmSstDesc) * KVLSM_MAX_SST);
+		Run			runs[KVLSM_MAX_SST + KVLSM_MAX_LEVELS];
+		int			nruns,
+					first,
+					last;
+		int			n;
+		bool		due;
+
+		LWLockAcquire(&sh->lock, LW_SHARED);
+		n = sh->nsst;
+		memcpy(copy, sh->sst, sizeof(KvlsmSstDesc) * n);
+		LWLockRelease(&sh->lock);
+		due = tiered_window(copy, n, runs, &nruns, &first, &last);
+		pfree(copy);
+		return due;
 	}
 	if (count[0] >= kvlsm_l0_compaction_trigger)
 		return true;
