@@ -174,7 +174,12 @@ echo
 echo "Write amplification of the kvlsm tables (log + flush + compaction bytes / bytes ingested,"
 echo "from kvlsm_stats): pgbench_accounts $WA, random-key table $WA_RI."
 echo
-echo "Notes: flush and compaction run in the foreground in this version (no background workers yet),"
-echo "so their cost lands on the writing clients' latency."
+echo "Notes: flush and compaction run in kvlsm's background workers (kvlsm.max_workers = 2), which"
+echo "share the machine's cores with the benchmark clients and the server backends."
+# the write amplification curve of bench/wa.sh, kept from its last run
+if [ -f "$TOP/bench/WA.md" ]; then
+    echo
+    cat "$TOP/bench/WA.md"
+fi
 } > "$OUT"
 cat "$OUT"

@@ -3,7 +3,7 @@
 # workload, for leveled and tiered compaction, as a curve at 10x, 100x and
 # 300x the memtable size written.
 #
-#   sudo bash bench/wa.sh                    # prints a Markdown section
+#   sudo bash bench/wa.sh                    # writes bench/WA.md, updates bench/RESULTS.md
 #   KVLSM_WA_MULTIPLES="10 100" sudo bash bench/wa.sh
 #
 # Per LSM (the table and its kvlsm_idx index), from kvlsm_stats:
@@ -21,7 +21,8 @@ DIR=${KVLSM_WA_DIR:-/tmp/kvlsm-wa}
 PORT=${KVLSM_WA_PORT:-54331}
 MEMTABLE_KB=${KVLSM_WA_MEMTABLE_KB:-256}
 MULTIPLES=${KVLSM_WA_MULTIPLES:-"10 100 300"}
-ROWS=${KVLSM_WA_ROWS:-20000}
+# the preload is about 3 memtables, so the 10x point is reached by updates
+ROWS=${KVLSM_WA_ROWS:-$((MEMTABLE_KB * 1024 * 3 / 150))}
 BATCH=20
 
 bash "$TOP/scripts/build-install.sh" >/dev/null
@@ -58,6 +59,8 @@ psql_ -c "CREATE EXTENSION kvlsm"
 } > "$DIR/update.sql"
 chown "$USER_" "$DIR/update.sql"
 
+OUTWA=${KVLSM_WA_OUT:-$TOP/bench/WA.md}
+report() {
 echo "## Write amplification: leveled vs. tiered"
 echo
 echo "Produced by \`sudo bash bench/wa.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores."
@@ -116,3 +119,13 @@ echo
 echo "Table WA counts the table LSM's own log pages (its write-ahead log); with the"
 echo "generic WAL records PostgreSQL writes for every page, the server's total write"
 echo "volume per logical byte is the PG WAL column plus the data files themselves."
+}
+report | tee "$OUTWA.tmp"
+mv "$OUTWA.tmp" "$OUTWA"
+# RESULTS.md ends with the latest curve (bench/run.sh keeps it there too)
+RES=$TOP/bench/RESULTS.md
+if [ -f "$RES" ] && [ "$OUTWA" = "$TOP/bench/WA.md" ]; then
+    awk '/^## Write amplification: leveled vs. tiered/ {exit} {print}' "$RES" > "$RES.tmp"
+    cat "$OUTWA" >> "$RES.tmp"
+    mv "$RES.tmp" "$RES"
+fi

@@ -723,6 +723,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	gc.bottommost = job->bottommost;
 	gc.has_indexes = rel->rd_rel->relhasindex;
 	gc.freeze_limit = job->freeze_limit;
+	gc.ttl_horizon = 0;		/* computed by the filter when it meets a TTL */
 	gc.oldest_xid = InvalidTransactionId;
 	gc.latest_removed = InvalidTransactionId;
 

@@ -365,6 +365,7 @@ catch_up(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta,
 	sh->memtable_size = meta->memtable_size;
 	sh->compression = meta->compression;
 	sh->compaction_style = meta->compaction_style;
+	sh->ttl_usecs = meta->ttl_usecs;
 	sh->gen_epoch++;
 	return true;
 }
@@ -1751,6 +1752,24 @@ kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size,
 	/* a new style or size may make a compaction due at once */
 	if (compaction_style >= 0 && kvlsm_compaction_needed(sh))
 		(void) kvlsm_request_work(rel, KVLSM_JOB_COMPACT);
+}
+
+static void
+ttl_edit(KvlsmMetaPageData *meta, void *arg)
+{
+	meta->ttl_usecs = *(int64 *) arg;
+}
+
+/* the table option ttl (0 = none), in the metapage */
+void
+kvlsm_store_ttl(Relation rel, int64 ttl_usecs)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	edit_metapage(rel, ttl_edit, &ttl_usecs);
+	sh->ttl_usecs = ttl_usecs;
+	LWLockRelease(&sh->lock);
 }
 
 void

@@ -21,6 +21,9 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "datatype/timestamp.h"
+#include "utils/timestamp.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -57,13 +60,14 @@ typedef struct KvlsmOptions
 	int32		compression;	/* -1: not given */
 	int64		memtable_size;	/* 0: not given */
 	int32		compaction_style;	/* -1: not given */
+	int64		ttl_usecs;		/* -1: not given; 0: none */
 } KvlsmOptions;
 
 static bool
 is_kvlsm_option(const char *name)
 {
 	return strcmp(name, "compression") == 0 || strcmp(name, "memtable_size") == 0 ||
-		strcmp(name, "compaction_style") == 0;
+		strcmp(name, "compaction_style") == 0 || strcmp(name, "ttl") == 0;
 }
 
 static void
@@ -96,6 +100,26 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 					 errmsg("invalid value for kvlsm option \"memtable_size\": \"%s\"", value),
 					 errhint("Give a size between 64kB and 1GB, for example '64MB'.")));
 		opts->memtable_size = (int64) kb * 1024;
+	}
+	else if (strcmp(name, "ttl") == 0)
+	{
+		Interval   *iv;
+		int64		usecs = -1;
+
+		/* a malformed interval gets interval_in's own error */
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(value),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+		if (iv != NULL && iv->month >= 0 && iv->day >= 0 && iv->time >= 0 &&
+			iv->month < 12 * 1000 && iv->day < 365 * 1000)
+			usecs = iv->time + (int64) iv->day * USECS_PER_DAY +
+				(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+		if (usecs < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for kvlsm option \"ttl\": \"%s\"", value),
+					 errhint("Give a non-negative interval, for example '7 days'; 0 means no TTL.")));
+		opts->ttl_usecs = usecs;
 	}
 	else if (strcmp(name, "compaction_style") == 0)
 	{
@@ -225,6 +249,93 @@ record_option(Relation rel, const char *name, const char *value)
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
+static Interval *
+usecs_interval(int64 usecs)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->day = usecs / USECS_PER_DAY;
+	iv->time = usecs % USECS_PER_DAY;
+	return iv;
+}
+
+/*
+ * Rows of a TTL table vanish without a DELETE, so no foreign key check or
+ * action would run: a table referenced by a foreign key cannot have a TTL,
+ * and no foreign key may reference a table that has one.
+ */
+static void
+refuse_if_referenced(Relation rel)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		referenced = false;
+	char	   *conname = NULL;
+
+	scan = systable_beginscan(conrel, InvalidOid, false, NULL, 0, NULL);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (con->contype == CONSTRAINT_FOREIGN && con->confrelid == RelationGetRelid(rel))
+		{
+			referenced = true;
+			conname = pstrdup(NameStr(con->conname));
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	if (referenced)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kvlsm table \"%s\" is referenced by foreign key \"%s\" and cannot have a ttl",
+						RelationGetRelationName(rel), conname),
+				 errdetail("Rows whose TTL ends disappear without a DELETE, so foreign keys could not be enforced.")));
+}
+
+/* a foreign key being created must not reference a kvlsm table with a TTL */
+static void
+refuse_fk_to_ttl_table(Constraint *con)
+{
+	Relation	pk;
+
+	if (con->contype != CONSTR_FOREIGN || con->pktable == NULL)
+		return;
+	pk = relation_openrv_extended(con->pktable, AccessShareLock, true);
+	if (pk == NULL)
+		return;
+	if (kvlsm_is_kvlsm_relation(pk) && kvlsm_attach(pk)->ttl_usecs > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("foreign keys cannot reference kvlsm table \"%s\", which has a ttl",
+						RelationGetRelationName(pk)),
+				 errdetail("Rows whose TTL ends disappear without a DELETE, so foreign keys could not be enforced.")));
+	relation_close(pk, AccessShareLock);
+}
+
+static void
+refuse_fks_in(List *elts)
+{
+	ListCell   *lc;
+
+	foreach(lc, elts)
+	{
+		Node	   *n = lfirst(lc);
+
+		if (IsA(n, Constraint))
+			refuse_fk_to_ttl_table((Constraint *) n);
+		else if (IsA(n, ColumnDef))
+		{
+			ListCell   *lc2;
+
+			foreach(lc2, ((ColumnDef *) n)->constraints)
+				refuse_fk_to_ttl_table(lfirst_node(Constraint, lc2));
+		}
+	}
+}
+
 static void
 apply_options(Relation rel, KvlsmOptions *opts)
 {
@@ -252,6 +363,15 @@ apply_options(Relation rel, KvlsmOptions *opts)
 	if (opts->compaction_style >= 0)
 		record_option(rel, "compaction_style",
 					  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
+	if (opts->ttl_usecs >= 0)
+	{
+		if (opts->ttl_usecs > 0)
+			refuse_if_referenced(rel);
+		kvlsm_store_ttl(rel, opts->ttl_usecs);
+		record_option(rel, "ttl", opts->ttl_usecs == 0 ? "0" :
+					  DatumGetCString(DirectFunctionCall1(interval_out,
+														  IntervalPGetDatum(usecs_interval(opts->ttl_usecs)))));
+	}
 }
 
 /* AFTER INSERT OR UPDATE trigger on kvlsm_options (pg_restore, manual edits) */
@@ -267,7 +387,7 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *name;
 	char	   *value;
-	KvlsmOptions opts = {-1, 0, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1};
 	Relation	rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -289,6 +409,8 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel))));
 	kvlsm_store_options(rel, opts.compression, opts.memtable_size,
 						opts.compaction_style);
+	if (opts.ttl_usecs >= 0)
+		kvlsm_store_ttl(rel, opts.ttl_usecs);
 	relation_close(rel, NoLock);
 	return PointerGetDatum(tuple);
 }
@@ -332,7 +454,7 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	KvlsmOptions opts = {-1, 0, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1};
 	bool		found = false;
 	RangeVar   *target = NULL;
 
@@ -341,13 +463,15 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		CreateStmt *stmt = (CreateStmt *) parsetree;
 		List	   *rest;
 
+		refuse_fks_in(stmt->tableElts);
+
 		rest = extract_options(stmt->options, &opts, &found);
 		if (found)
 		{
 			if (!creates_kvlsm(stmt))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options compression and memtable_size need USING kvlsm")));
+						 errmsg("kvlsm options (compression, memtable_size, compaction_style, ttl) need USING kvlsm")));
 			if (readOnlyTree)
 			{
 				pstmt = copyObject(pstmt);
@@ -369,6 +493,10 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		{
 			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 
+			if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
+				refuse_fk_to_ttl_table((Constraint *) cmd->def);
+			else if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
+				refuse_fks_in(list_make1(cmd->def));
 			if (cmd->subtype == AT_SetRelOptions || cmd->subtype == AT_ResetRelOptions)
 			{
 				ListCell   *lc2;
@@ -421,6 +549,8 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								opts.compression = kvlsm_default_compression;
 							else if (strcmp(d->defname, "compaction_style") == 0)
 								opts.compaction_style = KVLSM_COMPACTION_LEVELED;
+							else if (strcmp(d->defname, "ttl") == 0)
+								opts.ttl_usecs = 0;
 							else
 								opts.memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
 							found = true;
@@ -557,7 +687,7 @@ kvlsm_set_option(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	KvlsmOptions opts = {-1, 0, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1};
 	Relation	rel;
 
 	if (!is_kvlsm_option(name))

@@ -630,6 +630,12 @@ put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRowRecord *rr,
 	int			len;
 	char	   *val = make_record(rr, mtup, &len);
 
+	/* option ttl: a new row version lives ttl from its transaction's start */
+	if (rr->kind == KVLSM_REC_INSERT && rr->expires == 0 && sh->ttl_usecs > 0)
+	{
+		rr->expires = GetCurrentTransactionStartTimestamp() + sh->ttl_usecs;
+		memcpy(val, rr, sizeof(KvlsmRowRecord));
+	}
 	kvlsm_rowid_to_key(rowid, key);
 	kvlsm_put(rel, sh, &kvlsm_bytewise_keyops, key, 8, 0, val, len);
 	pfree(val);
@@ -1613,6 +1619,7 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 				  TransactionIdPrecedes(st.xmin, OldestXmin)) ?
 			FrozenTransactionId : st.xmin;
 		rr.cid = st.cmin;
+		rr.expires = st.expires;
 		put_row_record(NewTable, newsh, rowid, &rr, mtup);
 		if (st.deleted && st.xmax_status != KVLSM_XID_ABORTED)
 		{
@@ -1718,6 +1725,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	MultiXactId MultiXactCutoff;
 	TransactionId new_frozen_xid = InvalidTransactionId;
 	TransactionId latest_removed = InvalidTransactionId;
+	TimestampTz ttl_horizon = kvlsm_ttl_horizon();
 	MultiXactId new_min_multi = InvalidMultiXactId;
 	bool		aggressive;
 
@@ -1753,6 +1761,13 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 		vacuum_delay_point();
 		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
 			is_dead = true;
+		else if (st.expires != 0 && st.xmin_status == KVLSM_XID_COMMITTED &&
+				 st.expires <= ttl_horizon)
+		{
+			/* past its TTL for every running transaction */
+			is_dead = true;
+			dead++;
+		}
 		else if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
 				 GlobalVisTestIsRemovableXid(vis, st.xmax))
 		{

@@ -18,6 +18,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "storage/predicate.h"
+#include "utils/backend_status.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
 
@@ -73,6 +74,7 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 				st->xmin_status = status;
 				st->spec_token = ((rr.flags & KVLSM_INS_SPECULATIVE) && !st->confirmed) ?
 					rr.spec_token : 0;
+				st->expires = rr.expires;
 				st->tuple = recs[i].val + sizeof(KvlsmRowRecord);
 				st->tuplen = recs[i].vallen - sizeof(KvlsmRowRecord);
 				/* everything else about this row is newer: done */
@@ -165,6 +167,22 @@ kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot)
 {
 	if (!st->exists || st->killed)
 		return false;
+
+	/*
+	 * TTL: a row past its end of life is gone for every snapshot taken
+	 * after it, judged at the snapshot's time: the transaction's start for
+	 * REPEATABLE READ and SERIALIZABLE (so they stay repeatable), the
+	 * statement's otherwise, and also for dirty snapshots (unique checks).
+	 */
+	if (st->expires != 0 && snapshot->snapshot_type != SNAPSHOT_ANY)
+	{
+		TimestampTz at = (snapshot->snapshot_type == SNAPSHOT_MVCC &&
+						  IsolationUsesXactSnapshot()) ?
+			GetCurrentTransactionStartTimestamp() : GetCurrentStatementStartTimestamp();
+
+		if (st->expires <= at)
+			return false;
+	}
 
 	switch (snapshot->snapshot_type)
 	{
@@ -376,6 +394,14 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		memcpy(&rr, recs[ins].val, sizeof(rr));
 		if (!xid_committed_before(rr.xid, ctx->horizon, &finished) && finished)
 			dead = true;
+		/* past its TTL for every running transaction */
+		if (rr.expires != 0 && finished)
+		{
+			if (ctx->ttl_horizon == 0)
+				ctx->ttl_horizon = kvlsm_ttl_horizon();
+			if (rr.expires <= ctx->ttl_horizon)
+				dead = true;
+		}
 	}
 	for (i = 0; i < ins; i++)
 	{
@@ -404,4 +430,29 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		return;
 	}
 	freeze_row(ctx, recs, n, keep);
+}
+
+/*
+ * A time before which expired rows are invisible to every running
+ * transaction: the start of the oldest one (snapshots are judged at their
+ * transaction's or statement's start, neither earlier).
+ */
+TimestampTz
+kvlsm_ttl_horizon(void)
+{
+	TimestampTz horizon = GetCurrentTimestamp();
+	int			n = pgstat_fetch_stat_numbackends();
+	int			i;
+
+	for (i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *lbe = pgstat_fetch_stat_local_beentry(i);
+
+		if (lbe == NULL)
+			continue;
+		if (lbe->backendStatus.st_xact_start_timestamp != 0 &&
+			lbe->backendStatus.st_xact_start_timestamp < horizon)
+			horizon = lbe->backendStatus.st_xact_start_timestamp;
+	}
+	return horizon;
 }

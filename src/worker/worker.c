@@ -407,8 +407,15 @@ kvlsm_rate_limit(uint64 bytes, bool is_flush)
 		{
 			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
 
-			if (left <= 0)
+			/* a worker sees a new limit during a long compaction */
+			if (kvlsm_am_worker && ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			if (left <= 0 || kvlsm_compaction_rate_limit_kb <= 0)
 				break;
+			left = Min(left, 1000);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 left, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);

@@ -351,5 +351,26 @@ $node->safe_psql('postgres', "SELECT kvlsm_flush('b'); SELECT kvlsm_compact('b')
 is($node->safe_psql('postgres', "SELECT sum(entries) FROM kvlsm_sstables('b')"), '20000',
 	'compaction dropped the purged versions');
 
+# ---------------------------------------------------------------------------
+# Writers that compaction cannot keep up with are stalled, and give up with a
+# clear error after kvlsm.stall_timeout.
+$node->append_conf('postgresql.conf', qq{
+kvlsm.compaction_rate_limit = '1kB'
+kvlsm.l0_slowdown_trigger = 2
+kvlsm.l0_stop_trigger = 3
+kvlsm.stall_timeout = '2s'
+});
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('kvlsm.stall_timeout') = '2s'");
+$node->safe_psql('postgres',
+	"CREATE TABLE st (id int, pad text) USING kvlsm WITH (memtable_size = '64kB')");
+my ($ret, $out, $err) = $node->psql('postgres',
+	"INSERT INTO st SELECT g, repeat('s', 200) FROM generate_series(1, 300000) g");
+isnt($ret, 0, 'a writer far ahead of compaction failed');
+like($err, qr/write to kvlsm relation "st" stalled for \d+ ms waiting for flush or compaction/,
+	'with the stall error');
+cmp_ok(kstat('st', 'write_stalls'), '>', 0, 'the stall was counted');
+cmp_ok(kstat('st', 'write_slowdowns'), '>', 0, 'and slowdowns before it');
+
 $node->stop;
 done_testing();

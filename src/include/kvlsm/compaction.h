@@ -16,6 +16,7 @@
 #define KVLSM_COMPACTION_H
 
 #include "kvlsm/lsm.h"
+#include "utils/timestamp.h"
 
 #define KVLSM_MAX_LEVELS 7
 /* a level below L0 with more tables than this merges some in place */
@@ -30,6 +31,8 @@ typedef struct KvlsmGcContext
 	bool		bottommost;
 	/* the relation has indexes (dead rows must wait for VACUUM's purge) */
 	bool		has_indexes;
+	/* rows whose TTL ended before this are dead (0: none) */
+	TimestampTz ttl_horizon;
 	/* freeze committed xids before this (InvalidTransactionId: none) */
 	TransactionId freeze_limit;
 	/* out: oldest normal xid left in the output (InvalidTransactionId: none) */

@@ -76,6 +76,7 @@ typedef struct KvlsmShared
 	int64		memtable_size;	/* flush trigger, copied from the metapage */
 	int32		compression;
 	int32		compaction_style;	/* KVLSM_COMPACTION_*, from the metapage */
+	int64		ttl_usecs;		/* option ttl, from the metapage; 0 = none */
 	TimestampTz active_since;	/* first record of the active generation */
 	int			compacting_pid; /* a compaction of this LSM runs there */
 	bool		job_queued;		/* a worker job is queued (worker.c) */
@@ -181,6 +182,7 @@ extern void kvlsm_set_hint(KvlsmShared *sh, const KvlsmKeyOps *ops,
 /* options kept in the metapage */
 extern void kvlsm_store_options(Relation rel, int32 compression,
 								int64 memtable_size, int32 compaction_style);
+extern void kvlsm_store_ttl(Relation rel, int64 ttl_usecs);
 
 /* layout inspection (admin) */
 extern void kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);

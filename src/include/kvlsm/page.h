@@ -113,6 +113,7 @@ typedef struct KvlsmMetaPageData
 	uint64		bytes_compacted_out;
 	uint64		log_bytes;		/* bytes of log pages written */
 	uint64		logical_bytes;	/* bytes of records ingested */
+	int64		ttl_usecs;		/* option ttl; 0 = none */
 } KvlsmMetaPageData;
 
 typedef KvlsmMetaPageData *KvlsmMetaPage;

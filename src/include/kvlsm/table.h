@@ -26,6 +26,7 @@
 #include "access/tableam.h"
 #include "nodes/lockoptions.h"
 #include "utils/snapshot.h"
+#include "utils/timestamp.h"
 
 #include "kvlsm/lsm.h"
 
@@ -56,6 +57,7 @@ typedef struct KvlsmRowRecord
 	CommandId	cid;
 	uint32		spec_token;		/* INSERT: speculative insertion token */
 	uint64		successor;		/* DELETE of an update: new row id */
+	TimestampTz expires;		/* INSERT: end of life (option ttl); 0 = never */
 	/* INSERT: MinimalTuple bytes follow */
 } KvlsmRowRecord;
 
@@ -76,6 +78,7 @@ typedef struct KvlsmRowState
 	bool		killed;
 	bool		confirmed;		/* speculative insert confirmed */
 	bool		purged;			/* VACUUM removed its index entries */
+	TimestampTz expires;		/* 0: no TTL */
 	TransactionId xmin;
 	CommandId	cmin;
 	uint32		spec_token;
@@ -143,6 +146,7 @@ kvlsm_tid_to_rowid(ItemPointer tid)
 extern int	kvlsm_xid_status(TransactionId xid);
 extern void kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st);
 extern bool kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot);
+extern TimestampTz kvlsm_ttl_horizon(void);
 extern bool kvlsm_lock_modes_conflict(LockTupleMode a, LockTupleMode b);
 extern void kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st,
 										 bool visible, Snapshot snapshot);
