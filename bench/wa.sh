@@ -125,7 +125,9 @@ mv "$OUTWA.tmp" "$OUTWA"
 # RESULTS.md ends with the latest curve (bench/run.sh keeps it there too)
 RES=$TOP/bench/RESULTS.md
 if [ -f "$RES" ] && [ "$OUTWA" = "$TOP/bench/WA.md" ]; then
-    awk '/^## Write amplification: leveled vs. tiered/ {exit} {print}' "$RES" > "$RES.tmp"
+    awk '/^## Write amplification: leveled vs. tiered/ {exit} {print}' "$RES" |
+        sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' > "$RES.tmp"
+    echo >> "$RES.tmp"
     cat "$OUTWA" >> "$RES.tmp"
     mv "$RES.tmp" "$RES"
 fi

@@ -125,7 +125,9 @@ psql_demo -c "SELECT kvlsm_flush('kv');" || echo "demo: kvlsm_flush failed; cont
 echo "demo: SELECT * FROM kvlsm_levels('kv')"
 psql_demo -c "SELECT * FROM kvlsm_levels('kv');" || echo "demo: kvlsm_levels failed; continuing"
 echo "demo: SELECT * FROM kvlsm_stats('kv')"
-psql_demo -c "SELECT * FROM kvlsm_stats('kv');" || echo "demo: kvlsm_stats failed; continuing"
+psql_demo -x -c "SELECT * FROM kvlsm_stats('kv');" || echo "demo: kvlsm_stats failed; continuing"
+echo "demo: SELECT * FROM kvlsm_workers()  (background flush and compaction)"
+psql_demo -c "SELECT * FROM kvlsm_workers();" || echo "demo: kvlsm_workers failed; continuing"
 
 echo
 echo "===== kvlsm demo summary ====="
