@@ -82,7 +82,7 @@ as_test "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$SERVER_LOG" -w -t 60 start
 
 echo "demo: creating extension and table"
 psql_demo -c "CREATE EXTENSION kvlsm;" \
-          -c "CREATE TABLE kv (id bigint, val text) USING kvlsm;"
+          -c "CREATE TABLE kv (id bigint, val text) USING kvlsm WITH (memtable_size = '1MB');"
 
 echo "demo: loading $ROWS rows"
 t0=$(date +%s%N)
