@@ -8,6 +8,7 @@ OBJS = \
 	src/engine/sstable.o \
 	src/engine/lsm.o \
 	src/engine/compaction.o \
+	src/engine/crashpoint.o \
 	src/worker/worker.o \
 	src/table/visibility.o \
 	src/table/tableam.o \

@@ -32,6 +32,13 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kvlsm_workers'
 LANGUAGE C STRICT;
 
+-- testing aid: the next process that reaches the named point kills itself
+CREATE FUNCTION kvlsm_arm_crash_point(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_arm_crash_point'
+LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION kvlsm_arm_crash_point(text) FROM PUBLIC;
+
 CREATE FUNCTION kvlsm_set_option(rel regclass, name text, value text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'kvlsm_set_option'

@@ -23,6 +23,7 @@
 #include "kvlsm/index.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/worker.h"
+#include "kvlsm/crashpoint.h"
 
 PG_MODULE_MAGIC;
 
@@ -84,6 +85,7 @@ kvlsm_shmem_request(void)
 	RequestAddinShmemSpace(kvlsm_arena_shmem_size());
 	RequestAddinShmemSpace(kvlsm_lsm_shmem_size());
 	RequestAddinShmemSpace(kvlsm_workers_shmem_size());
+	RequestAddinShmemSpace(kvlsm_crashpoint_shmem_size());
 	kvlsm_lsm_request_locks();
 	kvlsm_table_request_locks();
 }
@@ -98,6 +100,7 @@ kvlsm_shmem_startup(void)
 	kvlsm_lsm_shmem_init();
 	kvlsm_table_shmem_init();
 	kvlsm_workers_shmem_init();
+	kvlsm_crashpoint_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

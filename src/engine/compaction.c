@@ -45,6 +45,7 @@
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
+#include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/worker.h"
 
@@ -601,6 +602,7 @@ finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 	job->output_ids[job->noutputs++] = desc.id;
 	*bytes_out += (uint64) desc.npages * BLCKSZ;
 	out->b = NULL;
+	kvlsm_crash_point(KVLSM_CP_COMPACTION_MID);
 }
 
 /* swap the inputs for the outputs in one install */

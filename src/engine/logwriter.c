@@ -27,6 +27,7 @@
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
+#include "kvlsm/crashpoint.h"
 
 typedef struct PendingRef
 {
@@ -480,6 +481,9 @@ reset_pending(void)
 	npending_rels = 0;
 }
 
+/* the committing transaction wrote kvlsm log records (for crash points) */
+static bool committing_with_log = false;
+
 static void
 pending_xact_callback(XactEvent event, void *arg)
 {
@@ -487,14 +491,24 @@ pending_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
+			committing_with_log = npending_rels > 0;
 			write_all_pending();
+			if (committing_with_log)
+				kvlsm_crash_point(KVLSM_CP_LOG_BEFORE_COMMIT);
 			break;
 		case XACT_EVENT_COMMIT:
+			/* the commit record is flushed (synchronous_commit = on) */
+			if (committing_with_log)
+				kvlsm_crash_point(KVLSM_CP_AFTER_COMMIT);
+			committing_with_log = false;
+			reset_pending();
+			break;
 		case XACT_EVENT_PREPARE:
 			reset_pending();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			committing_with_log = false;
 			abort_pending(0);
 			reset_pending();
 			break;

@@ -44,6 +44,7 @@
 #include "kvlsm/lsm.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/compaction.h"
+#include "kvlsm/crashpoint.h"
 #include "kvlsm/worker.h"
 #include "kvlsm/sstable.h"
 
@@ -633,6 +634,7 @@ kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	if (sh->active.bytes >= (uint64) sh->memtable_size)
 		sh->flush_requested = true;
 	LWLockRelease(&sh->lock);
+	kvlsm_crash_point(KVLSM_CP_INSERT_BEFORE_LOG);
 	return seq;
 }
 
@@ -1201,7 +1203,10 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 	BlockNumber start = take_free_extent(mc, npages);
 
 	if (start != InvalidBlockNumber)
+	{
 		kvlsm_sst_builder_write(b, start, false, desc);
+		kvlsm_crash_point(KVLSM_CP_EXTENT_REUSE);
+	}
 	else
 	{
 		bool		local = RELATION_IS_LOCAL(rel);
@@ -1299,6 +1304,7 @@ kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(mbuf);
 	UnlockReleaseBuffer(metabuf);
+	kvlsm_crash_point(KVLSM_CP_AFTER_INSTALL);
 }
 
 void
@@ -1669,12 +1675,14 @@ kvlsm_flush(Relation rel, bool force)
 		{
 			npages = kvlsm_sst_builder_finish(b);
 			kvlsm_manifest_place_sstable(rel, b, npages, mc, &desc);
+			kvlsm_crash_point(KVLSM_CP_FLUSH_BEFORE_INSTALL);
 			mc->sst[mc->hdr.nsst++] = desc;
 			ia.bytes_flushed = (uint64) desc.npages * BLCKSZ;
 			ia.next_sstid = desc.id + 1;
 		}
 
 		/* the retired chain's pages become free; refill the log reserve */
+		kvlsm_crash_point(KVLSM_CP_BEFORE_RETIRE_CHAIN);
 		free_chain_pages(rel, &meta.frozen, mc);
 		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 

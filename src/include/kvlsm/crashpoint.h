@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * crashpoint.h
+ *	  Named crash points for crash-safety tests (DESIGN.md section 8): a
+ *	  superuser arms one in shared memory with kvlsm_arm_crash_point(); the
+ *	  first process of any kind that reaches it kills itself with SIGKILL,
+ *	  so the postmaster treats it as a crash and resets shared memory (which
+ *	  disarms it: a crash restart cannot loop).  Owned by
+ *	  src/engine/crashpoint.c.  A testing aid, never armed in production.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_CRASHPOINT_H
+#define KVLSM_CRASHPOINT_H
+
+#include "postgres.h"
+
+extern Size kvlsm_crashpoint_shmem_size(void);
+extern void kvlsm_crashpoint_shmem_init(void);
+
+/* the crash points kvlsm has; the name is what kvlsm_arm_crash_point takes */
+#define KVLSM_CP_INSERT_BEFORE_LOG		"insert-before-log"
+#define KVLSM_CP_LOG_BEFORE_COMMIT		"log-before-commit"
+#define KVLSM_CP_AFTER_COMMIT			"after-commit"
+#define KVLSM_CP_FLUSH_BEFORE_INSTALL	"flush-before-install"
+#define KVLSM_CP_BEFORE_RETIRE_CHAIN	"before-retire-chain"
+#define KVLSM_CP_EXTENT_REUSE			"extent-reuse"
+#define KVLSM_CP_COMPACTION_MID			"compaction-mid"
+#define KVLSM_CP_AFTER_INSTALL			"after-install"
+
+extern void kvlsm_crash_point(const char *name);
+
+#endif							/* KVLSM_CRASHPOINT_H */

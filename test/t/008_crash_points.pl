@@ -1,0 +1,143 @@
+
+# Copyright (c) kvlsm authors
+#
+# Crash points (issue 5): the server is killed at each named point of the
+# write, commit, flush, compaction and install paths (the process that
+# reaches the armed point SIGKILLs itself, so the postmaster resets every
+# process).  After the restart every acknowledged commit is there, nothing
+# of the transaction that died before its commit is, a commit that reached
+# its commit record is kept, the btree index agrees with the table
+# (amcheck's heapallindexed), and no compaction output is left pending.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('crashpoints');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'kvlsm'
+restart_after_crash = on
+kvlsm.default_memtable_size = '64kB'
+kvlsm.l0_compaction_trigger = 2
+autovacuum = off
+});
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION kvlsm;
+	CREATE EXTENSION amcheck;
+	CREATE TABLE t (id int PRIMARY KEY, pad text) USING kvlsm;
+	INSERT INTO t SELECT g, repeat('p', 300) FROM generate_series(1, 5000) g;
+});
+
+# the flushes and compactions below work on real data, not a handful of rows
+my $next = 5001;
+
+# Insert rows one transaction each (optionally flushing after each) until a
+# statement fails because the server went down; returns the id of the
+# transaction that was cut off.
+sub write_until_crash
+{
+	my ($flush) = @_;
+	for (my $i = 0; $i < 2000; $i++)
+	{
+		my $id = $next++;
+		my $sql = "INSERT INTO t VALUES ($id, repeat('p', 300))";
+		$sql .= "; SELECT kvlsm_flush('t')" if $flush;
+		my ($ret, $out, $err) = $node->psql('postgres', $sql);
+		return $id if $ret != 0;
+	}
+	return undef;
+}
+
+sub wait_restarted
+{
+	$node->poll_query_until('postgres', 'SELECT 1', '1')
+	  or die 'server did not come back';
+	return;
+}
+
+sub check_state
+{
+	my ($point, $expect, $what) = @_;
+	is($node->safe_psql('postgres', 'SELECT count(*), coalesce(max(id), 0) FROM t'),
+		"$expect|$expect", "$point: $what");
+	$node->safe_psql('postgres', "SELECT kvlsm_flush('t')");
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM kvlsm_sstables('t') WHERE level IS NULL"), '0',
+		"$point: no compaction output left pending after the next install");
+	is($node->safe_psql('postgres',
+		"SELECT bt_index_check('t_pkey', true) IS NOT NULL"), 't',
+		"$point: bt_index_check with heapallindexed passes");
+	is($node->safe_psql('postgres',
+		'SET enable_seqscan = off; SELECT count(*) FROM t WHERE id > 0'), $expect,
+		"$point: index scan agrees");
+	$next = $expect + 1;
+	return;
+}
+
+# Where a worker may reach the point (flushes and installs happen in the
+# background too), the statement in flight may or may not have committed:
+# the rows must be exactly 1..n with n the last acknowledged id or the next.
+sub settled_max
+{
+	my ($point, $cut) = @_;
+	my $max = $node->safe_psql('postgres', 'SELECT coalesce(max(id), 0) FROM t');
+	ok($max == $cut - 1 || $max == $cut,
+		"$point: rows end at the last acknowledged one or the one in flight ($max, cut $cut)");
+	return $max;
+}
+
+# Points only a client's transaction reaches: exactly known outcomes.
+for my $p ([ 'insert-before-log', 0 ], [ 'log-before-commit', 0 ], [ 'after-commit', 1 ])
+{
+	my ($point, $committed) = @$p;
+	$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('$point')");
+	my $cut = write_until_crash(0);
+	ok(defined $cut, "$point: the server crashed at the point");
+	wait_restarted();
+	ok($node->log_contains(qr/kvlsm crash point "$point" reached/),
+		"$point: it was the crash point that fired");
+	check_state($point, $committed ? $cut : $cut - 1,
+		$committed ? 'every acknowledged row, and the one whose commit record was flushed'
+		: 'every acknowledged row, not the one cut off before its commit');
+}
+
+# Flush and install points: reached by the client's kvlsm_flush or by a worker.
+for my $point ('flush-before-install', 'before-retire-chain', 'after-install')
+{
+	$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('$point')");
+	my $cut = write_until_crash(1);
+	ok(defined $cut, "$point: the server crashed at the point");
+	wait_restarted();
+	ok($node->log_contains(qr/kvlsm crash point "$point" reached/),
+		"$point: it was the crash point that fired");
+	check_state($point, settled_max($point, $cut), 'rows are exactly the committed ones');
+}
+
+# Free-extent reuse: compaction frees extents, the next flush reuses one.
+$node->safe_psql('postgres', "SELECT kvlsm_compact('t')");
+$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('extent-reuse')");
+my $cut = write_until_crash(1);
+ok(defined $cut, 'extent-reuse: the server crashed at the point');
+wait_restarted();
+check_state('extent-reuse', settled_max('extent-reuse', $cut), 'rows are exactly the committed ones');
+
+# Mid-compaction, in a background worker: outputs are placed and listed as
+# pending when the worker dies; the next install reclaims them.
+$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('compaction-mid')");
+$cut = write_until_crash(0);
+ok(defined $cut, 'compaction-mid: the server crashed at the point');
+wait_restarted();
+ok($node->log_contains(qr/kvlsm crash point "compaction-mid" reached/),
+	'compaction-mid: it was the crash point that fired');
+my $max = settled_max('compaction-mid', $cut);
+check_state('compaction-mid', $max, 'rows are exactly the committed ones');
+$node->safe_psql('postgres', "SELECT kvlsm_compact('t')");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), $max,
+	'compaction-mid: a full compaction afterwards keeps every row');
+
+$node->stop;
+done_testing();
