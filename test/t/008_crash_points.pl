@@ -90,54 +90,47 @@ sub settled_max
 	return $max;
 }
 
+# Arm a point, write until the server goes down, wait for the restart and
+# make sure it was that point; returns the id of the write that was cut off.
+sub crash_at
+{
+	my ($point, $flush) = @_;
+	my $offset = -s $node->logfile;
+	$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('$point')");
+	my $cut = write_until_crash($flush);
+	ok(defined $cut, "$point: the server crashed");
+	wait_restarted();
+	ok($node->log_contains(qr/kvlsm crash point "$point" reached/, $offset),
+		"$point: it was the crash point that fired");
+	return $cut;
+}
+
 # Points only a client's transaction reaches: exactly known outcomes.
 for my $p ([ 'insert-before-log', 0 ], [ 'log-before-commit', 0 ], [ 'after-commit', 1 ])
 {
 	my ($point, $committed) = @$p;
-	$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('$point')");
-	my $cut = write_until_crash(0);
-	ok(defined $cut, "$point: the server crashed at the point");
-	wait_restarted();
-	ok($node->log_contains(qr/kvlsm crash point "$point" reached/),
-		"$point: it was the crash point that fired");
+	my $cut = crash_at($point, 0);
 	check_state($point, $committed ? $cut : $cut - 1,
 		$committed ? 'every acknowledged row, and the one whose commit record was flushed'
 		: 'every acknowledged row, not the one cut off before its commit');
 }
 
-# Flush and install points: reached by the client's kvlsm_flush or by a worker.
-for my $point ('flush-before-install', 'before-retire-chain', 'after-install')
+# Flush and install points, reached by the client's kvlsm_flush or by a
+# worker; then free-extent reuse (compaction frees extents, the next flush
+# reuses one); then mid-compaction in a background worker (outputs are
+# placed and listed as pending when it dies; the next install reclaims them).
+for my $p ([ 'flush-before-install', 1 ], [ 'before-retire-chain', 1 ], [ 'after-install', 1 ],
+	[ 'extent-reuse', 1 ], [ 'compaction-mid', 0 ])
 {
-	$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('$point')");
-	my $cut = write_until_crash(1);
-	ok(defined $cut, "$point: the server crashed at the point");
-	wait_restarted();
-	ok($node->log_contains(qr/kvlsm crash point "$point" reached/),
-		"$point: it was the crash point that fired");
+	my ($point, $flush) = @$p;
+	$node->safe_psql('postgres', "SELECT kvlsm_compact('t')") if $point eq 'extent-reuse';
+	my $cut = crash_at($point, $flush);
 	check_state($point, settled_max($point, $cut), 'rows are exactly the committed ones');
 }
-
-# Free-extent reuse: compaction frees extents, the next flush reuses one.
-$node->safe_psql('postgres', "SELECT kvlsm_compact('t')");
-$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('extent-reuse')");
-my $cut = write_until_crash(1);
-ok(defined $cut, 'extent-reuse: the server crashed at the point');
-wait_restarted();
-check_state('extent-reuse', settled_max('extent-reuse', $cut), 'rows are exactly the committed ones');
-
-# Mid-compaction, in a background worker: outputs are placed and listed as
-# pending when the worker dies; the next install reclaims them.
-$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('compaction-mid')");
-$cut = write_until_crash(0);
-ok(defined $cut, 'compaction-mid: the server crashed at the point');
-wait_restarted();
-ok($node->log_contains(qr/kvlsm crash point "compaction-mid" reached/),
-	'compaction-mid: it was the crash point that fired');
-my $max = settled_max('compaction-mid', $cut);
-check_state('compaction-mid', $max, 'rows are exactly the committed ones');
+my $max = $node->safe_psql('postgres', 'SELECT max(id) FROM t');
 $node->safe_psql('postgres', "SELECT kvlsm_compact('t')");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), $max,
-	'compaction-mid: a full compaction afterwards keeps every row');
+	'a full compaction afterwards keeps every row');
 
 $node->stop;
 done_testing();
