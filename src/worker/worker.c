@@ -74,6 +74,7 @@ typedef struct WorkerSlot
 {
 	bool		in_use;
 	bool		busy;
+	bool		compacting;		/* busy with a compaction job */
 	int			pid;			/* 0 while starting */
 	Oid			dbid;
 	Latch	   *latch;
@@ -511,6 +512,7 @@ launch_needed_workers(void)
 {
 	Oid			need[MAX_WORKER_SLOTS];
 	int			nneed = 0;
+	int			compacting = 0;
 	int			i,
 				k;
 	TimestampTz now = GetCurrentTimestamp();
@@ -521,12 +523,19 @@ launch_needed_workers(void)
 		if (ws->slots[k].in_use && ws->slots[k].pid == 0 &&
 			TimestampDifferenceExceeds(ws->slots[k].launched, now, 60000))
 			ws->slots[k].in_use = false;
+	for (k = 0; k < MAX_WORKER_SLOTS; k++)
+		if (ws->slots[k].in_use && ws->slots[k].compacting)
+			compacting++;
 	for (i = 0; i < MAX_JOBS && nneed < MAX_WORKER_SLOTS; i++)
 	{
 		KvlsmJob   *j = &ws->jobs[i];
 		bool		served = false;
 
 		if (!j->in_use || j->running)
+			continue;
+		/* a compaction waits for a compacting worker to finish (take_job) */
+		if (j->kind == KVLSM_JOB_COMPACT && kvlsm_max_workers > 1 &&
+			compacting >= kvlsm_max_workers - 1)
 			continue;
 		for (k = 0; k < MAX_WORKER_SLOTS; k++)
 			if (ws->slots[k].in_use && ws->slots[k].dbid == j->dbid &&
@@ -614,13 +623,22 @@ take_job(KvlsmJob *job)
 {
 	int			i;
 	int			best = -1;
+	int			compacting = 0;
+	int			k;
 
 	SpinLockAcquire(&ws->mutex);
+	/* one worker always stays free for flushes, as RocksDB keeps a flush pool */
+	for (k = 0; k < MAX_WORKER_SLOTS; k++)
+		if (ws->slots[k].in_use && ws->slots[k].compacting)
+			compacting++;
 	for (i = 0; i < MAX_JOBS; i++)
 	{
 		KvlsmJob   *j = &ws->jobs[i];
 
 		if (!j->in_use || j->running || j->dbid != MyDatabaseId)
+			continue;
+		if (j->kind == KVLSM_JOB_COMPACT && kvlsm_max_workers > 1 &&
+			compacting >= kvlsm_max_workers - 1)
 			continue;
 		if (best < 0 || (j->kind != KVLSM_JOB_COMPACT && ws->jobs[best].kind == KVLSM_JOB_COMPACT))
 			best = i;
@@ -631,6 +649,7 @@ take_job(KvlsmJob *job)
 		*job = ws->jobs[best];
 		my_job = best;
 		ws->slots[my_slot].busy = true;
+		ws->slots[my_slot].compacting = (job->kind == KVLSM_JOB_COMPACT);
 	}
 	SpinLockRelease(&ws->mutex);
 	return best >= 0;
@@ -646,6 +665,7 @@ finish_job(bool failed)
 		ws->jobs[my_job].in_use = false;
 	my_job = -1;
 	ws->slots[my_slot].busy = false;
+	ws->slots[my_slot].compacting = false;
 	ws->slots[my_slot].jobs_done++;
 	SpinLockRelease(&ws->mutex);
 	ConditionVariableBroadcast(&ws->progress_cv);
