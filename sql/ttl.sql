@@ -29,6 +29,27 @@ SELECT kvlsm_compact('tt');
 SELECT sum(entries) AS entries FROM kvlsm_sstables('tt');
 SELECT id, v FROM tt;
 
+-- the out-of-line values of expired rows go with them (no DELETE ever ran)
+CREATE FUNCTION toast_chunks(rel regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s',
+                 (SELECT reltoastrelid::regclass FROM pg_class WHERE oid = rel)) INTO n;
+  RETURN n;
+END $$;
+CREATE TABLE tx (id int, big text) USING kvlsm WITH (ttl = '1 second');
+INSERT INTO tx SELECT g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 300) i)
+FROM generate_series(1, 20) g;
+SELECT toast_chunks('tx') > 0 AS toasted;
+SELECT pg_sleep(1.2);
+SELECT count(*) FROM tx;
+SELECT kvlsm_flush('tx');
+SELECT kvlsm_compact('tx');
+SELECT coalesce(sum(entries), 0) AS entries FROM kvlsm_sstables('tx');
+SELECT toast_chunks('tx') AS chunks_left;
+DROP TABLE tx;
+DROP FUNCTION toast_chunks(regclass);
+
 -- expired rows do not block a unique key (dirty snapshots judge them too)
 CREATE TABLE tu (id int PRIMARY KEY, v text) USING kvlsm WITH (ttl = '1 second');
 INSERT INTO tu VALUES (1, 'old');

@@ -837,6 +837,9 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	/* standby queries that could need what went away are cancelled first */
 	kvlsm_log_recovery_conflict(rel, gc.latest_removed);
 	install_result(rel, sh, job, bytes_in, bytes_out);
+	/* e.g. the TOAST values of expired rows, now that the rows are gone */
+	if (gc.after_install)
+		gc.after_install(&gc);
 	job->oldest_xid = gc.oldest_xid;
 	ereport(DEBUG1,
 			(errmsg_internal("kvlsm compaction of \"%s\": %d tables to L%d, %llu bytes read, %llu written in %d tables, %llu records dropped%s",

@@ -15,7 +15,11 @@
  */
 #include "postgres.h"
 
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
 #include "access/transam.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
 #include "access/xact.h"
 #include "storage/predicate.h"
 #include "utils/backend_status.h"
@@ -340,6 +344,66 @@ freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
 	}
 }
 
+static bool
+row_has_external(const KvlsmRecord *ins)
+{
+	MinimalTuple mt = (MinimalTuple) (ins->val + sizeof(KvlsmRowRecord));
+
+	return ins->vallen > sizeof(KvlsmRowRecord) + offsetof(MinimalTupleData, t_bits) &&
+		(mt->t_infomask & HEAP_HASEXTERNAL) != 0;
+}
+
+typedef struct ExpiredToast
+{
+	MemoryContext cxt;
+	List	   *tuples;			/* MinimalTuples of expired rows */
+} ExpiredToast;
+
+static void
+delete_expired_toast(KvlsmGcContext *ctx)
+{
+	ExpiredToast *et = ctx->filter_state;
+	ListCell   *lc;
+
+	foreach(lc, et->tuples)
+	{
+		HeapTuple	tup = heap_tuple_from_minimal_tuple((MinimalTuple) lfirst(lc));
+
+		heap_toast_delete(ctx->rel, tup, false);
+		heap_freetuple(tup);
+	}
+	MemoryContextDelete(et->cxt);
+	ctx->filter_state = NULL;
+	ctx->after_install = NULL;
+}
+
+static void
+remember_expired_toast(KvlsmGcContext *ctx, const KvlsmRecord *ins)
+{
+	ExpiredToast *et = ctx->filter_state;
+	MemoryContext old;
+	uint32		len = ins->vallen - sizeof(KvlsmRowRecord);
+	char	   *copy;
+
+	if (et == NULL)
+	{
+		/* freed with the transaction if the compaction fails */
+		MemoryContext cxt = AllocSetContextCreate(CurTransactionContext,
+												  "kvlsm expired TOAST values",
+												  ALLOCSET_DEFAULT_SIZES);
+
+		et = MemoryContextAllocZero(cxt, sizeof(ExpiredToast));
+		et->cxt = cxt;
+		ctx->filter_state = et;
+		ctx->after_install = delete_expired_toast;
+	}
+	old = MemoryContextSwitchTo(et->cxt);
+	copy = palloc(len);
+	memcpy(copy, ins->val + sizeof(KvlsmRowRecord), len);
+	et->tuples = lappend(et->tuples, copy);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * Compaction's garbage collection for the records of one row id (newest
  * first).  The row's INSERT is its oldest record, so when the INSERT is
@@ -362,6 +426,7 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	int			ins = -1;
 	bool		purged = false;
 	bool		dead = false;
+	bool		expired = false;
 	TransactionId deleter = InvalidTransactionId;
 	bool		finished;
 	int			i;
@@ -400,7 +465,7 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 			if (ctx->ttl_horizon == 0)
 				ctx->ttl_horizon = kvlsm_ttl_horizon();
 			if (rr.expires <= ctx->ttl_horizon)
-				dead = true;
+				dead = expired = true;
 		}
 	}
 	for (i = 0; i < ins; i++)
@@ -424,11 +489,26 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	}
 	if (dead && (purged || !ctx->has_indexes))
 	{
+		/*
+		 * A row that expired without a DELETE still owns its out-of-line
+		 * values (a DELETE deletes them, as heap_delete does): they are
+		 * deleted once the compaction is installed, in the compacting
+		 * transaction.  VACUUM must not take an xid, so its compactions
+		 * keep such rows for a later one.
+		 */
+		if (!TransactionIdIsValid(deleter) && expired &&
+			row_has_external(&recs[ins]))
+		{
+			if (MyProc->statusFlags & PROC_IN_VACUUM)
+				goto keep_row;
+			remember_expired_toast(ctx, &recs[ins]);
+		}
 		for (i = 0; i < n; i++)
 			keep[i] = false;
 		note_removed(ctx, deleter);
 		return;
 	}
+keep_row:
 	freeze_row(ctx, recs, n, keep);
 }
 

@@ -39,6 +39,9 @@ typedef struct KvlsmGcContext
 	TransactionId oldest_xid;
 	/* out: newest xid whose effects the dropped or frozen records relied on */
 	TransactionId latest_removed;
+	/* the filter's own state, and what to do once the result is installed */
+	void	   *filter_state;
+	void		(*after_install) (struct KvlsmGcContext *ctx);
 } KvlsmGcContext;
 
 /*
