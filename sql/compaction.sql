@@ -14,6 +14,16 @@ CREATE INDEX c_k ON c USING kvlsm_idx (k);
 SELECT kvlsm_set_option('c_k', 'compaction_style', 'tiered');
 SELECT compaction_style FROM kvlsm_stats('c_k');
 SELECT kvlsm_set_option('c_k', 'memtable_size', '1MB');
+-- and through CREATE INDEX ... WITH and ALTER INDEX
+CREATE INDEX c_k2 ON c USING kvlsm_idx (k) WITH (compaction_style = 'tiered');
+SELECT compaction_style FROM kvlsm_stats('c_k2');
+ALTER INDEX c_k2 SET (compaction_style = 'leveled');
+SELECT compaction_style FROM kvlsm_stats('c_k2');
+SELECT name, value FROM kvlsm_options WHERE relid = 'c_k2'::regclass;
+CREATE INDEX c_k3 ON c USING kvlsm_idx (k) WITH (ttl = '1 day');
+CREATE INDEX c_k3 ON c USING kvlsm_idx (k) WITH (fillfactor = 50);
+DROP INDEX c_k2;
+SELECT count(*) FROM kvlsm_options WHERE relid::text = 'c_k2';
 
 INSERT INTO c SELECT g, g % 997, repeat('x', 50) FROM generate_series(1, 20000) g;
 SELECT kvlsm_flush('c'), kvlsm_flush('c_k');

@@ -43,6 +43,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "kvlsm/kvlsm.h"
@@ -163,6 +164,11 @@ extract_options(List *defs, KvlsmOptions *opts, bool *found)
 }
 
 static bool applying_from_hook = false;
+
+/* CREATE INDEX with kvlsm options: the indexes the command creates
+ * (one, or one per partition) */
+static bool capture_index = false;
+static List *indexes_created = NIL;
 
 /*
  * kvlsm_options belongs to the extension; a table's owner changes its rows
@@ -580,6 +586,29 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		IndexStmt  *stmt = (IndexStmt *) parsetree;
 
+		/* CREATE INDEX ... USING kvlsm_idx ... WITH (compaction_style = ...) */
+		if (stmt->accessMethod && strcmp(stmt->accessMethod, "kvlsm_idx") == 0)
+		{
+			List	   *rest = extract_options(stmt->options, &opts, &found);
+
+			if (found)
+			{
+				if (opts.compression >= 0 || opts.memtable_size > 0 || opts.ttl_usecs >= 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("kvlsm_idx indexes take only the option compaction_style")));
+				if (readOnlyTree)
+				{
+					pstmt = copyObject(pstmt);
+					parsetree = pstmt->utilityStmt;
+					stmt = (IndexStmt *) parsetree;
+					readOnlyTree = false;
+				}
+				stmt->options = rest;
+				indexes_created = NIL;
+				capture_index = true;
+			}
+		}
 		if (stmt->accessMethod &&
 			(strcmp(stmt->accessMethod, "gin") == 0 || strcmp(stmt->accessMethod, "brin") == 0))
 		{
@@ -620,14 +649,40 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		}
 	}
 
-	if (prev_utility_hook)
-		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
-						  queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	PG_TRY();
+	{
+		if (prev_utility_hook)
+			prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+							  queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		capture_index = false;
+	}
+	PG_END_TRY();
 
-	if (found && target != NULL)
+	/* the kvlsm_idx indexes just built get their options */
+	if (found && IsA(parsetree, IndexStmt))
+	{
+		List	   *created = indexes_created;
+		ListCell   *lc;
+
+		indexes_created = NIL;
+		foreach(lc, created)
+		{
+			Relation	rel = try_relation_open(lfirst_oid(lc), AccessExclusiveLock);
+
+			if (rel == NULL)
+				continue;
+			if (kvlsm_is_kvlsm_index(rel))
+				apply_options(rel, &opts);
+			relation_close(rel, NoLock);
+		}
+	}
+	else if (found && target != NULL)
 	{
 		Relation	rel = relation_openrv(target, AccessExclusiveLock);
 
@@ -643,6 +698,15 @@ kvlsm_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
+	/* its pg_class row may not be visible yet: relkind is checked later */
+	if (capture_index && access == OAT_POST_CREATE && classId == RelationRelationId &&
+		subId == 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		indexes_created = lappend_oid(indexes_created, objectId);
+		MemoryContextSwitchTo(old);
+	}
 	if (access == OAT_DROP && classId == RelationRelationId && subId == 0)
 	{
 		Relation	rel = try_relation_open(objectId, NoLock);
