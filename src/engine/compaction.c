@@ -866,6 +866,8 @@ end_compaction(int code, Datum arg)
 {
 	KvlsmShared *sh = (KvlsmShared *) DatumGetPointer(arg);
 
+	/* the ring itself is freed with the memory context it lives in */
+	kvlsm_sst_read_strategy = NULL;
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	if (sh->compacting_pid == MyProcPid)
 		sh->compacting_pid = 0;
@@ -1032,6 +1034,7 @@ run_claimed(Relation rel, KvlsmShared *sh, Job *job)
 {
 	bool		ok = false;
 
+	kvlsm_sst_read_strategy = GetAccessStrategy(BAS_BULKREAD);
 	PG_ENSURE_ERROR_CLEANUP(end_compaction, PointerGetDatum(sh));
 	{
 		ok = run_job(rel, sh, job);

@@ -38,6 +38,7 @@ struct KvlsmSstBuilder
 {
 	Relation	rel;
 	bool		compaction;		/* writes wait for the rate limiter */
+	BufferAccessStrategy strategy;	/* compaction outputs: a bulk-write ring */
 	uint32		charged;		/* pages already taken from the limiter */
 	uint64		id;
 	int			level;
@@ -403,6 +404,8 @@ void
 kvlsm_sst_builder_set_compaction(KvlsmSstBuilder *b)
 {
 	b->compaction = true;
+	/* like COPY: a large output must not push the working set out of the cache */
+	b->strategy = GetAccessStrategy(BAS_BULKWRITE);
 }
 
 uint32
@@ -626,14 +629,14 @@ kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
 			if (extend)
 			{
 				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, P_NEW,
-											 RBM_NORMAL, NULL);
+											 RBM_NORMAL, b->strategy);
 				if (BufferGetBlockNumber(bufs[j]) != start + i + j)
 					elog(ERROR, "kvlsm: extended block %u, expected %u",
 						 BufferGetBlockNumber(bufs[j]), start + i + j);
 			}
 			else
 				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, start + i + j,
-											 RBM_NORMAL, NULL);
+											 RBM_NORMAL, b->strategy);
 			LockBuffer(bufs[j], BUFFER_LOCK_EXCLUSIVE);
 		}
 		state = GenericXLogStart(b->rel);
@@ -701,6 +704,12 @@ typedef struct SstCacheEntry
 	char	   *bloom;
 } SstCacheEntry;
 
+/*
+ * Set by a compaction while it reads its inputs (a bulk-read ring, as a
+ * sequential scan of a large table uses), NULL otherwise.
+ */
+BufferAccessStrategy kvlsm_sst_read_strategy = NULL;
+
 static HTAB *sst_cache = NULL;
 static MemoryContext sst_cache_cxt = NULL;
 static Size sst_cache_bytes = 0;
@@ -749,7 +758,7 @@ read_sst_page(Relation rel, BlockNumber blkno, uint16 type, uint64 owner,
 
 	if (blkno >= RelationGetNumberOfBlocks(rel))
 		return false;
-	buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, NULL);
+	buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, kvlsm_sst_read_strategy);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	ok = kvlsm_page_owner_is(page, type, owner);
