@@ -370,7 +370,9 @@ isnt($ret, 0, 'a writer far ahead of compaction failed');
 like($err, qr/write to kvlsm relation "st" stalled for \d+ ms waiting for flush or compaction/,
 	'with the stall error');
 cmp_ok(kstat('st', 'write_stalls'), '>', 0, 'the stall was counted');
-cmp_ok(kstat('st', 'write_slowdowns'), '>', 0, 'and slowdowns before it');
+# whether L0 passed the slowdown trigger before a writer stalled depends on
+# timing (a frozen memtable also stalls), so slowdowns are reported, not asserted
+note 'write slowdowns before the stall: ' . kstat('st', 'write_slowdowns');
 
 $node->stop;
 done_testing();
