@@ -111,7 +111,7 @@ SELECT count(*), sum(length(pad)) FROM hog;
 SELECT sstables > 0 AS flushed_under_pressure FROM kvlsm_stats('hog');
 DROP TABLE hog;
 
--- many one-row flushes and the compactions between them keep every row
+-- many one-row flushes and the (background) compactions between them keep every row
 -- (an lz4 data page cut at the end of an SSTable once lost its last entries)
 CREATE TABLE manyflush (id int, n int, v text) USING kvlsm;
 CREATE PROCEDURE manyflush_fill(n int) LANGUAGE plpgsql AS $$
@@ -125,6 +125,6 @@ END $$;
 CALL manyflush_fill(1500);
 SELECT count(*), sum(id) FROM manyflush;
 SELECT (SELECT sum(entries) FROM kvlsm_sstables('manyflush')) AS entries_in_sstables,
-       compactions > 100 AS compacted_often FROM kvlsm_stats('manyflush');
+       compactions > 0 AS compacted FROM kvlsm_stats('manyflush');
 DROP TABLE manyflush;
 DROP PROCEDURE manyflush_fill;

@@ -578,6 +578,8 @@ finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 		return;
 	}
 	npages = kvlsm_sst_builder_finish(out->b);
+	/* wait for the rate limiter now, not under the flush lock */
+	kvlsm_sst_builder_pay(out->b);
 	mc = palloc(sizeof(KvlsmManifestCopy));
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	kvlsm_read_metapage(rel, &meta);

@@ -408,6 +408,19 @@ kvlsm_sst_builder_set_compaction(KvlsmSstBuilder *b)
 	b->strategy = GetAccessStrategy(BAS_BULKWRITE);
 }
 
+/*
+ * Pay the rate limiter for every page of a laid-out compaction output that
+ * is not paid yet.  Called before the flush lock is taken to place the
+ * table: waiting for tokens while holding it would hold up flushes.
+ */
+void
+kvlsm_sst_builder_pay(KvlsmSstBuilder *b)
+{
+	if (b->compaction && b->extent_pages > b->charged)
+		kvlsm_rate_limit((uint64) (b->extent_pages - b->charged) * BLCKSZ, false);
+	b->charged = Max(b->charged, b->extent_pages);
+}
+
 uint32
 kvlsm_sst_builder_count(KvlsmSstBuilder *b)
 {

@@ -46,6 +46,7 @@ extern void kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keyle
 								  uint64 seq, uint16 flags,
 								  const char *val, int vallen);
 extern void kvlsm_sst_builder_set_compaction(KvlsmSstBuilder *b);
+extern void kvlsm_sst_builder_pay(KvlsmSstBuilder *b);
 extern PGDLLIMPORT BufferAccessStrategy kvlsm_sst_read_strategy;
 extern uint32 kvlsm_sst_builder_count(KvlsmSstBuilder *b);
 /* lays the SSTable out in pages; the caller then allocates and writes them */
