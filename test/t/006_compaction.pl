@@ -82,19 +82,27 @@ $node->safe_psql('postgres', q{
 });
 my $n = 0;
 my $saw_worker = 0;
-for my $round (1 .. 30)
+
+# rounds of 4000 rows into r, keys scattered over a large range so that
+# index SSTables overlap; then wait until the workers are done
+sub fill_r
 {
-	my $lo = $n + 1;
-	$n += 4000;
-	# keys scattered over a large range, so index SSTables overlap
-	$node->safe_psql('postgres', qq{
-		INSERT INTO r SELECT g, (g::bigint * 7919) % 1000003, repeat('x', 60)
-		FROM generate_series($lo, $n) g});
-	$saw_worker ||= $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kvlsm worker'") > 0;
+	my ($rounds, $pad) = @_;
+	for my $round (1 .. $rounds)
+	{
+		my $lo = $n + 1;
+		$n += 4000;
+		$node->safe_psql('postgres', qq{
+			INSERT INTO r SELECT g, (g::bigint * 7919) % 1000003, repeat('$pad', 60)
+			FROM generate_series($lo, $n) g});
+		$saw_worker ||= $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kvlsm worker'") > 0;
+	}
+	wait_quiet('r');
+	wait_quiet('r_k');
+	return;
 }
-wait_quiet('r');
-wait_quiet('r_k');
+fill_r(30, 'x');
 ok($saw_worker, 'kvlsm workers showed up in pg_stat_activity');
 for my $rel ('r', 'r_k')
 {
@@ -130,16 +138,7 @@ $node->safe_psql('postgres', q{
 	SELECT kvlsm_set_option('r_k', 'compaction_style', 'tiered');
 });
 is(kstat('r_k', 'compaction_style'), 'tiered', 'index switched to tiered');
-for my $round (1 .. 10)
-{
-	my $lo = $n + 1;
-	$n += 4000;
-	$node->safe_psql('postgres', qq{
-		INSERT INTO r SELECT g, (g::bigint * 7919) % 1000003, repeat('y', 60)
-		FROM generate_series($lo, $n) g});
-}
-wait_quiet('r');
-wait_quiet('r_k');
+fill_r(10, 'y');
 my $runs = $node->safe_psql('postgres', q{
 	SELECT (SELECT sstables FROM kvlsm_levels('r_k') WHERE level = 0) +
 	       (SELECT count(*) FROM kvlsm_levels('r_k') WHERE level >= 1 AND sstables > 0)});
@@ -152,16 +151,7 @@ $node->safe_psql('postgres', q{
 	SELECT kvlsm_set_option('r', 'compaction_style', 'leveled');
 	SELECT kvlsm_set_option('r_k', 'compaction_style', 'leveled');
 });
-for my $round (1 .. 10)
-{
-	my $lo = $n + 1;
-	$n += 4000;
-	$node->safe_psql('postgres', qq{
-		INSERT INTO r SELECT g, (g::bigint * 7919) % 1000003, repeat('z', 60)
-		FROM generate_series($lo, $n) g});
-}
-wait_quiet('r');
-wait_quiet('r_k');
+fill_r(10, 'z');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM r'), $n, 'leveled again: every row is there');
 index_matches_seqscan('leveled again');
 check_leveled('r_k', 'leveled again');
@@ -255,7 +245,6 @@ my $deepest = $node->safe_psql('postgres',
 	"SELECT level FROM kvlsm_sstables('deep') WHERE level IS NOT NULL AND min_key::bigint <= 100 ORDER BY level DESC LIMIT 1");
 cmp_ok($deepest, '>=', 2, "the first rows lie at level $deepest");
 $node->safe_psql('postgres', 'DELETE FROM deep WHERE id <= 1000');
-my $deleted_seen_shallow = 0;
 for my $round (1 .. 12)
 {
 	my $lo = $dn + 1;
