@@ -9,8 +9,6 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=/usr/lib/postgresql/15/bin
-USER_=kvlsm_test
 DIR=${KVLSM_BENCH_DIR:-/tmp/kvlsm-bench}
 PORT=${KVLSM_BENCH_PORT:-54330}
 QUICK=${KVLSM_BENCH_QUICK:-0}
@@ -22,30 +20,9 @@ else
     ROWS=1000000; SCALE=10; DURATION=30; ROUNDS=3
 fi
 
-bash "$TOP/scripts/build-install.sh" >/dev/null
-
-as_user() { runuser -u "$USER_" -- "$@"; }
-psql_() { as_user "$BIN/psql" -h "$DIR" -p "$PORT" -X -q -v ON_ERROR_STOP=1 "$@"; }
-pgbench_() { as_user "$BIN/pgbench" -h "$DIR" -p "$PORT" "$@"; }
-
-stop() { [ -f "$DIR/data/postmaster.pid" ] && as_user "$BIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true; }
-trap stop EXIT
-
-stop
-rm -rf "$DIR"; mkdir -p "$DIR"; chown "$USER_" "$DIR"
-as_user "$BIN/initdb" -D "$DIR/data" -A trust >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'kvlsm'
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-shared_buffers = 1GB
-kvlsm.memtable_memory = 256MB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-synchronous_commit = on
-CONF
-as_user "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+SHARED_BUFFERS=1GB
+. "$TOP/bench/lib.sh"
+start_server "synchronous_commit = on"
 
 psql_ -d postgres -c "CREATE DATABASE bheap" -c "CREATE DATABASE bkv"
 psql_ -d bkv -c "CREATE EXTENSION kvlsm" -c "ALTER DATABASE bkv SET default_table_access_method = kvlsm"

@@ -15,8 +15,6 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=/usr/lib/postgresql/15/bin
-USER_=kvlsm_test
 DIR=${KVLSM_WA_DIR:-/tmp/kvlsm-wa}
 PORT=${KVLSM_WA_PORT:-54331}
 MEMTABLE_KB=${KVLSM_WA_MEMTABLE_KB:-256}
@@ -25,27 +23,11 @@ MULTIPLES=${KVLSM_WA_MULTIPLES:-"10 100 300"}
 ROWS=${KVLSM_WA_ROWS:-$((MEMTABLE_KB * 1024 * 3 / 150))}
 BATCH=20
 
-bash "$TOP/scripts/build-install.sh" >/dev/null
-
-as_user() { runuser -u "$USER_" -- "$@"; }
+SHARED_BUFFERS=512MB
+. "$TOP/bench/lib.sh"
+start_server
+# every query of this driver runs in database postgres
 psql_() { as_user "$BIN/psql" -h "$DIR" -p "$PORT" -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
-stop() { [ -f "$DIR/data/postmaster.pid" ] && as_user "$BIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true; }
-trap stop EXIT
-
-stop
-rm -rf "$DIR"; mkdir -p "$DIR"; chown "$USER_" "$DIR"
-as_user "$BIN/initdb" -D "$DIR/data" -A trust >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'kvlsm'
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-shared_buffers = 512MB
-kvlsm.memtable_memory = 256MB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-CONF
-as_user "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
 psql_ -c "CREATE EXTENSION kvlsm"
 
 # one transaction: $BATCH single-row updates of random rows (each an index scan)
@@ -90,7 +72,7 @@ for style in leveled tiered; do
         while :; do
             logical=$(psql_ -At -c "SELECT bytes_ingested FROM kvlsm_stats('wa')")
             [ "$logical" -ge "$target" ] && break
-            out=$(as_user "$BIN/pgbench" -h "$DIR" -p "$PORT" -n -c 4 -j 2 -T 5 -f "$DIR/update.sql" postgres 2>&1) || {
+            out=$(pgbench_ -n -c 4 -j 2 -T 5 -f "$DIR/update.sql" postgres 2>&1) || {
                 echo "pgbench failed: $out" >&2; exit 1; }
             tx=$((tx + $(echo "$out" | awk '/number of transactions actually processed/ {print $6}' | cut -d/ -f1)))
             secs=$((secs + 5))
