@@ -182,6 +182,21 @@ remember_incarnation(const KvlsmLsmTag *tag, uint64 incarnation)
 }
 
 /* read the manifest page named by the metapage into the shared entry */
+/*
+ * Writers check the L0 table count on every row (write stalls): keep it
+ * with the manifest copy instead of counting on the insert path.
+ */
+static void
+count_l0(KvlsmShared *sh)
+{
+	uint32		i;
+
+	sh->nl0 = 0;
+	for (i = 0; i < sh->nsst; i++)
+		if (sh->sst[i].level == 0)
+			sh->nl0++;
+}
+
 static void
 load_manifest(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta)
 {
@@ -206,6 +221,7 @@ load_manifest(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta)
 	memcpy(sh->sst, (char *) PageGetContents(page) + MAXALIGN(sizeof(mh)),
 		   sizeof(KvlsmSstDesc) * mh.nsst);
 	sh->nsst = mh.nsst;
+	count_l0(sh);
 	sh->manifest_version = mh.version;
 	UnlockReleaseBuffer(buf);
 }
@@ -450,6 +466,7 @@ kvlsm_attach(Relation rel)
 			sh->incarnation = meta.incarnation;
 			sh->manifest_version = 0;
 			sh->nsst = 0;
+			sh->nl0 = 0;
 			memset(&sh->stats, 0, sizeof(sh->stats));
 		}
 		while (!catch_up(rel, sh, &meta, kvlsm_keyops(rel)))
@@ -732,7 +749,7 @@ kvlsm_maybe_flush(Relation rel, KvlsmShared *sh)
 	if (arena_short)
 		relieve_arena(rel, sh);
 	if (sh->flush_requested || arena_short || sh->frozen.genid != 0 ||
-		sh->nsst >= (uint32) Min(kvlsm_l0_slowdown_trigger, kvlsm_l0_stop_trigger))
+		sh->nl0 >= (uint32) Min(kvlsm_l0_slowdown_trigger, kvlsm_l0_stop_trigger))
 		kvlsm_write_backpressure(rel, sh);
 }
 
@@ -1313,6 +1330,7 @@ kvlsm_manifest_publish(KvlsmShared *sh, KvlsmManifestCopy *mc)
 	memcpy(sh->sst, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
 	sh->nsst = mc->hdr.nsst;
 	sh->manifest_version = mc->hdr.version;
+	count_l0(sh);
 }
 
 /*

@@ -247,24 +247,12 @@ kvlsm_request_work(Relation rel, KvlsmJobKind kind)
  * ---------------------------------------------------------------------
  */
 
-static int
-l0_count(KvlsmShared *sh)
-{
-	uint32		i;
-	int			n = 0;
-
-	for (i = 0; i < sh->nsst; i++)
-		if (sh->sst[i].level == 0)
-			n++;
-	return n;
-}
-
 static bool
 must_stop(KvlsmShared *sh)
 {
 	if (sh->frozen.genid != 0 && sh->active.bytes >= (uint64) sh->memtable_size)
 		return true;
-	if (l0_count(sh) >= kvlsm_l0_stop_trigger)
+	if ((int) sh->nl0 >= kvlsm_l0_stop_trigger)
 		return true;
 	return kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 16;
 }
@@ -325,7 +313,7 @@ kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
 			kvlsm_flush(rel, true);
 			continue;
 		}
-		if (l0_count(sh) >= kvlsm_l0_stop_trigger &&
+		if ((int) sh->nl0 >= kvlsm_l0_stop_trigger &&
 			!kvlsm_request_work(rel, KVLSM_JOB_COMPACT))
 		{
 			(void) kvlsm_compact_step(rel);
@@ -338,7 +326,7 @@ kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
 					 errmsg("write to kvlsm relation \"%s\" stalled for %ld ms waiting for flush or compaction",
 							RelationGetRelationName(rel), waited_ms),
 					 errdetail("L0 has %d SSTables; the memtable holds %llu bytes.",
-							   l0_count(sh), (unsigned long long) sh->active.bytes),
+							   (int) sh->nl0, (unsigned long long) sh->active.bytes),
 					 errhint("Raise kvlsm.max_workers or kvlsm.compaction_rate_limit, or kvlsm.stall_timeout.")));
 		ConditionVariableTimedSleep(&ws->progress_cv, 100, PG_WAIT_EXTENSION);
 	}
@@ -352,7 +340,7 @@ kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
 	}
 
 	/* slowdown: a millisecond's pause every 64 writes while L0 is long */
-	if (l0_count(sh) >= kvlsm_l0_slowdown_trigger && (++slowdown_counter % 64) == 0)
+	if ((int) sh->nl0 >= kvlsm_l0_slowdown_trigger && (++slowdown_counter % 64) == 0)
 	{
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		sh->stats.slowdowns++;

@@ -233,13 +233,18 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE deep (id int, pad text) USING kvlsm WITH (memtable_size = '64kB');
 });
 my $dn = 0;
-for my $round (1 .. 25)
+
+# 2000 more rows into deep, then wait for the workers
+sub fill_deep
 {
+	my ($pad) = @_;
 	my $lo = $dn + 1;
 	$dn += 2000;
 	$node->safe_psql('postgres', qq{
-		INSERT INTO deep SELECT g, repeat('d', 100) FROM generate_series($lo, $dn) g});
+		INSERT INTO deep SELECT g, repeat('$pad', 100) FROM generate_series($lo, $dn) g});
+	return;
 }
+fill_deep('d') for 1 .. 25;
 wait_quiet('deep');
 my $deepest = $node->safe_psql('postgres',
 	"SELECT level FROM kvlsm_sstables('deep') WHERE level IS NOT NULL AND min_key::bigint <= 100 ORDER BY level DESC LIMIT 1");
@@ -247,10 +252,7 @@ cmp_ok($deepest, '>=', 2, "the first rows lie at level $deepest");
 $node->safe_psql('postgres', 'DELETE FROM deep WHERE id <= 1000');
 for my $round (1 .. 12)
 {
-	my $lo = $dn + 1;
-	$dn += 2000;
-	$node->safe_psql('postgres', qq{
-		INSERT INTO deep SELECT g, repeat('e', 100) FROM generate_series($lo, $dn) g});
+	fill_deep('e');
 	wait_quiet('deep');
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM deep WHERE id <= 1000'), '0',
 		"round $round: deleted rows stay deleted");

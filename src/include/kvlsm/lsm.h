@@ -89,6 +89,7 @@ typedef struct KvlsmShared
 	/* manifest cache */
 	uint64		manifest_version;
 	uint32		nsst;
+	uint32		nl0;			/* level-0 tables among sst[] (write stalls) */
 	KvlsmSstDesc sst[KVLSM_MAX_SST];
 	KvlsmStats	stats;
 } KvlsmShared;
