@@ -15,7 +15,9 @@ OBJS = \
 	src/table/options.o \
 	src/index/indexkey.o \
 	src/index/indexam.o \
-	src/admin/admin.o
+	src/admin/admin.o \
+	src/admin/verify.o \
+	src/admin/inspect.o
 
 EXTENSION = kvlsm
 DATA = kvlsm--0.1.sql

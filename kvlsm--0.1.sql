@@ -55,7 +55,7 @@ LANGUAGE C STRICT;
 CREATE FUNCTION kvlsm_sstables(rel regclass,
     OUT id bigint, OUT level int, OUT start_block bigint, OUT pages bigint,
     OUT entries bigint, OUT min_seq bigint, OUT max_seq bigint,
-    OUT min_key text, OUT max_key text, OUT bytes bigint)
+    OUT min_key text, OUT max_key text, OUT bytes bigint, OUT state text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kvlsm_sstables'
 LANGUAGE C STRICT;
@@ -86,6 +86,56 @@ LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION kvlsm_flush(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_compact(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_compact_range(regclass, text, text) FROM PUBLIC;
+
+-- Verification and repair (src/admin/verify.c), in the manner of amcheck
+-- and pg_surgery; not for PUBLIC.
+CREATE FUNCTION kvlsm_verify(rel regclass, check_bloom bool DEFAULT true,
+    OUT blkno bigint, OUT sstable bigint, OUT level int, OUT msg text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_verify'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_repair(rel regclass, dry_run bool DEFAULT true,
+    OUT action text, OUT sstable bigint, OUT level int,
+    OUT start_block bigint, OUT pages bigint, OUT entries bigint,
+    OUT min_key text, OUT max_key text, OUT min_seq bigint, OUT max_seq bigint,
+    OUT min_xid xid, OUT max_xid xid, OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_repair'
+LANGUAGE C STRICT;
+
+-- Live debugging (src/admin/inspect.c); not for PUBLIC: they show data
+-- without the privilege checks of a query.
+CREATE FUNCTION kvlsm_sstable_header(rel regclass, sstable bigint,
+    OUT id bigint, OUT level int, OUT start_block bigint, OUT pages bigint,
+    OUT entries bigint, OUT data_pages bigint, OUT index_pages bigint,
+    OUT bloom_pages bigint, OUT bloom_bits bigint, OUT bloom_hashes int,
+    OUT min_seq bigint, OUT max_seq bigint, OUT min_key text, OUT max_key text,
+    OUT compression text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kvlsm_sstable_header'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_sstable_dump(rel regclass, sstable bigint,
+    OUT blkno bigint, OUT key text, OUT kind text, OUT xid xid,
+    OUT seq bigint, OUT value_bytes int, OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_sstable_dump'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_key_history(rel regclass, key text,
+    OUT location text, OUT sstable bigint, OUT level int, OUT key text,
+    OUT kind text, OUT xid xid, OUT status text, OUT seq bigint,
+    OUT value_bytes int, OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_key_history'
+LANGUAGE C STRICT;
+
+REVOKE ALL ON FUNCTION kvlsm_sstable_header(regclass, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_sstable_dump(regclass, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_key_history(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_verify(regclass, bool) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_repair(regclass, bool) FROM PUBLIC;
 
 CREATE FUNCTION kvlsm_memory(OUT arena_bytes bigint, OUT arena_free_bytes bigint,
     OUT attached_relations bigint)

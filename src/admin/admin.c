@@ -20,6 +20,7 @@
 #include "utils/rel.h"
 
 #include "kvlsm/kvlsm.h"
+#include "kvlsm/admin.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
@@ -29,8 +30,8 @@
 #include "kvlsm/worker.h"
 
 /* open a kvlsm table or kvlsm_idx index; anything else is an error */
-static Relation
-open_kvlsm(Oid relid, LOCKMODE mode)
+Relation
+kvlsm_open_relation(Oid relid, LOCKMODE mode)
 {
 	Relation	rel = relation_open(relid, mode);
 	bool		ok;
@@ -55,7 +56,7 @@ PG_FUNCTION_INFO_V1(kvlsm_flush_sql);
 Datum
 kvlsm_flush_sql(PG_FUNCTION_ARGS)
 {
-	Relation	rel = open_kvlsm(PG_GETARG_OID(0), RowExclusiveLock);
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), RowExclusiveLock);
 
 	kvlsm_flush(rel, true);
 	relation_close(rel, RowExclusiveLock);
@@ -66,7 +67,7 @@ PG_FUNCTION_INFO_V1(kvlsm_compact_sql);
 Datum
 kvlsm_compact_sql(PG_FUNCTION_ARGS)
 {
-	Relation	rel = open_kvlsm(PG_GETARG_OID(0), RowExclusiveLock);
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), RowExclusiveLock);
 
 	kvlsm_compact_range(rel, NULL, 0, NULL, 0);
 	relation_close(rel, RowExclusiveLock);
@@ -78,8 +79,8 @@ kvlsm_compact_sql(PG_FUNCTION_ARGS)
  * a value of the first key column for an index (a probe key that sorts
  * before, or after, every entry with that value).
  */
-static char *
-range_key(Relation rel, text *bound, bool upper, int *keylen)
+char *
+kvlsm_range_key(Relation rel, text *bound, bool upper, int *keylen)
 {
 	char	   *str = text_to_cstring(bound);
 
@@ -128,11 +129,11 @@ kvlsm_compact_range_sql(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_VOID();
-	rel = open_kvlsm(PG_GETARG_OID(0), RowExclusiveLock);
+	rel = kvlsm_open_relation(PG_GETARG_OID(0), RowExclusiveLock);
 	if (!PG_ARGISNULL(1))
-		lower = range_key(rel, PG_GETARG_TEXT_PP(1), false, &lowerlen);
+		lower = kvlsm_range_key(rel, PG_GETARG_TEXT_PP(1), false, &lowerlen);
 	if (!PG_ARGISNULL(2))
-		upper = range_key(rel, PG_GETARG_TEXT_PP(2), true, &upperlen);
+		upper = kvlsm_range_key(rel, PG_GETARG_TEXT_PP(2), true, &upperlen);
 	kvlsm_compact_range(rel, lower, lowerlen, upper, upperlen);
 	relation_close(rel, RowExclusiveLock);
 	PG_RETURN_VOID();
@@ -165,8 +166,8 @@ kvlsm_workers(PG_FUNCTION_ARGS)
 }
 
 /* a key as text: the row id of a table, the first key column of an index */
-static Datum
-key_as_text(Relation rel, const char *key, int keylen)
+Datum
+kvlsm_key_as_text(Relation rel, const char *key, int keylen)
 {
 	if (rel->rd_rel->relkind == RELKIND_INDEX)
 	{
@@ -193,7 +194,7 @@ Datum
 kvlsm_levels(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Relation	rel = open_kvlsm(PG_GETARG_OID(0), AccessShareLock);
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	int			level;
 
@@ -267,11 +268,11 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 		else
 			values[6] = Int64GetDatum(kvlsm_level_target_bytes(copy->memtable_size, level));
 		if (minkey)
-			values[7] = key_as_text(rel, minkey, minlen);
+			values[7] = kvlsm_key_as_text(rel, minkey, minlen);
 		else
 			nulls[7] = true;
 		if (maxkey)
-			values[8] = key_as_text(rel, maxkey, maxlen);
+			values[8] = kvlsm_key_as_text(rel, maxkey, maxlen);
 		else
 			nulls[8] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -285,7 +286,7 @@ Datum
 kvlsm_sstables(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Relation	rel = open_kvlsm(PG_GETARG_OID(0), AccessShareLock);
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	uint32		i;
 
@@ -293,28 +294,39 @@ kvlsm_sstables(PG_FUNCTION_ARGS)
 	kvlsm_snapshot_state(rel, copy);
 	for (i = 0; i < copy->nsst; i++)
 	{
-		Datum		values[10];
-		bool		nulls[10] = {0};
+		Datum		values[11];
+		bool		nulls[11] = {0};
 		KvlsmSstDesc *d = &copy->sst[i];
 		char	   *lo,
 				   *hi;
 		int			lolen,
 					hilen;
 
-		if (kvlsm_sst_bounds(rel, d, &lo, &lolen, &hi, &hilen))
+		/* a quarantined table's pages are not to be trusted, not even read */
+		if (d->level != KVLSM_LEVEL_QUARANTINE &&
+			kvlsm_sst_bounds(rel, d, &lo, &lolen, &hi, &hilen))
 		{
-			values[7] = key_as_text(rel, lo, lolen);
-			values[8] = key_as_text(rel, hi, hilen);
+			values[7] = kvlsm_key_as_text(rel, lo, lolen);
+			values[8] = kvlsm_key_as_text(rel, hi, hilen);
 		}
 		else
 			nulls[7] = nulls[8] = true;
 		values[9] = Int64GetDatum(d->nbytes);
 		values[0] = Int64GetDatum(d->id);
-		/* NULL: an output of a compaction that has not installed yet */
+		/*
+		 * Level NULL: an output of a compaction that has not installed yet,
+		 * or a table kvlsm_repair took out of service.
+		 */
 		if (d->level == KVLSM_LEVEL_PENDING)
-			nulls[1] = true;
+			values[10] = CStringGetTextDatum("pending");
+		else if (d->level == KVLSM_LEVEL_QUARANTINE)
+			values[10] = CStringGetTextDatum("quarantined");
 		else
+			values[10] = CStringGetTextDatum("live");
+		if (KvlsmSstIsLive(d))
 			values[1] = Int32GetDatum(d->level);
+		else
+			nulls[1] = true;
 		values[2] = Int64GetDatum(d->start);
 		values[3] = Int64GetDatum(d->npages);
 		values[4] = Int64GetDatum(d->nentries);
@@ -330,7 +342,7 @@ PG_FUNCTION_INFO_V1(kvlsm_stats);
 Datum
 kvlsm_stats(PG_FUNCTION_ARGS)
 {
-	Relation	rel = open_kvlsm(PG_GETARG_OID(0), AccessShareLock);
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;

@@ -234,7 +234,7 @@ older_data_below(PickState *ps, int level)
 	{
 		const KvlsmSstDesc *d = &ps->mc->sst[i];
 
-		if (ps->chosen[i] || d->level == KVLSM_LEVEL_PENDING)
+		if (ps->chosen[i] || !KvlsmSstIsLive(d))
 			continue;
 		if ((d->level > level || (d->level == 0 && d->minseq < maxseq)) &&
 			bounds_overlap(ps->ops, &u, &ps->bounds[i]))
@@ -937,7 +937,7 @@ load_bounds(Relation rel, KvlsmManifestCopy *mc)
 
 	for (i = 0; i < mc->hdr.nsst; i++)
 	{
-		if (mc->sst[i].level == KVLSM_LEVEL_PENDING)
+		if (!KvlsmSstIsLive(&mc->sst[i]))
 			continue;
 		b[i].known = kvlsm_sst_bounds(rel, &mc->sst[i], &b[i].min, &b[i].minlen,
 									  &b[i].max, &b[i].maxlen);
@@ -1107,7 +1107,7 @@ pick_range(PickState *ps, Job *job, void *arg)
 	int			deepest = 1;
 
 	for (i = 0; i < mc->hdr.nsst; i++)
-		if (mc->sst[i].level != KVLSM_LEVEL_PENDING &&
+		if (KvlsmSstIsLive(&mc->sst[i]) &&
 			range_overlaps(ps->ops, ra, &ps->bounds[i]))
 			ps->chosen[i] = true;
 	while (grew)
@@ -1127,7 +1127,7 @@ pick_range(PickState *ps, Job *job, void *arg)
 		if (first)
 			return false;
 		for (i = 0; i < mc->hdr.nsst; i++)
-			if (!ps->chosen[i] && mc->sst[i].level != KVLSM_LEVEL_PENDING &&
+			if (!ps->chosen[i] && KvlsmSstIsLive(&mc->sst[i]) &&
 				((any_l0 && mc->sst[i].level == 0) ||
 				 bounds_overlap(ps->ops, &u, &ps->bounds[i])))
 			{

@@ -264,6 +264,8 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			meta->active.tail_used = ((PageHeader) tpage)->pd_lower;
 			meta->log_bytes += used;
 			meta->logical_bytes += used;
+			kvlsm_page_set_crc(tpage);
+			kvlsm_page_set_crc(mpage);
 			GenericXLogFinish(state);
 			UnlockReleaseBuffer(tbuf);
 			UnlockReleaseBuffer(metabuf);
@@ -321,6 +323,8 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			}
 			meta->log_bytes += BLCKSZ;
 			meta->logical_bytes += used;
+			kvlsm_page_set_crc(npage);
+			kvlsm_page_set_crc(mpage);
 			GenericXLogFinish(state);
 			UnlockReleaseBuffer(nbuf);
 			UnlockReleaseBuffer(metabuf);

@@ -534,6 +534,7 @@ edit_metapage(Relation rel, MetaEditFn fn, void *arg)
 	state = GenericXLogStart(rel);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	fn(KvlsmPageGetMeta(page), arg);
+	kvlsm_page_set_crc(page);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 }
@@ -994,7 +995,7 @@ retry:
 		bool		limited;
 		int			before = out->n;
 
-		if (ssts[i].level == KVLSM_LEVEL_PENDING ||
+		if (!KvlsmSstIsLive(&ssts[i]) ||
 			!desc_may_contain(&ssts[i], ops, start, startlen,
 							  bound ? bound : end, bound ? boundlen : endlen))
 			continue;
@@ -1070,6 +1071,28 @@ kvlsm_memtable_records(KvlsmShared *sh, const KvlsmKeyOps *ops,
 	}
 	LWLockRelease(&sh->lock);
 	return out->n > 0;
+}
+
+/*
+ * Every record with a key in [start, end] in the active and in the frozen
+ * memtable, each into its own set (kvlsm_key_history shows where a
+ * version lives).
+ */
+void
+kvlsm_memtable_range(KvlsmShared *sh, const KvlsmKeyOps *ops,
+					 const char *start, int startlen,
+					 const char *end, int endlen,
+					 KvlsmRecordSet *active_out, KvlsmRecordSet *frozen_out)
+{
+	bool		limited;
+	int			lastidx;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	collect_gen(&sh->active, ops, start, startlen, false, end, endlen, 0,
+				active_out, &limited, &lastidx);
+	collect_gen(&sh->frozen, ops, start, startlen, false, end, endlen, 0,
+				frozen_out, &limited, &lastidx);
+	LWLockRelease(&sh->lock);
 }
 
 uint64
@@ -1318,6 +1341,8 @@ kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 	((PageHeader) mpage)->pd_lower = p - (char *) mpage;
 
 	install_edit(KvlsmPageGetMeta(metapage), ia);
+	kvlsm_page_set_crc(mpage);
+	kvlsm_page_set_crc(metapage);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(mbuf);
 	UnlockReleaseBuffer(metabuf);
@@ -1805,6 +1830,32 @@ kvlsm_snapshot_state(Relation rel, KvlsmShared *copy)
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	memcpy(copy, sh, sizeof(KvlsmShared));
+	LWLockRelease(&sh->lock);
+}
+
+/*
+ * Reload the shared copy of the manifest after kvlsm_repair installed one
+ * (attach would not: a loaded primary entry is authoritative).  The caller
+ * holds AccessExclusiveLock, so no reader uses the old copy.
+ */
+void
+kvlsm_reload_manifest(Relation rel)
+{
+	KvlsmLsmTag tag;
+	KvlsmShared *sh;
+	KvlsmMetaPageData meta;
+
+	make_tag(rel, &tag);
+	sh = lookup_entry(&tag, false);
+	if (sh == NULL)
+		return;
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	if (sh->loaded)
+	{
+		kvlsm_read_metapage(rel, &meta);
+		load_manifest(rel, sh, &meta);
+		sh->gen_epoch++;
+	}
 	LWLockRelease(&sh->lock);
 }
 

@@ -4,12 +4,13 @@
  *	  Page initialisation, checksums and owner checks for kvlsm pages, and
  *	  the creation of a new LSM's metapage and manifest slots.
  *
- * SSTable pages carry a crc32c of their payload in the opaque trailer, so
- * corruption is found even on clusters initialised without data checksums;
- * kvlsm_page_check() raises ERRCODE_DATA_CORRUPTED naming the relation and
- * block.  Log, manifest and metapages are rewritten in place and rely on
- * PostgreSQL's own page checksums, but they are still checked for magic and
- * type on every read.
+ * Every kvlsm page carries a crc32c of its contents in the opaque trailer,
+ * so corruption is found even on clusters initialised without data
+ * checksums (Debian's initdb default); kvlsm_page_check() raises
+ * ERRCODE_DATA_CORRUPTED naming the relation and block.  Pages rewritten in
+ * place (metapage, log tail, manifest slots) get a new crc in the same
+ * generic WAL record as the change: every writer calls kvlsm_page_set_crc()
+ * just before GenericXLogFinish().
  *
  *-------------------------------------------------------------------------
  */
@@ -77,8 +78,8 @@ kvlsm_page_set_crc(Page page)
 	KvlsmPageGetOpaque(page)->crc = kvlsm_page_crc(page);
 }
 
-static const char *
-page_type_name(uint16 t)
+const char *
+kvlsm_page_type_name(uint16 t)
 {
 	switch (t)
 	{
@@ -101,64 +102,64 @@ page_type_name(uint16 t)
 }
 
 /*
- * Validate a page that a reader expects to be of the given type: sane
- * header, our magic, the type, and for SSTable pages the checksum.  The
- * caller holds at least a share lock on the buffer.
+ * What is wrong with a page that a reader expects to be of the given type,
+ * or NULL when nothing is: sane header, our magic, the type, and for
+ * SSTable pages the checksum.  Never raises an error, so kvlsm_verify can
+ * go on past a bad page; the message (palloc'd) names the problem without
+ * the relation and block, which the caller adds.
  */
-void
-kvlsm_page_check(Relation rel, BlockNumber blkno, Page page,
-				 uint16 expected_type)
+char *
+kvlsm_page_problem(Page page, uint16 expected_type)
 {
 	PageHeader	phdr = (PageHeader) page;
 	KvlsmPageOpaque opaque;
 
 	if (PageIsNew(page))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm relation \"%s\" block %u is uninitialized, expected a %s",
-						RelationGetRelationName(rel), blkno,
-						page_type_name(expected_type))));
+		return psprintf("uninitialized page where a %s was expected",
+						kvlsm_page_type_name(expected_type));
 
 	if (phdr->pd_special != BLCKSZ - MAXALIGN(sizeof(KvlsmPageOpaqueData)) ||
 		phdr->pd_lower < SizeOfPageHeaderData ||
 		phdr->pd_lower > phdr->pd_special)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm relation \"%s\" block %u has a corrupted page header",
-						RelationGetRelationName(rel), blkno),
-				 errdetail("pd_lower %u, pd_special %u.",
-						   phdr->pd_lower, phdr->pd_special)));
+		return psprintf("corrupted page header (pd_lower %u, pd_special %u)",
+						phdr->pd_lower, phdr->pd_special);
 
 	opaque = KvlsmPageGetOpaque(page);
 	if (opaque->magic != KVLSM_MAGIC)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm relation \"%s\" block %u has a bad magic number",
-						RelationGetRelationName(rel), blkno),
-				 errdetail("Expected 0x%08X, found 0x%08X.",
-						   KVLSM_MAGIC, opaque->magic)));
+		return psprintf("bad magic number (expected 0x%08X, found 0x%08X)",
+						KVLSM_MAGIC, opaque->magic);
 
 	if (opaque->page_type != expected_type)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm relation \"%s\" block %u is a %s, expected a %s",
-						RelationGetRelationName(rel), blkno,
-						page_type_name(opaque->page_type),
-						page_type_name(expected_type))));
+		return psprintf("%s where a %s was expected",
+						kvlsm_page_type_name(opaque->page_type),
+						kvlsm_page_type_name(expected_type));
 
-	if (expected_type >= KVLSM_PAGE_SST_HEADER)
 	{
 		uint32		crc = kvlsm_page_crc(page);
 
 		if (crc != opaque->crc)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("kvlsm relation \"%s\" block %u: checksum mismatch in %s",
-							RelationGetRelationName(rel), blkno,
-							page_type_name(expected_type)),
-					 errdetail("Stored crc32c 0x%08X, computed 0x%08X.",
-							   opaque->crc, crc)));
+			return psprintf("checksum mismatch in %s (stored crc32c 0x%08X, computed 0x%08X)",
+							kvlsm_page_type_name(expected_type), opaque->crc, crc);
 	}
+	return NULL;
+}
+
+/*
+ * Validate a page as kvlsm_page_problem does, raising ERRCODE_DATA_CORRUPTED
+ * that names the relation and block.  The caller holds at least a share
+ * lock on the buffer, or checks a private copy.
+ */
+void
+kvlsm_page_check(Relation rel, BlockNumber blkno, Page page,
+				 uint16 expected_type)
+{
+	char	   *problem = kvlsm_page_problem(page, expected_type);
+
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u: %s",
+						RelationGetRelationName(rel), blkno, problem)));
 }
 
 /* is this page (still) the given owner's page of that type? */
@@ -267,6 +268,7 @@ kvlsm_init_metapage_and_manifest(Relation rel, SMgrRelation srel,
 			memcpy(KvlsmPageGetMeta(page), &meta, sizeof(meta));
 			((PageHeader) page)->pd_lower =
 				((char *) KvlsmPageGetMeta(page) + sizeof(meta)) - (char *) page;
+			kvlsm_page_set_crc(page);
 		}
 		else
 		{
@@ -279,6 +281,7 @@ kvlsm_init_metapage_and_manifest(Relation rel, SMgrRelation srel,
 			mh->version = (blkno == KVLSM_MANIFEST_BLKNO_A) ? 1 : 0;
 			((PageHeader) page)->pd_lower =
 				((char *) mh + MAXALIGN(sizeof(*mh))) - (char *) page;
+			kvlsm_page_set_crc(page);
 		}
 		if (log)
 			log_newpage(&srel->smgr_rnode.node, forknum, blkno, page, true);

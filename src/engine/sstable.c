@@ -12,6 +12,7 @@
 
 #include "access/generic_xlog.h"
 #include "common/hashfn.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
@@ -1200,5 +1201,344 @@ kvlsm_sst_bounds(Relation rel, const KvlsmSstDesc *desc,
 	*max = palloc(Max(hdr.maxkeylen, 1));
 	memcpy(*min, p + sizeof(hdr), hdr.minkeylen);
 	memcpy(*max, p + sizeof(hdr) + hdr.minkeylen, hdr.maxkeylen);
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Walking a whole SSTable (kvlsm_verify, kvlsm_repair, kvlsm_sstable_dump)
+ *
+ * Unlike the readers above, a walk raises no error for what it finds in
+ * the pages: every problem goes to the walker's callback and the walk goes
+ * on with the next page, so one bad page never hides the state of the
+ * others.  Entries are decoded with every length checked against the page.
+ * ---------------------------------------------------------------------
+ */
+
+static void
+walk_problem(const KvlsmSstWalker *w, BlockNumber blkno, const char *fmt,...)
+	pg_attribute_printf(3, 4);
+
+static void
+walk_problem(const KvlsmSstWalker *w, BlockNumber blkno, const char *fmt,...)
+{
+	va_list		args;
+	StringInfoData msg;
+
+	initStringInfo(&msg);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&msg, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&msg, needed);
+	}
+	if (w->problem)
+		w->problem(w->arg, blkno, msg.data);
+	pfree(msg.data);
+}
+
+/*
+ * Copy one page of the SSTable out of shared buffers and check it; false
+ * (and a problem reported) when it is not a sound page of that type and
+ * owner.
+ */
+static bool
+walk_read_page(Relation rel, const KvlsmSstWalker *w, BlockNumber blkno,
+			   uint16 type, uint64 owner, BlockNumber nblocks, char *dst)
+{
+	Buffer		buf;
+	char	   *problem;
+	KvlsmPageOpaque opaque;
+
+	if (blkno >= nblocks)
+	{
+		walk_problem(w, blkno, "%s of SSTable %llu lies beyond the end of the relation (%u blocks)",
+					 kvlsm_page_type_name(type), (unsigned long long) owner, nblocks);
+		return false;
+	}
+	buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, kvlsm_sst_read_strategy);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(dst, BufferGetPage(buf), BLCKSZ);
+	UnlockReleaseBuffer(buf);
+
+	problem = kvlsm_page_problem((Page) dst, type);
+	if (problem != NULL)
+	{
+		walk_problem(w, blkno, "%s", problem);
+		return false;
+	}
+	opaque = KvlsmPageGetOpaque((Page) dst);
+	if (opaque->owner != owner)
+	{
+		walk_problem(w, blkno, "%s belongs to SSTable %llu, expected SSTable %llu",
+					 kvlsm_page_type_name(type),
+					 (unsigned long long) opaque->owner, (unsigned long long) owner);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Walk every page of the SSTable 'desc' names.  Fills *hdr (zeroed when the
+ * header page is unusable) and returns false when the header page cannot
+ * be used, in which case no entries were seen.
+ */
+bool
+kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
+			   const KvlsmSstWalker *w)
+{
+	PGAlignedBlock pagebuf;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	char	   *hp;
+	char	   *minkey = NULL,
+			   *maxkey = NULL;
+	char	  **index_keys;
+	uint16	   *index_keylens;
+	uint32		nindex = 0;
+	char	   *bloom = NULL;
+	char	   *payload;
+	char	   *prevkey;
+	int			prevkeylen = -1;
+	uint64		prevseq = 0;
+	char	   *curkey;
+	uint64		nentries = 0;
+	bool		entries_complete = true;
+	bool		first_entry = true;
+	uint32		i;
+
+	memset(hdr, 0, sizeof(*hdr));
+	if (!walk_read_page(rel, w, desc->start, KVLSM_PAGE_SST_HEADER, desc->id,
+						nblocks, pagebuf.data))
+		return false;
+	hp = PageGetContents((Page) pagebuf.data);
+	memcpy(hdr, hp, sizeof(*hdr));
+	if (hdr->id != desc->id || hdr->npages != desc->npages ||
+		hdr->nentries != desc->nentries ||
+		(desc->nentries > 0 &&
+		 (hdr->minseq != desc->minseq || hdr->maxseq != desc->maxseq)))
+		walk_problem(w, desc->start,
+					 "SSTable header (id %llu, %u pages, %u entries, seq %llu-%llu) does not match the manifest (id %llu, %u pages, %u entries, seq %llu-%llu)",
+					 (unsigned long long) hdr->id, hdr->npages, hdr->nentries,
+					 (unsigned long long) hdr->minseq, (unsigned long long) hdr->maxseq,
+					 (unsigned long long) desc->id, desc->npages, desc->nentries,
+					 (unsigned long long) desc->minseq, (unsigned long long) desc->maxseq);
+	if ((uint64) 1 + hdr->ndata + hdr->nindex + hdr->nbloom > desc->npages ||
+		(hdr->nbloom > 0 &&
+		 (hdr->bloom_nbits == 0 || hdr->bloom_k == 0 ||
+		  (uint64) hdr->nbloom * KVLSM_PAGE_CAPACITY < hdr->bloom_nbits / 8)) ||
+		sizeof(*hdr) + (Size) hdr->minkeylen + hdr->maxkeylen >
+		((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData)
+	{
+		walk_problem(w, desc->start,
+					 "SSTable header describes an impossible layout (%u data, %u index, %u bloom pages in an extent of %u, keys of %u and %u bytes)",
+					 hdr->ndata, hdr->nindex, hdr->nbloom, desc->npages,
+					 hdr->minkeylen, hdr->maxkeylen);
+		return false;
+	}
+	if (hdr->minkeylen > 0 || hdr->maxkeylen > 0)
+	{
+		minkey = palloc(hdr->minkeylen + 1);
+		maxkey = palloc(hdr->maxkeylen + 1);
+		memcpy(minkey, hp + sizeof(*hdr), hdr->minkeylen);
+		memcpy(maxkey, hp + sizeof(*hdr) + hdr->minkeylen, hdr->maxkeylen);
+	}
+
+	/* index pages: (uint16 keylen, key, uint32 data page number) */
+	index_keys = palloc0(sizeof(char *) * Max(1, hdr->ndata));
+	index_keylens = palloc0(sizeof(uint16) * Max(1, hdr->ndata));
+	for (i = 0; i < hdr->nindex; i++)
+	{
+		BlockNumber blk = desc->start + 1 + hdr->ndata + i;
+		uint32		off = 0;
+		uint32		len;
+
+		if (!walk_read_page(rel, w, blk, KVLSM_PAGE_SST_INDEX, desc->id, nblocks,
+							pagebuf.data))
+		{
+			nindex = UINT32_MAX;	/* index unknown: skip its checks */
+			continue;
+		}
+		len = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
+		while (off < len && nindex != UINT32_MAX)
+		{
+			char	   *p = pagebuf.data + SizeOfPageHeaderData + off;
+			uint16		kl;
+			uint32		dataidx;
+
+			memcpy(&kl, p, 2);
+			if (off + 2 + kl + 4 > len || nindex >= hdr->ndata)
+			{
+				walk_problem(w, blk, "SSTable index page holds a malformed entry at offset %u", off);
+				nindex = UINT32_MAX;
+				break;
+			}
+			memcpy(&dataidx, p + 2 + kl, 4);
+			if (dataidx != nindex)
+				walk_problem(w, blk, "SSTable index entry %u points to data page %u", nindex, dataidx);
+			index_keys[nindex] = palloc(Max(kl, 1));
+			memcpy(index_keys[nindex], p + 2, kl);
+			index_keylens[nindex] = kl;
+			nindex++;
+			off += 2 + kl + 4;
+		}
+	}
+	if (nindex != UINT32_MAX && nindex != hdr->index_entries)
+		walk_problem(w, desc->start, "SSTable index has %u entries, the header says %u",
+					 nindex, hdr->index_entries);
+
+	/* bloom filter pages */
+	if (hdr->nbloom > 0)
+	{
+		bloom = palloc(hdr->bloom_nbits / 8 + 1);
+		for (i = 0; i < hdr->nbloom && bloom != NULL; i++)
+		{
+			BlockNumber blk = desc->start + 1 + hdr->ndata + hdr->nindex + i;
+			uint32		len = Min(KVLSM_PAGE_CAPACITY,
+								  hdr->bloom_nbits / 8 - i * KVLSM_PAGE_CAPACITY);
+
+			if (!walk_read_page(rel, w, blk, KVLSM_PAGE_SST_BLOOM, desc->id, nblocks,
+								pagebuf.data))
+			{
+				pfree(bloom);
+				bloom = NULL;
+				break;
+			}
+			memcpy(bloom + (Size) i * KVLSM_PAGE_CAPACITY,
+				   pagebuf.data + SizeOfPageHeaderData, len);
+		}
+	}
+
+	/* data pages */
+	payload = palloc(KVLSM_MAX_PAYLOAD);
+	prevkey = palloc(KVLSM_MAX_KEY_SIZE);
+	curkey = palloc(KVLSM_MAX_KEY_SIZE);
+	for (i = 0; i < hdr->ndata; i++)
+	{
+		BlockNumber blk = desc->start + 1 + i;
+		KvlsmPageOpaque opaque;
+		char	   *data;
+		uint32		datalen;
+		uint32		off = 0;
+		uint32		j;
+		int			curkeylen = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!walk_read_page(rel, w, blk, KVLSM_PAGE_SST_DATA, desc->id, nblocks,
+							pagebuf.data))
+		{
+			entries_complete = false;
+			prevkeylen = -1;
+			continue;
+		}
+		opaque = KvlsmPageGetOpaque((Page) pagebuf.data);
+		datalen = opaque->datalen;
+		if (opaque->flags & KVLSM_PAGE_FLAG_LZ4)
+		{
+			int			clen = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
+			int			dlen = LZ4_decompress_safe(pagebuf.data + SizeOfPageHeaderData,
+												   payload, clen, KVLSM_MAX_PAYLOAD);
+
+			if (dlen < 0 || (uint32) dlen != datalen)
+			{
+				walk_problem(w, blk, "lz4 data page does not decompress to its %u bytes", datalen);
+				entries_complete = false;
+				prevkeylen = -1;
+				continue;
+			}
+			data = payload;
+		}
+		else
+		{
+			if (datalen > ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData)
+			{
+				walk_problem(w, blk, "data length %u exceeds the page contents", datalen);
+				entries_complete = false;
+				prevkeylen = -1;
+				continue;
+			}
+			data = pagebuf.data + SizeOfPageHeaderData;
+		}
+
+		for (j = 0; j < opaque->nitems; j++)
+		{
+			EntryHeader eh;
+			char	   *p = data + off;
+			int			keylen;
+
+			if (off + ENTRY_HEADER_SIZE > datalen)
+			{
+				walk_problem(w, blk, "entry %u runs past the page data", j);
+				entries_complete = false;
+				break;
+			}
+			memcpy(&eh.shared, p, 2);
+			memcpy(&eh.unshared, p + 2, 2);
+			memcpy(&eh.vallen, p + 4, 4);
+			memcpy(&eh.seq, p + 8, 8);
+			memcpy(&eh.flags, p + 16, 2);
+			keylen = eh.shared + eh.unshared;
+			if (keylen > KVLSM_MAX_KEY_SIZE ||
+				(j == 0 && eh.shared != 0) || (j > 0 && eh.shared > curkeylen) ||
+				(uint64) off + ENTRY_HEADER_SIZE + eh.unshared + eh.vallen > datalen)
+			{
+				walk_problem(w, blk, "entry %u has bad lengths (shared %u, unshared %u, value %u)",
+							 j, eh.shared, eh.unshared, eh.vallen);
+				entries_complete = false;
+				break;
+			}
+			memcpy(curkey + eh.shared, p + ENTRY_HEADER_SIZE, eh.unshared);
+			curkeylen = keylen;
+			off += ENTRY_HEADER_SIZE + eh.unshared + eh.vallen;
+			nentries++;
+
+			if (j == 0 && nindex != UINT32_MAX && i < nindex &&
+				(index_keylens[i] != keylen ||
+				 memcmp(index_keys[i], curkey, keylen) != 0))
+				walk_problem(w, blk, "first key of data page %u differs from its index entry", i);
+			if (first_entry && minkey != NULL &&
+				(hdr->minkeylen != keylen || memcmp(minkey, curkey, keylen) != 0))
+				walk_problem(w, blk, "first key differs from the smallest key in the SSTable header");
+			first_entry = false;
+			if (desc->nentries > 0 && (eh.seq < hdr->minseq || eh.seq > hdr->maxseq))
+				walk_problem(w, blk, "entry %u has sequence number %llu outside the SSTable's range %llu-%llu",
+							 j, (unsigned long long) eh.seq,
+							 (unsigned long long) hdr->minseq, (unsigned long long) hdr->maxseq);
+			if (w->ops != NULL && prevkeylen >= 0)
+			{
+				int			c = w->ops->cmp(prevkey, prevkeylen, curkey, keylen, w->ops->arg);
+
+				if (c > 0 || (c == 0 && prevseq <= eh.seq))
+					walk_problem(w, blk, "entry %u is out of order (key %s the previous key, sequence %llu after %llu)",
+								 j, c > 0 ? "sorts before" : "equals",
+								 (unsigned long long) eh.seq, (unsigned long long) prevseq);
+			}
+			if (w->check_bloom && bloom != NULL &&
+				!bloom_test(bloom, hdr->bloom_nbits, key_hash(curkey, keylen), hdr->bloom_k))
+				walk_problem(w, blk, "bloom filter does not contain the key of entry %u", j);
+			if (w->entry)
+				w->entry(w->arg, blk, curkey, keylen, eh.seq, eh.flags,
+						 p + ENTRY_HEADER_SIZE + eh.unshared, eh.vallen);
+			memcpy(prevkey, curkey, keylen);
+			prevkeylen = keylen;
+			prevseq = eh.seq;
+		}
+	}
+	if (entries_complete)
+	{
+		if (nentries != hdr->nentries)
+			walk_problem(w, desc->start, "SSTable holds %llu entries, the header says %u",
+						 (unsigned long long) nentries, hdr->nentries);
+		if (maxkey != NULL && prevkeylen >= 0 &&
+			(hdr->maxkeylen != prevkeylen || memcmp(maxkey, prevkey, prevkeylen) != 0))
+			walk_problem(w, desc->start + hdr->ndata,
+						 "last key differs from the largest key in the SSTable header");
+	}
+	pfree(payload);
+	pfree(prevkey);
+	pfree(curkey);
 	return true;
 }

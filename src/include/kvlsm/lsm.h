@@ -173,6 +173,11 @@ extern bool kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 						  const char *start, int startlen, bool start_exclusive,
 						  const char *end, int endlen,
 						  int maxkeys, bool point, KvlsmRecordSet *out);
+extern void kvlsm_memtable_range(KvlsmShared *sh, const KvlsmKeyOps *ops,
+								 const char *start, int startlen,
+								 const char *end, int endlen,
+								 KvlsmRecordSet *active_out,
+								 KvlsmRecordSet *frozen_out);
 extern uint64 kvlsm_version_epoch(KvlsmShared *sh);
 extern bool kvlsm_memtable_records(KvlsmShared *sh, const KvlsmKeyOps *ops,
 								   const char *key, int keylen,
@@ -187,5 +192,6 @@ extern void kvlsm_store_ttl(Relation rel, int64 ttl_usecs);
 
 /* layout inspection (admin) */
 extern void kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);
+extern void kvlsm_reload_manifest(Relation rel);
 
 #endif							/* KVLSM_LSM_H */

@@ -30,6 +30,16 @@
 /* level of a compaction output that is not installed yet */
 #define KVLSM_LEVEL_PENDING 0xFFFF
 
+/*
+ * Level of an SSTable that kvlsm_repair took out of service because it
+ * failed verification: never read, never compacted, and its pages are
+ * never reused, so the damaged data stays for inspection.
+ */
+#define KVLSM_LEVEL_QUARANTINE 0xFFFE
+
+/* may readers and compaction use this table? */
+#define KvlsmSstIsLive(desc) ((desc)->level < KVLSM_LEVEL_QUARANTINE)
+
 typedef struct KvlsmManifestCopy
 {
 	KvlsmManifestHeader hdr;

@@ -198,6 +198,8 @@ typedef struct KvlsmRecordHeader
 extern void kvlsm_page_init(Page page, uint16 page_type, uint64 owner);
 extern uint32 kvlsm_page_crc(Page page);
 extern void kvlsm_page_set_crc(Page page);
+extern const char *kvlsm_page_type_name(uint16 page_type);
+extern char *kvlsm_page_problem(Page page, uint16 expected_type);
 extern void kvlsm_page_check(Relation rel, BlockNumber blkno, Page page,
 							 uint16 expected_type);
 extern bool kvlsm_page_owner_is(Page page, uint16 page_type, uint64 owner);

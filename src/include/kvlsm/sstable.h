@@ -68,4 +68,24 @@ extern bool kvlsm_sst_bounds(Relation rel, const KvlsmSstDesc *desc,
 							 char **min, int *minlen, char **max, int *maxlen);
 extern void kvlsm_sst_cache_forget_all(void);
 
+/*
+ * A whole-SSTable walk for verification, repair and dumps: every problem
+ * found in the pages is reported (never raised) and the walk goes on;
+ * 'entry' sees every decodable entry in stored order.  'ops' enables the
+ * key order checks.
+ */
+typedef struct KvlsmSstWalker
+{
+	void		(*problem) (void *arg, BlockNumber blkno, const char *msg);
+	void		(*entry) (void *arg, BlockNumber blkno, const char *key,
+						  int keylen, uint64 seq, uint16 flags,
+						  const char *val, uint32 vallen);
+	void	   *arg;
+	const KvlsmKeyOps *ops;
+	bool		check_bloom;
+} KvlsmSstWalker;
+
+extern bool kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc,
+						   KvlsmSstHeader *hdr, const KvlsmSstWalker *w);
+
 #endif							/* KVLSM_SSTABLE_H */
