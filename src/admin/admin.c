@@ -18,6 +18,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "commands/defrem.h"
+#include "catalog/pg_class.h"
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/admin.h"
@@ -28,6 +31,39 @@
 #include "kvlsm/compaction.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/worker.h"
+
+/*
+ * Without locking it: is the relation a kvlsm table or kvlsm_idx index?
+ * An error otherwise.  For callers that must not lock other relations
+ * (kvlsm_repair takes AccessExclusiveLock).
+ */
+void
+kvlsm_check_relation_am(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
+	bool		ok = false;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	form = (Form_pg_class) GETSTRUCT(tup);
+	if (OidIsValid(form->relam))
+	{
+		char	   *amname = get_am_name(form->relam);
+
+		ok = amname != NULL &&
+			((form->relkind == RELKIND_INDEX && strcmp(amname, "kvlsm_idx") == 0) ||
+			 ((form->relkind == RELKIND_RELATION || form->relkind == RELKIND_MATVIEW) &&
+			  strcmp(amname, "kvlsm") == 0));
+	}
+	ReleaseSysCache(tup);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kvlsm table or kvlsm_idx index", get_rel_name(relid))));
+}
 
 /* open a kvlsm table or kvlsm_idx index; anything else is an error */
 Relation

@@ -46,6 +46,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/admin.h"
@@ -790,6 +791,21 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 				 errmsg("kvlsm_repair cannot run during recovery"),
 				 errhint("Repair the primary; the standby receives the repair through WAL.")));
 
+	/*
+	 * Check ownership and the access method before taking the lock, so
+	 * that nobody can hold AccessExclusiveLock on a relation they could
+	 * not repair (as RangeVarCallbackOwnsTable does for DDL).
+	 */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER,
+					   get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+	kvlsm_check_relation_am(relid);
+
 	/* like REINDEX: lock the table before its index */
 	if (get_rel_relkind(relid) == RELKIND_INDEX)
 	{
@@ -799,10 +815,6 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 	}
 	rel = kvlsm_open_relation(relid, AccessExclusiveLock);
 	is_index = rel->rd_rel->relkind == RELKIND_INDEX;
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER,
-					   get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
 	InitMaterializedSRF(fcinfo, 0);
 	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	out.rel = rel;

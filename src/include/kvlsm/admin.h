@@ -16,6 +16,9 @@
 #include "storage/lockdefs.h"
 #include "utils/rel.h"
 
+/* without a lock: error unless the relation is a kvlsm table or index */
+extern void kvlsm_check_relation_am(Oid relid);
+
 /* open a kvlsm table or kvlsm_idx index; anything else is an error */
 extern Relation kvlsm_open_relation(Oid relid, LOCKMODE mode);
 
