@@ -510,6 +510,17 @@ walk_one(Relation rel, const KvlsmSstDesc *desc, bool check_bloom, SstResult *re
 	PG_TRY();
 	{
 		res->walked = kvlsm_sst_walk(rel, desc, &res->hdr, &w);
+		if (w.hdr_minkey != NULL && res->problems != NIL)
+		{
+			/*
+			 * Damaged pages hide keys: the range the header records is the
+			 * one that may be lost.
+			 */
+			res->minkey = w.hdr_minkey;
+			res->minkeylen = w.hdr_minkeylen;
+			res->maxkey = w.hdr_maxkey;
+			res->maxkeylen = w.hdr_maxkeylen;
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -938,22 +949,22 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 				repair_row(&out, "quarantined", &results[i],
 						   "its extent is kept out of service and never reused");
 
-		if (is_index)
-		{
-			/* an index is derived data: rebuild it whole */
-			ReindexParams params = {0};
-
-			reindex_index(RelationGetRelid(rel), false,
-						  rel->rd_rel->relpersistence, &params);
-			repair_row(&out, "rebuilt index", NULL, RelationGetRelationName(rel));
-		}
-		else
+		/*
+		 * Rebuild the indexes (keeping our lock: REINDEX refuses a relation
+		 * this session still has open).
+		 */
 		{
 			ReindexParams params = {0};
-			List	   *indexes = RelationGetIndexList(rel);
+			char		persistence = rel->rd_rel->relpersistence;
+			List	   *indexes = is_index ? list_make1_oid(relid) : RelationGetIndexList(rel);
 			ListCell   *c;
 
-			reindex_relation(RelationGetRelid(rel), REINDEX_REL_PROCESS_TOAST, &params);
+			relation_close(rel, NoLock);
+			rel = NULL;
+			if (is_index)
+				reindex_index(relid, false, persistence, &params);	/* derived data: whole */
+			else
+				reindex_relation(relid, REINDEX_REL_PROCESS_TOAST, &params);
 			foreach(c, indexes)
 				repair_row(&out, "rebuilt index", NULL, get_rel_name(lfirst_oid(c)));
 		}
@@ -964,8 +975,9 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("kvlsm_repair %s %d SSTable%s of \"%s\"",
 					dry_run ? "would drop" : "dropped", ndrop, ndrop == 1 ? "" : "s",
-					RelationGetRelationName(rel)),
+					get_rel_name(relid)),
 			 errhint("If a standby holds an intact copy, failing over to it or re-cloning from it loses nothing: repair is WAL-logged and spreads the loss to every standby.")));
-	relation_close(rel, NoLock);
+	if (rel != NULL)
+		relation_close(rel, NoLock);
 	return (Datum) 0;
 }

@@ -1289,7 +1289,7 @@ walk_read_page(Relation rel, const KvlsmSstWalker *w, BlockNumber blkno,
  */
 bool
 kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
-			   const KvlsmSstWalker *w)
+			   KvlsmSstWalker *w)
 {
 	PGAlignedBlock pagebuf;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
@@ -1311,6 +1311,7 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 	uint32		i;
 
 	memset(hdr, 0, sizeof(*hdr));
+	w->hdr_minkey = w->hdr_maxkey = NULL;
 	if (!walk_read_page(rel, w, desc->start, KVLSM_PAGE_SST_HEADER, desc->id,
 						nblocks, pagebuf.data))
 		return false;
@@ -1345,6 +1346,10 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 		maxkey = palloc(hdr->maxkeylen + 1);
 		memcpy(minkey, hp + sizeof(*hdr), hdr->minkeylen);
 		memcpy(maxkey, hp + sizeof(*hdr) + hdr->minkeylen, hdr->maxkeylen);
+		w->hdr_minkey = minkey;
+		w->hdr_minkeylen = hdr->minkeylen;
+		w->hdr_maxkey = maxkey;
+		w->hdr_maxkeylen = hdr->maxkeylen;
 	}
 
 	/* index pages: (uint16 keylen, key, uint32 data page number) */

@@ -83,9 +83,14 @@ typedef struct KvlsmSstWalker
 	void	   *arg;
 	const KvlsmKeyOps *ops;
 	bool		check_bloom;
+	/* set by the walk: the key range its header records (NULL: none) */
+	char	   *hdr_minkey;
+	int			hdr_minkeylen;
+	char	   *hdr_maxkey;
+	int			hdr_maxkeylen;
 } KvlsmSstWalker;
 
 extern bool kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc,
-						   KvlsmSstHeader *hdr, const KvlsmSstWalker *w);
+						   KvlsmSstHeader *hdr, KvlsmSstWalker *w);
 
 #endif							/* KVLSM_SSTABLE_H */
