@@ -87,6 +87,15 @@ REVOKE ALL ON FUNCTION kvlsm_flush(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_compact(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_compact_range(regclass, text, text) FROM PUBLIC;
 
+CREATE FUNCTION kvlsm_space(rel regclass,
+    OUT total_pages bigint, OUT sstable_pages bigint, OUT pending_pages bigint,
+    OUT quarantined_pages bigint, OUT free_pages bigint, OUT log_pages bigint,
+    OUT log_reserve_pages bigint, OUT unreferenced_pages bigint,
+    OUT pages_reclaimed bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kvlsm_space'
+LANGUAGE C STRICT;
+
 -- Verification and repair (src/admin/verify.c), in the manner of amcheck
 -- and pg_surgery; not for PUBLIC.
 CREATE FUNCTION kvlsm_verify(rel regclass, check_bloom bool DEFAULT true,

@@ -457,3 +457,70 @@ kvlsm_memory(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(kvlsm_attached_count());
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/*
+ * kvlsm_space(rel): where the relation's pages go.  Unreferenced pages are
+ * those nothing in the metapage or the manifest refers to: leaked by a
+ * crash until the first flush after startup sweeps them (or, briefly, a
+ * log page being added).
+ */
+PG_FUNCTION_INFO_V1(kvlsm_space);
+Datum
+kvlsm_space(PG_FUNCTION_ARGS)
+{
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
+	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	TupleDesc	tupdesc;
+	Datum		values[9];
+	bool		nulls[9] = {0};
+	int64		total,
+				live = 0,
+				pending = 0,
+				quarantined = 0,
+				freep = 0,
+				logp,
+				reserve,
+				unref;
+	uint32		i;
+	int			attempt;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	kvlsm_snapshot_state(rel, copy);
+	for (attempt = 0;; attempt++)
+	{
+		total = RelationGetNumberOfBlocks(rel);
+		kvlsm_read_metapage(rel, &meta);
+		kvlsm_manifest_read(rel, &meta, mc);
+		if (mc->hdr.version == meta.manifest_version || attempt > 100)
+			break;
+	}
+	for (i = 0; i < mc->hdr.nsst; i++)
+	{
+		if (mc->sst[i].level == KVLSM_LEVEL_PENDING)
+			pending += mc->sst[i].npages;
+		else if (mc->sst[i].level == KVLSM_LEVEL_QUARANTINE)
+			quarantined += mc->sst[i].npages;
+		else
+			live += mc->sst[i].npages;
+	}
+	for (i = 0; i < mc->hdr.nfree; i++)
+		freep += mc->free[i].npages;
+	logp = (int64) meta.active.npages + (meta.frozen.genid != 0 ? meta.frozen.npages : 0);
+	reserve = meta.log_reserve_npages;
+	unref = total - KVLSM_FIRST_DATA_BLKNO - live - pending - quarantined - freep - logp - reserve;
+
+	values[0] = Int64GetDatum(total);
+	values[1] = Int64GetDatum(live);
+	values[2] = Int64GetDatum(pending);
+	values[3] = Int64GetDatum(quarantined);
+	values[4] = Int64GetDatum(freep);
+	values[5] = Int64GetDatum(logp);
+	values[6] = Int64GetDatum(reserve);
+	values[7] = Int64GetDatum(Max(unref, 0));
+	values[8] = Int64GetDatum(copy->stats.pages_reclaimed);
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

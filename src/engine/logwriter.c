@@ -328,6 +328,8 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			GenericXLogFinish(state);
 			UnlockReleaseBuffer(nbuf);
 			UnlockReleaseBuffer(metabuf);
+			if (reserved == InvalidBlockNumber)
+				kvlsm_new_page_done(rel);	/* linked now: see kvlsm_new_page */
 			sh->stats.log_pages++;
 		}
 

@@ -501,19 +501,27 @@ kvlsm_forget(Relation rel)
 	hash_search(incarnation_cache, &tag, HASH_REMOVE, NULL);
 }
 
-/* extend the relation by one page; returns it pinned, not locked */
+/*
+ * Extend the relation by one page; returns it pinned, not locked, with the
+ * relation extension lock still held (unless the relation is local): the
+ * caller releases it with kvlsm_new_page_done() once the page is linked
+ * into the metapage's structures, so that a page sweep, which reads the
+ * relation size and the metapage under the extension lock, never sees a
+ * new page that is not linked yet (sweep_leaked_pages).
+ */
 Buffer
 kvlsm_new_page(Relation rel)
 {
-	Buffer		buf;
-	bool		local = RELATION_IS_LOCAL(rel);
-
-	if (!local)
+	if (!RELATION_IS_LOCAL(rel))
 		LockRelationForExtension(rel, ExclusiveLock);
-	buf = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
-	if (!local)
+	return ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+}
+
+void
+kvlsm_new_page_done(Relation rel)
+{
+	if (!RELATION_IS_LOCAL(rel))
 		UnlockRelationForExtension(rel, ExclusiveLock);
-	return buf;
 }
 
 /*
@@ -1591,6 +1599,118 @@ free_chain_pages(Relation rel, const KvlsmLogChain *chain, KvlsmManifestCopy *mc
 	pfree(blocks);
 }
 
+/*
+ * Mark and sweep of leaked pages (DESIGN section 8).  A crash between
+ * writing pages and installing the manifest that lists them (a flush or a
+ * compaction output written to new pages at the end of the file, a log
+ * page added by extension), or a free list too full to take an extent,
+ * leaves pages that nothing refers to.  Once per LSM after startup, the
+ * first flush marks what the metapage and the manifest refer to (fixed
+ * blocks, SSTable extents in any state, free extents, the log reserve)
+ * and sweeps the rest: a page there is live only if it is a log page of
+ * the active or frozen generation (or a newer one); anything else, zero
+ * pages included, goes to the free list in the flush's install.
+ *
+ * Nothing is in flight while it looks: the caller holds the flush lock,
+ * under which SSTables are written and installed, and the relation size
+ * and metapage are read under the extension lock, which a log writer
+ * holds from extending the file until the new page is linked
+ * (kvlsm_new_page); pages added later lie beyond the size read.
+ */
+static void
+sweep_leaked_pages(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc)
+{
+	KvlsmMetaPageData meta;
+	BlockNumber nblocks;
+	KvlsmExtent *marks;
+	uint32		nmarks = 0;
+	uint32		i;
+	BlockNumber blk;
+	BlockNumber run_start = InvalidBlockNumber;
+	uint32		run_len = 0;
+	uint64		reclaimed = 0;
+
+	if (!RELATION_IS_LOCAL(rel))
+		LockRelationForExtension(rel, ExclusiveLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	kvlsm_read_metapage(rel, &meta);
+	if (!RELATION_IS_LOCAL(rel))
+		UnlockRelationForExtension(rel, ExclusiveLock);
+
+	marks = palloc(sizeof(KvlsmExtent) * (mc->hdr.nsst + mc->hdr.nfree + 1));
+	for (i = 0; i < mc->hdr.nsst; i++)
+	{
+		marks[nmarks].start = mc->sst[i].start;
+		marks[nmarks++].npages = mc->sst[i].npages;
+	}
+	for (i = 0; i < mc->hdr.nfree; i++)
+		marks[nmarks++] = mc->free[i];
+	if (meta.log_reserve_npages > 0)
+	{
+		marks[nmarks].start = meta.log_reserve_start;
+		marks[nmarks++].npages = meta.log_reserve_npages;
+	}
+	qsort(marks, nmarks, sizeof(KvlsmExtent), extent_cmp);
+
+	i = 0;
+	for (blk = KVLSM_FIRST_DATA_BLKNO; blk < nblocks; blk++)
+	{
+		bool		leaked;
+
+		while (i < nmarks && (uint64) marks[i].start + marks[i].npages <= blk)
+			i++;
+		if (i < nmarks && marks[i].start <= blk)
+		{
+			/* skip the rest of this extent */
+			blk = marks[i].start + marks[i].npages - 1;
+			leaked = false;
+		}
+		else
+		{
+			Buffer		buf = ReadBuffer(rel, blk);
+			Page		page;
+
+			CHECK_FOR_INTERRUPTS();
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			leaked = true;
+			if (!PageIsNew(page) &&
+				KvlsmPageGetOpaque(page)->magic == KVLSM_MAGIC &&
+				KvlsmPageGetOpaque(page)->page_type == KVLSM_PAGE_LOG)
+			{
+				uint64		gen = KvlsmPageGetOpaque(page)->owner;
+
+				if ((meta.frozen.genid != 0 && gen == meta.frozen.genid) ||
+					gen >= meta.active.genid)
+					leaked = false;
+			}
+			UnlockReleaseBuffer(buf);
+		}
+		if (leaked)
+		{
+			if (run_len > 0 && run_start + run_len == blk)
+				run_len++;
+			else
+			{
+				if (run_len > 0)
+					kvlsm_manifest_give_extent(mc, run_start, run_len);
+				run_start = blk;
+				run_len = 1;
+			}
+			reclaimed++;
+		}
+	}
+	if (run_len > 0)
+		kvlsm_manifest_give_extent(mc, run_start, run_len);
+	pfree(marks);
+	if (reclaimed > 0)
+	{
+		sh->stats.pages_reclaimed += reclaimed;
+		elog(LOG, "kvlsm: reclaimed " UINT64_FORMAT " leaked pages of relation \"%s\"",
+			 reclaimed, RelationGetRelationName(rel));
+	}
+}
+
 /* set aside free pages for the next log pages, taken in the install record */
 void
 kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
@@ -1695,6 +1815,11 @@ kvlsm_flush(Relation rel, bool force)
 		mc = palloc(sizeof(KvlsmManifestCopy));
 		kvlsm_manifest_read(rel, &meta, mc);
 		kvlsm_manifest_drop_stale(sh, mc);
+		if (!sh->swept)
+		{
+			sh->swept = true;	/* once: a failed sweep is not retried */
+			sweep_leaked_pages(rel, sh, mc);
+		}
 		if (mc->hdr.nsst >= KVLSM_MAX_SST)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

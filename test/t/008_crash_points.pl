@@ -7,7 +7,9 @@
 # process).  After the restart every acknowledged commit is there, nothing
 # of the transaction that died before its commit is, a commit that reached
 # its commit record is kept, the btree index agrees with the table
-# (amcheck's heapallindexed), and no compaction output is left pending.
+# (amcheck's heapallindexed), no compaction output is left pending,
+# kvlsm_verify finds nothing and no page stays leaked once the first flush
+# after the restart has swept them.
 use strict;
 use warnings;
 
@@ -64,10 +66,17 @@ sub check_state
 	my ($point, $expect, $what) = @_;
 	is($node->safe_psql('postgres', 'SELECT count(*), coalesce(max(id), 0) FROM t'),
 		"$expect|$expect", "$point: $what");
-	$node->safe_psql('postgres', "SELECT kvlsm_flush('t')");
+	# a row to flush, so the first flush after the restart runs (and sweeps)
+	$node->safe_psql('postgres', "INSERT INTO t VALUES (0, 'x'); SELECT kvlsm_flush('t'); DELETE FROM t WHERE id = 0");
 	is($node->safe_psql('postgres',
 		"SELECT count(*) FROM kvlsm_sstables('t') WHERE level IS NULL"), '0',
 		"$point: no compaction output left pending after the next install");
+	is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('t')"), '0',
+		"$point: kvlsm_verify finds nothing");
+	my ($unref, $reclaimed) = split /\|/, $node->safe_psql('postgres',
+		"SELECT unreferenced_pages, pages_reclaimed FROM kvlsm_space('t')");
+	is($unref, '0', "$point: no page is left leaked after the first flush");
+	note("$point: $reclaimed leaked pages reclaimed");
 	is($node->safe_psql('postgres',
 		"SELECT bt_index_check('t_pkey', true) IS NOT NULL"), 't',
 		"$point: bt_index_check with heapallindexed passes");
@@ -131,6 +140,29 @@ my $max = $node->safe_psql('postgres', 'SELECT max(id) FROM t');
 $node->safe_psql('postgres', "SELECT kvlsm_compact('t')");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), $max,
 	'a full compaction afterwards keeps every row');
+
+# A flush into new pages at the end of the file that dies before its install
+# leaks them; the first flush after the restart sweeps them back.
+$node->safe_psql('postgres', q{
+	SELECT kvlsm_flush('t');
+	CREATE TABLE leak (id int, pad text) USING kvlsm;
+	INSERT INTO leak SELECT g, repeat('l', 300) FROM generate_series(1, 150) g;
+});
+my $offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('flush-before-install')");
+my ($ret) = $node->psql('postgres', "SELECT kvlsm_flush('leak')");
+isnt($ret, 0, 'the flush of the new table crashed');
+wait_restarted();
+ok($node->log_contains(qr/kvlsm crash point "flush-before-install" reached/, $offset),
+	'at flush-before-install');
+my $leaked = $node->safe_psql('postgres', "SELECT unreferenced_pages FROM kvlsm_space('leak')");
+ok($leaked > 0, "the SSTable written before the crash is leaked ($leaked pages)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM leak'), '150', 'its rows are still there (log)');
+$node->safe_psql('postgres', "SELECT kvlsm_flush('leak')");
+is($node->safe_psql('postgres', "SELECT unreferenced_pages, pages_reclaimed >= $leaked FROM kvlsm_space('leak')"),
+	'0|t', 'the first flush after the restart swept the leaked pages into the free list');
+is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('leak')"), '0', 'and the table verifies');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM leak'), '150', 'with every row');
 
 $node->stop;
 done_testing();

@@ -35,5 +35,6 @@ extern bool kvlsm_log_has_pending(void);
 
 /* lsm.c helpers used by the log writer */
 extern Buffer kvlsm_new_page(Relation rel);
+extern void kvlsm_new_page_done(Relation rel);
 
 #endif							/* KVLSM_LOGWRITER_H */

@@ -60,6 +60,7 @@ typedef struct KvlsmStats
 	uint64		stalls;			/* writers blocked by back-pressure */
 	uint64		slowdowns;		/* writers delayed by back-pressure */
 	uint64		stall_usecs;
+	uint64		pages_reclaimed;	/* leaked pages found by the sweep */
 } KvlsmStats;
 
 typedef struct KvlsmShared
@@ -80,6 +81,7 @@ typedef struct KvlsmShared
 	TimestampTz active_since;	/* first record of the active generation */
 	int			compacting_pid; /* a compaction of this LSM runs there */
 	bool		job_queued;		/* a worker job is queued (worker.c) */
+	bool		swept;			/* leaked pages were swept since startup */
 	/* allocators, protected by mutex */
 	slock_t		mutex;
 	uint64		next_rowid;
