@@ -9,6 +9,7 @@ OBJS = \
 	src/engine/lsm.o \
 	src/engine/compaction.o \
 	src/engine/crashpoint.o \
+	src/engine/history.o \
 	src/worker/worker.o \
 	src/table/visibility.o \
 	src/table/tableam.o \

@@ -160,7 +160,7 @@ CREATE TABLE kvlsm_options (
     name text NOT NULL,
     value text NOT NULL,
     PRIMARY KEY (relid, name)
-);
+) USING heap;  -- not the session's default_table_access_method, which may be kvlsm
 SELECT pg_catalog.pg_extension_config_dump('kvlsm_options', '');
 GRANT SELECT ON kvlsm_options TO PUBLIC;
 

@@ -24,6 +24,7 @@
 #include "kvlsm/compaction.h"
 #include "kvlsm/worker.h"
 #include "kvlsm/crashpoint.h"
+#include "kvlsm/history.h"
 
 PG_MODULE_MAGIC;
 
@@ -86,6 +87,7 @@ kvlsm_shmem_request(void)
 	RequestAddinShmemSpace(kvlsm_lsm_shmem_size());
 	RequestAddinShmemSpace(kvlsm_workers_shmem_size());
 	RequestAddinShmemSpace(kvlsm_crashpoint_shmem_size());
+	RequestAddinShmemSpace(kvlsm_history_shmem_size());
 	kvlsm_lsm_request_locks();
 	kvlsm_table_request_locks();
 }
@@ -101,6 +103,7 @@ kvlsm_shmem_startup(void)
 	kvlsm_table_shmem_init();
 	kvlsm_workers_shmem_init();
 	kvlsm_crashpoint_shmem_init();
+	kvlsm_history_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -45,6 +45,7 @@
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
+#include "kvlsm/history.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/worker.h"
@@ -719,7 +720,23 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	uint64		bytes_in = 0;
 	uint64		bytes_out = 0;
 	uint64		dropped = 0;
+	uint64		records_in = 0;
 	TimestampTz last_poll = 0;
+	KvlsmCompactionRecord hist;
+	int			i0;
+
+	memset(&hist, 0, sizeof(hist));
+	hist.dbid = MyDatabaseId;
+	hist.relid = RelationGetRelid(rel);
+	hist.started_at = GetCurrentTimestamp();
+	hist.from_level = job->output_level;
+	for (i0 = 0; i0 < job->ninputs; i0++)
+		hist.from_level = Min(hist.from_level, (int16) job->inputs[i0].level);
+	hist.to_level = job->output_level;
+	hist.ninputs = job->ninputs;
+	hist.bottommost = job->bottommost;
+	hist.worker = kvlsm_am_worker;
+	hist.freeze = TransactionIdIsValid(job->freeze_limit);
 
 	memset(&gc, 0, sizeof(gc));
 	gc.rel = rel;
@@ -751,6 +768,12 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 			LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 			sh->stats.compactions_abandoned++;
 			LWLockRelease(&sh->lock);
+			hist.ended_at = GetCurrentTimestamp();
+			hist.abandoned = true;
+			hist.bytes_in = bytes_in;
+			hist.records_in = records_in;
+			hist.noutputs = job->noutputs;
+			kvlsm_history_add(&hist);
 			return false;
 		}
 		kvlsm_recset_reset(&set);
@@ -811,6 +834,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 				uint64		sz = sizeof(KvlsmRecordHeader) + x->keylen + x->vallen;
 
 				group_bytes += sz;
+				records_in++;
 				if (!keep[k])
 				{
 					dropped++;
@@ -853,6 +877,13 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	sh->stats.compaction_bytes_read += bytes_in;
 	sh->stats.gc_records_dropped += dropped;
 	LWLockRelease(&sh->lock);
+	hist.ended_at = GetCurrentTimestamp();
+	hist.noutputs = job->noutputs;
+	hist.bytes_in = bytes_in;
+	hist.bytes_out = bytes_out;
+	hist.records_in = records_in;
+	hist.records_dropped = dropped;
+	kvlsm_history_add(&hist);
 	pfree(keep);
 	pfree(startbuf);
 	return true;
