@@ -78,7 +78,10 @@ CREATE FUNCTION kvlsm_stats(rel regclass,
     OUT compactions_abandoned bigint, OUT compaction_bytes_read bigint,
     OUT gc_records_dropped bigint,
     OUT write_stalls bigint, OUT write_slowdowns bigint, OUT stall_ms float8,
-    OUT background_work_pending bool)
+    OUT background_work_pending bool, OUT compaction_running bool,
+    OUT compaction_debt_bytes bigint, OUT space_amplification float8,
+    OUT bloom_false_positives bigint, OUT read_amplification float8,
+    OUT wal_bytes bigint, OUT pages_reclaimed bigint, OUT stats_reset timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_stats'
 LANGUAGE C STRICT;
@@ -95,6 +98,48 @@ CREATE FUNCTION kvlsm_space(rel regclass,
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_space'
 LANGUAGE C STRICT;
+
+CREATE FUNCTION kvlsm_stats_reset(rel regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_stats_reset'
+LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION kvlsm_stats_reset(regclass) FROM PUBLIC;
+
+-- Every kvlsm table and kvlsm_idx index of the database with its counters
+-- and PostgreSQL's buffer statistics for it (shared buffers are kvlsm's
+-- block cache, so their hit ratio is its cache hit ratio).
+CREATE VIEW kvlsm_stat_all AS
+SELECT c.oid::regclass AS relation, a.amname AS access_method,
+       pg_stat_get_blocks_hit(c.oid) AS blks_hit,
+       pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid) AS blks_read,
+       CASE WHEN pg_stat_get_blocks_fetched(c.oid) > 0
+            THEN pg_stat_get_blocks_hit(c.oid)::float8 / pg_stat_get_blocks_fetched(c.oid)
+       END AS cache_hit_ratio,
+       s.*
+  FROM pg_class c
+  JOIN pg_am a ON a.oid = c.relam
+  CROSS JOIN LATERAL kvlsm_stats(c.oid) s
+ WHERE a.amname IN ('kvlsm', 'kvlsm_idx')
+   AND c.relkind IN ('r', 'm', 'i')
+   AND c.relpersistence <> 't';
+
+-- The recent compactions (a ring of the last 512 of the server, kept in
+-- shared memory, empty after a restart).
+CREATE FUNCTION kvlsm_compaction_history(
+    OUT relid oid, OUT started_at timestamptz, OUT duration_ms float8,
+    OUT from_level int, OUT to_level int, OUT input_tables int, OUT output_tables int,
+    OUT bytes_in bigint, OUT bytes_out bigint, OUT records_in bigint,
+    OUT records_dropped bigint, OUT bottommost bool, OUT freezing bool,
+    OUT by_worker bool, OUT abandoned bool)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_compaction_history'
+LANGUAGE C STRICT;
+
+CREATE VIEW kvlsm_compactions AS
+SELECT relid::regclass AS relation, started_at, duration_ms, from_level, to_level,
+       input_tables, output_tables, bytes_in, bytes_out, records_in, records_dropped,
+       bottommost, freezing, by_worker, abandoned
+  FROM kvlsm_compaction_history();
 
 -- Verification and repair (src/admin/verify.c), in the manner of amcheck
 -- and pg_surgery; not for PUBLIC.

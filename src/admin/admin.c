@@ -31,6 +31,7 @@
 #include "kvlsm/compaction.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/worker.h"
+#include "kvlsm/history.h"
 
 /*
  * Without locking it: is the relation a kvlsm table or kvlsm_idx index?
@@ -382,10 +383,15 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
-	Datum		values[35];
-	bool		nulls[35] = {0};
+	Datum		values[43];
+	bool		nulls[43] = {0};
 	int			i = 0;
 	uint64		written;
+	uint64		level_bytes[KVLSM_MAX_LEVELS] = {0};
+	uint64		total_bytes = 0;
+	uint64		debt = 0;
+	int			deepest = -1;
+	uint32		k;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -435,7 +441,53 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 
 		values[i++] = BoolGetDatum(live->compacting_pid != 0 || live->frozen.genid != 0 ||
 								   live->flush_requested || kvlsm_compaction_needed(live));
+		values[i++] = BoolGetDatum(live->compacting_pid != 0);
 	}
+
+	/*
+	 * Compaction debt, as RocksDB estimates it: the bytes of L0 once it has
+	 * reached the compaction trigger, plus what each deeper level holds
+	 * beyond its target (leveled).  Space amplification: all SSTable bytes
+	 * over those of the deepest level, which holds one version of each key.
+	 */
+	for (k = 0; k < copy->nsst; k++)
+	{
+		if (!KvlsmSstIsLive(&copy->sst[k]) || copy->sst[k].level >= KVLSM_MAX_LEVELS)
+			continue;
+		level_bytes[copy->sst[k].level] += copy->sst[k].nbytes;
+		total_bytes += copy->sst[k].nbytes;
+		deepest = Max(deepest, (int) copy->sst[k].level);
+	}
+	if ((int) copy->nl0 >= kvlsm_l0_compaction_trigger)
+		debt += level_bytes[0];
+	if (copy->compaction_style != KVLSM_COMPACTION_TIERED)
+	{
+		int			l;
+
+		for (l = 1; l < deepest; l++)
+		{
+			uint64		target = kvlsm_level_target_bytes(copy->memtable_size, l);
+
+			if (level_bytes[l] > target)
+				debt += level_bytes[l] - target;
+		}
+	}
+	values[i++] = Int64GetDatum(debt);
+	if (deepest >= 0 && level_bytes[deepest] > 0)
+		values[i++] = Float8GetDatum((double) total_bytes / (double) level_bytes[deepest]);
+	else
+		nulls[i++] = true;
+	values[i++] = Int64GetDatum(copy->stats.bloom_false_positives);
+	if (copy->stats.point_lookups > 0)
+		values[i++] = Float8GetDatum((double) copy->stats.sst_probes / (double) copy->stats.point_lookups);
+	else
+		nulls[i++] = true;
+	values[i++] = Int64GetDatum(copy->stats.wal_bytes);
+	values[i++] = Int64GetDatum(copy->stats.pages_reclaimed);
+	if (copy->stats.reset_at != 0)
+		values[i++] = TimestampTzGetDatum(copy->stats.reset_at);
+	else
+		nulls[i++] = true;
 	Assert(i == lengthof(values));
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -523,4 +575,64 @@ kvlsm_space(PG_FUNCTION_ARGS)
 	values[8] = Int64GetDatum(copy->stats.pages_reclaimed);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * kvlsm_stats_reset(rel): zero the relation's counters, in shared memory
+ * and in the metapage.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_stats_reset);
+Datum
+kvlsm_stats_reset(PG_FUNCTION_ARGS)
+{
+	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), RowExclusiveLock);
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot reset kvlsm statistics during recovery"),
+				 errhint("Reset them on the primary; the reset replicates.")));
+	kvlsm_reset_counters(rel);
+	relation_close(rel, RowExclusiveLock);
+	PG_RETURN_VOID();
+}
+
+/* the recent compactions of this database, oldest first */
+PG_FUNCTION_INFO_V1(kvlsm_compaction_history);
+Datum
+kvlsm_compaction_history(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	KvlsmCompactionRecord *recs = palloc(sizeof(KvlsmCompactionRecord) * KVLSM_HISTORY_SIZE);
+	int			n = kvlsm_history_copy(recs);
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < n; i++)
+	{
+		KvlsmCompactionRecord *r = &recs[i];
+		Datum		values[15];
+		bool		nulls[15] = {0};
+
+		if (r->dbid != MyDatabaseId)
+			continue;
+		values[0] = ObjectIdGetDatum(r->relid);
+		values[1] = TimestampTzGetDatum(r->started_at);
+		values[2] = Float8GetDatum((double) (r->ended_at - r->started_at) / 1000.0);
+		values[3] = Int32GetDatum(r->from_level);
+		values[4] = Int32GetDatum(r->to_level);
+		values[5] = Int32GetDatum(r->ninputs);
+		values[6] = Int32GetDatum(r->noutputs);
+		values[7] = Int64GetDatum(r->bytes_in);
+		values[8] = Int64GetDatum(r->bytes_out);
+		values[9] = Int64GetDatum(r->records_in);
+		values[10] = Int64GetDatum(r->records_dropped);
+		values[11] = BoolGetDatum(r->bottommost);
+		values[12] = BoolGetDatum(r->freeze);
+		values[13] = BoolGetDatum(r->worker);
+		values[14] = BoolGetDatum(r->abandoned);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	pfree(recs);
+	return (Datum) 0;
 }

@@ -46,6 +46,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/history.h"
+#include "executor/instrument.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/worker.h"
@@ -721,10 +722,12 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	uint64		bytes_out = 0;
 	uint64		dropped = 0;
 	uint64		records_in = 0;
+	uint64		wal_before;
 	TimestampTz last_poll = 0;
 	KvlsmCompactionRecord hist;
 	int			i0;
 
+	wal_before = pgWalUsage.wal_bytes;
 	memset(&hist, 0, sizeof(hist));
 	hist.dbid = MyDatabaseId;
 	hist.relid = RelationGetRelid(rel);
@@ -876,6 +879,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	sh->stats.compaction_bytes_read += bytes_in;
 	sh->stats.gc_records_dropped += dropped;
+	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 	LWLockRelease(&sh->lock);
 	hist.ended_at = GetCurrentTimestamp();
 	hist.noutputs = job->noutputs;

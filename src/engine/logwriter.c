@@ -20,6 +20,7 @@
 #include "access/generic_xlog.h"
 #include "access/relation.h"
 #include "access/xact.h"
+#include "executor/instrument.h"
 #include "storage/bufmgr.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -208,6 +209,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 		BlockNumber tail;
 		uint32		tail_used;
 		bool		fits_tail = false;
+		uint64		wal_before;
 
 		/* records for one page */
 		while (i < pr->nrefs && used + pr->refs[i].size <= KVLSM_PAGE_CAPACITY)
@@ -253,6 +255,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 				ReleaseBuffer(metabuf);
 				continue;
 			}
+			wal_before = pgWalUsage.wal_bytes;
 			state = GenericXLogStart(rel);
 			tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
 			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
@@ -270,6 +273,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			UnlockReleaseBuffer(tbuf);
 			UnlockReleaseBuffer(metabuf);
 			sh->stats.log_appends++;
+			sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 		}
 		else
 		{
@@ -302,6 +306,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 				ReleaseBuffer(metabuf);
 				continue;
 			}
+			wal_before = pgWalUsage.wal_bytes;
 			state = GenericXLogStart(rel);
 			npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
 			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
@@ -331,6 +336,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			if (reserved == InvalidBlockNumber)
 				kvlsm_new_page_done(rel);	/* linked now: see kvlsm_new_page */
 			sh->stats.log_pages++;
+			sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 		}
 
 		/* now in WAL: a flush may take these records */

@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "utils/relfilenodemap.h"
 #include "access/relation.h"
+#include "executor/instrument.h"
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
@@ -468,6 +469,7 @@ kvlsm_attach(Relation rel)
 			sh->nsst = 0;
 			sh->nl0 = 0;
 			memset(&sh->stats, 0, sizeof(sh->stats));
+			sh->stats.reset_at = GetCurrentTimestamp();
 		}
 		while (!catch_up(rel, sh, &meta, kvlsm_keyops(rel)))
 		{
@@ -1759,6 +1761,7 @@ kvlsm_flush(Relation rel, bool force)
 	KvlsmSstDesc desc;
 	uint32		npages;
 	bool		have_sst;
+	uint64		wal_before;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -1789,6 +1792,7 @@ kvlsm_flush(Relation rel, bool force)
 
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	flush_depth++;
+	wal_before = pgWalUsage.wal_bytes;
 	PG_TRY();
 	{
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
@@ -1860,6 +1864,7 @@ kvlsm_flush(Relation rel, bool force)
 		kvlsm_memgen_release(&sh->frozen);
 		sh->gen_epoch++;
 		sh->stats.flushes++;
+		sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 		if (!kvlsm_am_worker)
 			sh->stats.foreground_flushes++;
 		LWLockRelease(&sh->lock);
@@ -1956,6 +1961,36 @@ kvlsm_snapshot_state(Relation rel, KvlsmShared *copy)
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	memcpy(copy, sh, sizeof(KvlsmShared));
 	LWLockRelease(&sh->lock);
+}
+
+static void
+reset_counters_edit(KvlsmMetaPageData *meta, void *arg)
+{
+	meta->flushes = 0;
+	meta->compactions = 0;
+	meta->bytes_flushed = 0;
+	meta->bytes_compacted_in = 0;
+	meta->bytes_compacted_out = 0;
+	meta->log_bytes = 0;
+	meta->logical_bytes = 0;
+}
+
+/*
+ * kvlsm_stats_reset: zero the counters kept in shared memory and the
+ * persistent ones in the metapage (WAL-logged, so standbys reset too).
+ */
+void
+kvlsm_reset_counters(Relation rel)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	edit_metapage(rel, reset_counters_edit, NULL);
+	memset(&sh->stats, 0, sizeof(sh->stats));
+	sh->stats.reset_at = GetCurrentTimestamp();
+	LWLockRelease(&sh->lock);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 }
 
 /*

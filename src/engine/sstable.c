@@ -1073,6 +1073,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	int			nkeys = 0;
 	char	   *lastkey = NULL;
 	int			lastkeylen = -1;
+	int			nkeys_before_probe = -1;
 
 	*limited = false;
 	e = sst_cache_load(rel, sh, desc);
@@ -1091,6 +1092,8 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 		}
 	}
 	sh->stats.sst_probes++;
+	if (point && e->bloom != NULL)
+		nkeys_before_probe = out->n;
 
 	pageno = start ? index_search(e, ops, start, startlen) : 0;
 	for (; pageno < e->ndata; pageno++)
@@ -1170,6 +1173,9 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	}
 	if (payload)
 		pfree(payload);
+	/* the filter said "maybe" and the table does not hold the key */
+	if (nkeys_before_probe >= 0 && out->n == nkeys_before_probe)
+		sh->stats.bloom_false_positives++;
 	return KVLSM_SST_OK;
 }
 
