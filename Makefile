@@ -42,6 +42,20 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# the admin CLI (a libpq client; PGXS builds one module or one program per
+# Makefile, so it has rules of its own)
+KVLSMCTL_CFLAGS = -O2 -Wall -Wmissing-prototypes -I$(shell $(PG_CONFIG) --includedir)
+KVLSMCTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq
+all: kvlsmctl
+kvlsmctl: $(srcdir)/src/ctl/kvlsmctl.c
+	$(CC) $(KVLSMCTL_CFLAGS) -o $@ $< $(KVLSMCTL_LIBS)
+install: install-kvlsmctl
+install-kvlsmctl: kvlsmctl
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) kvlsmctl '$(DESTDIR)$(bindir)/kvlsmctl'
+.PHONY: install-kvlsmctl
+EXTRA_CLEAN += kvlsmctl
+
 installcheck: prepare-outputdirs
 prepare-outputdirs:
 	mkdir -p output_iso
