@@ -128,6 +128,12 @@ echo "demo: SELECT * FROM kvlsm_stats('kv')"
 psql_demo -x -c "SELECT * FROM kvlsm_stats('kv');" || echo "demo: kvlsm_stats failed; continuing"
 echo "demo: SELECT * FROM kvlsm_workers()  (background flush and compaction)"
 psql_demo -c "SELECT * FROM kvlsm_workers();" || echo "demo: kvlsm_workers failed; continuing"
+echo "demo: kvlsmctl compactions kv  (the admin CLI)"
+as_test "$PGBIN/kvlsmctl" -h "$DEMO_DIR" -p "$PORT" -d postgres compactions kv \
+    || echo "demo: kvlsmctl failed; continuing"
+echo "demo: kvlsmctl verify kv"
+as_test "$PGBIN/kvlsmctl" -h "$DEMO_DIR" -p "$PORT" -d postgres verify kv \
+    || echo "demo: kvlsmctl verify reported problems"
 
 echo
 echo "===== kvlsm demo summary ====="
