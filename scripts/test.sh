@@ -26,6 +26,21 @@ runuser -u "$TEST_USER" -- env -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE \
 
 # pg_regress / pg_isolation_regress (PG15 "test foo ... ok", parallel-group
 # "     foo ... ok", and PG16+ "ok 1 - foo") plus prove ("t/001_x.pl .. ok").
+# the YCSB benchmark's quick mode, as a smoke test: every workload must run
+# on both systems and produce numbers (nothing about the numbers is asserted)
+bench_rc=0
+if [ "$make_rc" -eq 0 ]; then
+    echo "test: bench/ycsb.sh --quick (smoke test)"
+    KVLSM_BENCH_DIR="$BUILD_DIR/ycsb-smoke" bash "$SCRIPT_DIR/../bench/ycsb.sh" --quick \
+        >"$BUILD_DIR/ycsb-smoke.log" 2>&1 || bench_rc=$?
+    if [ "$bench_rc" -eq 0 ]; then
+        echo "ok - ycsb smoke: workloads A-F ran on heap and kvlsm"
+    else
+        echo "not ok - ycsb smoke (exit $bench_rc); see $BUILD_DIR/ycsb-smoke.log"
+        tail -n 40 "$BUILD_DIR/ycsb-smoke.log" || true
+    fi
+fi
+
 count() { grep -Ec "$1" "$LOG" || true; }
 reg_pass=$(count '^[[:space:]]*(test[[:space:]]+)?[^[:space:]]+[[:space:]]+\.\.\.[[:space:]]+ok\b|^ok [0-9]+[[:space:]]+[-+]')
 reg_fail=$(count '\.\.\.[[:space:]]+FAILED|^not ok [0-9]+[[:space:]]+[-+]')
@@ -33,6 +48,9 @@ tap_pass=$(count '^(\[[0-9:]+\][[:space:]]+)?[^[:space:]]*t/[^[:space:]]+\.pl[[:
 tap_fail=$(count '^[^[:space:]]*t/[^[:space:]]+\.pl[[:space:]]+\(Wstat:')
 passed=$((reg_pass + tap_pass))
 failed=$((reg_fail + tap_fail))
+if [ "$make_rc" -eq 0 ]; then
+    if [ "$bench_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
 
 if [ "$make_rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -eq 0 ]; then
     echo "test: make installcheck succeeded but no tests were detected in $LOG" >&2
