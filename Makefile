@@ -14,6 +14,7 @@ OBJS = \
 	src/table/visibility.o \
 	src/table/tableam.o \
 	src/table/options.o \
+	src/table/snapshots.o \
 	src/index/indexkey.o \
 	src/index/indexam.o \
 	src/admin/admin.o \

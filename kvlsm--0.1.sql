@@ -274,3 +274,47 @@ CREATE OPERATOR CLASS bool_ops DEFAULT FOR TYPE bool USING kvlsm_idx AS
 CREATE OPERATOR CLASS oid_ops DEFAULT FOR TYPE oid USING kvlsm_idx AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btoidcmp(oid, oid);
+
+-- Named snapshots (src/table/snapshots.c): durable copies of an MVCC
+-- snapshot that keep every version they can see until they are dropped,
+-- and time-travel reads of kvlsm tables through them.  The catalog is a
+-- plain table so that it survives restarts and replicates; it is not
+-- dumped (a restored database has none of the versions a snapshot needs).
+CREATE TABLE kvlsm_named_snapshot (
+    name text PRIMARY KEY,
+    created_at timestamptz NOT NULL,
+    created_by regrole NOT NULL,
+    snap_xmin xid8 NOT NULL,
+    snap_xmax xid8 NOT NULL,
+    xip xid8[] NOT NULL,        -- every xid in progress for it, subtransactions included
+    expires_xid xid8 NOT NULL   -- unusable, and no longer pinning, once the next xid reaches it
+) USING heap;
+REVOKE ALL ON kvlsm_named_snapshot FROM PUBLIC;
+
+CREATE FUNCTION kvlsm_snapshot_create(name text,
+    OUT name text, OUT xmin xid8, OUT created_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kvlsm_snapshot_create'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION kvlsm_snapshot_drop(name text)
+RETURNS bool
+AS 'MODULE_PATHNAME', 'kvlsm_snapshot_drop'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION kvlsm_snapshot_use(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_snapshot_use'
+LANGUAGE C STRICT VOLATILE;
+
+-- a snapshot pins garbage database-wide: creating and dropping them is not
+-- for PUBLIC; using one is, on tables the user owns
+REVOKE ALL ON FUNCTION kvlsm_snapshot_create(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kvlsm_snapshot_drop(text) FROM PUBLIC;
+
+CREATE VIEW kvlsm_snapshots AS
+SELECT name, created_at, created_by, snap_xmin AS xmin, snap_xmax AS xmax,
+       cardinality(xip) AS in_progress,
+       age(snap_xmin::text::xid) AS xmin_age,
+       pg_snapshot_xmax(pg_current_snapshot()) < expires_xid AS usable
+  FROM kvlsm_named_snapshot;

@@ -25,6 +25,7 @@
 #include "kvlsm/worker.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/history.h"
+#include "kvlsm/snapshots.h"
 
 PG_MODULE_MAGIC;
 
@@ -88,6 +89,7 @@ kvlsm_shmem_request(void)
 	RequestAddinShmemSpace(kvlsm_workers_shmem_size());
 	RequestAddinShmemSpace(kvlsm_crashpoint_shmem_size());
 	RequestAddinShmemSpace(kvlsm_history_shmem_size());
+	RequestAddinShmemSpace(kvlsm_snapshots_shmem_size());
 	kvlsm_lsm_request_locks();
 	kvlsm_table_request_locks();
 }
@@ -104,6 +106,7 @@ kvlsm_shmem_startup(void)
 	kvlsm_workers_shmem_init();
 	kvlsm_crashpoint_shmem_init();
 	kvlsm_history_shmem_init();
+	kvlsm_snapshots_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -168,6 +171,7 @@ _PG_init(void)
 							"How long a write may wait for flush or compaction before it fails (0: forever).",
 							NULL, &kvlsm_stall_timeout_ms, 60000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	kvlsm_snapshots_init();
 	MarkGUCPrefixReserved("kvlsm");
 
 	prev_shmem_request_hook = shmem_request_hook;

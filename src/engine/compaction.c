@@ -46,6 +46,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/history.h"
+#include "kvlsm/snapshots.h"
 #include "executor/instrument.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"
@@ -743,10 +744,14 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 
 	memset(&gc, 0, sizeof(gc));
 	gc.rel = rel;
-	gc.horizon = GetOldestNonRemovableTransactionId(rel);
+	gc.horizon = kvlsm_gc_horizon(rel);	/* named snapshots pin it too */
 	gc.bottommost = job->bottommost;
 	gc.has_indexes = rel->rd_rel->relhasindex;
 	gc.freeze_limit = job->freeze_limit;
+	/* nothing a named snapshot may see as in progress is frozen */
+	if (TransactionIdIsValid(gc.freeze_limit) &&
+		TransactionIdPrecedes(gc.horizon, gc.freeze_limit))
+		gc.freeze_limit = gc.horizon;
 	gc.ttl_horizon = 0;		/* computed by the filter when it meets a TTL */
 	gc.oldest_xid = InvalidTransactionId;
 	gc.latest_removed = InvalidTransactionId;

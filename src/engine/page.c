@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xloginsert.h"
 #include "catalog/storage.h"
 #include "common/pg_prng.h"
@@ -259,6 +260,7 @@ kvlsm_init_metapage_and_manifest(Relation rel, SMgrRelation srel,
 	KvlsmMetaPageData meta;
 
 	kvlsm_meta_init(&meta, kind);
+	meta.created_xid = GetCurrentTransactionIdIfAny();
 
 	for (blkno = 0; blkno < KVLSM_FIRST_DATA_BLKNO; blkno++)
 	{

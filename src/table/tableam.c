@@ -47,6 +47,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/table.h"
+#include "kvlsm/snapshots.h"
 #include "kvlsm/compaction.h"
 
 #define SCAN_BATCH_ROWS 2048
@@ -171,6 +172,7 @@ typedef struct KvlsmScanDescData
 {
 	TableScanDescData base;
 	KvlsmShared *sh;
+	Snapshot	vis_snapshot;	/* rs_snapshot, or the named snapshot in use */
 	MemoryContext batch_cxt;
 	KvlsmRecordSet set;
 	int			pos;			/* next record in set */
@@ -221,6 +223,7 @@ kvlsm_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 	scan->base.rs_flags = flags;
 	scan->base.rs_parallel = pscan;
 	scan->sh = kvlsm_attach(rel);
+	scan->vis_snapshot = kvlsm_scan_snapshot(rel, snapshot);
 	scan->batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
 											"kvlsm scan batch",
 											ALLOCSET_DEFAULT_SIZES);
@@ -429,9 +432,10 @@ kvlsm_scan_getnextslot(TableScanDesc sscan, ScanDirection direction,
 		bool		visible;
 
 		CHECK_FOR_INTERRUPTS();
-		visible = kvlsm_row_visible(&st, scan->base.rs_snapshot);
-		kvlsm_check_serializable_out(scan->base.rs_rd, &st, visible,
-									 scan->base.rs_snapshot);
+		visible = kvlsm_row_visible(&st, scan->vis_snapshot);
+		if (scan->vis_snapshot == scan->base.rs_snapshot)
+			kvlsm_check_serializable_out(scan->base.rs_rd, &st, visible,
+										 scan->base.rs_snapshot);
 		if (visible)
 		{
 			scan->have_last = true;
@@ -564,6 +568,7 @@ kvlsm_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	KvlsmRowState st;
 	uint64		rowid = kvlsm_tid_to_rowid(tid);
 	bool		visible;
+	Snapshot	vis_snapshot;
 
 	*call_again = false;
 	if (all_dead)
@@ -582,22 +587,24 @@ kvlsm_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		}
 		return false;
 	}
-	visible = kvlsm_row_visible(&st, snapshot);
-	kvlsm_check_serializable_out(scan->rel, &st, visible, snapshot);
+	vis_snapshot = kvlsm_scan_snapshot(scan->rel, snapshot);
+	visible = kvlsm_row_visible(&st, vis_snapshot);
+	if (vis_snapshot == snapshot)
+		kvlsm_check_serializable_out(scan->rel, &st, visible, snapshot);
 	if (visible)
 	{
 		MemoryContext old = MemoryContextSwitchTo(slot->tts_mcxt);
 
 		store_row(scan->rel, &st, slot);
 		MemoryContextSwitchTo(old);
-		if (IsMVCCSnapshot(snapshot))
+		if (IsMVCCSnapshot(snapshot) && vis_snapshot == snapshot)
 			PredicateLockTID(scan->rel, tid, snapshot, st.xmin);
 	}
 	else if (all_dead && st.deleted && st.xmax_status == KVLSM_XID_COMMITTED)
 	{
 		GlobalVisState *vis = GlobalVisTestFor(scan->rel);
 
-		if (GlobalVisTestIsRemovableXid(vis, st.xmax))
+		if (kvlsm_xid_removable(vis, st.xmax))
 			*all_dead = true;
 	}
 	return visible;
@@ -1344,13 +1351,16 @@ kvlsm_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snapshot,
 	KvlsmRecordSet set;
 	KvlsmRowState st;
 	bool		found = false;
+	Snapshot	vis_snapshot;
 
 	kvlsm_recset_init(&set, cxt);
 	fetch_row_records(rel, sh, kvlsm_tid_to_rowid(tid), &set);
 	kvlsm_resolve_row(set.recs, set.n, &st);
-	found = kvlsm_row_visible(&st, snapshot);
-	kvlsm_check_serializable_out(rel, &st, found, snapshot);
-	if (found && IsMVCCSnapshot(snapshot))
+	vis_snapshot = kvlsm_scan_snapshot(rel, snapshot);
+	found = kvlsm_row_visible(&st, vis_snapshot);
+	if (vis_snapshot == snapshot)
+		kvlsm_check_serializable_out(rel, &st, found, snapshot);
+	if (found && IsMVCCSnapshot(snapshot) && vis_snapshot == snapshot)
 		PredicateLockTID(rel, tid, snapshot, st.xmin);
 	if (found)
 	{
@@ -1390,7 +1400,7 @@ kvlsm_get_latest_tid(TableScanDesc sscan, ItemPointer tid)
 		kvlsm_resolve_row(set.recs, set.n, &st);
 		if (!st.exists)
 			break;
-		if (kvlsm_row_visible(&st, sscan->rs_snapshot))
+		if (kvlsm_row_visible(&st, ((KvlsmScanDesc) sscan)->vis_snapshot))
 			*tid = cur;
 		if (!st.deleted || !st.is_update || st.moved || st.xmax_status == KVLSM_XID_ABORTED ||
 			++guard > 100000)
@@ -1413,7 +1423,7 @@ kvlsm_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot, Snapshot snap
 	kvlsm_recset_init(&set, cxt);
 	fetch_row_records(rel, sh, kvlsm_tid_to_rowid(&slot->tts_tid), &set);
 	kvlsm_resolve_row(set.recs, set.n, &st);
-	res = kvlsm_row_visible(&st, snapshot);
+	res = kvlsm_row_visible(&st, kvlsm_scan_snapshot(rel, snapshot));
 	MemoryContextDelete(cxt);
 	return res;
 }
@@ -1449,7 +1459,7 @@ kvlsm_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 		if (!st.exists || st.killed || st.xmin_status == KVLSM_XID_ABORTED)
 			dead = true;
 		else if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
-				 GlobalVisTestIsRemovableXid(vis, st.xmax))
+				 kvlsm_xid_removable(vis, st.xmax))
 		{
 			dead = true;
 			if (!TransactionIdIsValid(latest) || TransactionIdPrecedes(latest, st.xmax))
@@ -1588,7 +1598,7 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
 			continue;
 		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
-			GlobalVisTestIsRemovableXid(vis, st.xmax))
+			kvlsm_xid_removable(vis, st.xmax))
 		{
 			dead++;
 			continue;
@@ -1736,6 +1746,18 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 									   &OldestXmin, &OldestMxact,
 									   &FreezeLimit, &MultiXactCutoff);
 
+	/*
+	 * Named snapshots: nothing one may see as in progress is frozen, so
+	 * relfrozenxid never passes the oldest one's xmin and the commit log
+	 * it needs is kept.
+	 */
+	{
+		TransactionId pin = kvlsm_snapshot_pin(NULL);
+
+		if (TransactionIdIsValid(pin) && TransactionIdPrecedes(pin, FreezeLimit))
+			FreezeLimit = pin;
+	}
+
 	if (do_index)
 	{
 		vac_open_indexes(rel, RowExclusiveLock, &nindexes, &indrels);
@@ -1769,7 +1791,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 			dead++;
 		}
 		else if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
-				 GlobalVisTestIsRemovableXid(vis, st.xmax))
+				 kvlsm_xid_removable(vis, st.xmax))
 		{
 			is_dead = true;
 			dead++;
@@ -1949,7 +1971,7 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 			continue;
 		/* dead to everyone: not indexed */
 		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
-			GlobalVisTestIsRemovableXid(vis, st.xmax))
+			kvlsm_xid_removable(vis, st.xmax))
 			continue;
 		if (st.xmin_status == KVLSM_XID_IN_PROGRESS && indexInfo->ii_Unique)
 		{

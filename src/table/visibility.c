@@ -27,6 +27,7 @@
 #include "utils/snapmgr.h"
 
 #include "kvlsm/table.h"
+#include "kvlsm/snapshots.h"
 #include "kvlsm/compaction.h"
 
 int
@@ -183,6 +184,10 @@ kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot)
 		TimestampTz at = (snapshot->snapshot_type == SNAPSHOT_MVCC &&
 						  IsolationUsesXactSnapshot()) ?
 			GetCurrentTransactionStartTimestamp() : GetCurrentStatementStartTimestamp();
+
+		/* a named snapshot judges TTL at its own time */
+		if (kvlsm_snapshot_ttl_time(snapshot) != 0)
+			at = kvlsm_snapshot_ttl_time(snapshot);
 
 		if (st->expires <= at)
 			return false;
@@ -514,8 +519,9 @@ keep_row:
 
 /*
  * A time before which expired rows are invisible to every running
- * transaction: the start of the oldest one (snapshots are judged at their
- * transaction's or statement's start, neither earlier).
+ * transaction and every named snapshot: the start of the oldest
+ * transaction (snapshots are judged at their transaction's or statement's
+ * start, neither earlier), or the creation of the oldest named snapshot.
  */
 TimestampTz
 kvlsm_ttl_horizon(void)
@@ -523,6 +529,11 @@ kvlsm_ttl_horizon(void)
 	TimestampTz horizon = GetCurrentTimestamp();
 	int			n = pgstat_fetch_stat_numbackends();
 	int			i;
+	TimestampTz pin_time;
+
+	(void) kvlsm_snapshot_pin(&pin_time);
+	if (pin_time != 0 && pin_time < horizon)
+		horizon = pin_time;
 
 	for (i = 1; i <= n; i++)
 	{

@@ -114,6 +114,9 @@ typedef struct KvlsmMetaPageData
 	uint64		log_bytes;		/* bytes of log pages written */
 	uint64		logical_bytes;	/* bytes of records ingested */
 	int64		ttl_usecs;		/* option ttl; 0 = none */
+	TransactionId created_xid;	/* transaction that created this filenode:
+								 * its history begins there (named snapshots) */
+	uint32		pad1;
 } KvlsmMetaPageData;
 
 typedef KvlsmMetaPageData *KvlsmMetaPage;

@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshots.h
+ *	  Named snapshots and time-travel reads of kvlsm tables: the catalog
+ *	  (an extension table), the horizon they pin for garbage collection,
+ *	  and the snapshot that replaces a transaction's own in scans of kvlsm
+ *	  tables while one is in use.  Owned by src/table/snapshots.c.
+ *
+ * A named snapshot is a durable copy of an MVCC snapshot: xmin, xmax and
+ * every transaction that was in progress for it, subtransactions included
+ * (expanded at creation, because pg_subtrans is truncated at the oldest
+ * running xid).  Until it is dropped, every process that removes row
+ * versions (compaction, VACUUM, index bulk-delete, btree's killed-item
+ * hints through all_dead, freezing) treats its xmin as an extra horizon,
+ * and TTL expiry is judged no later than its creation time.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVLSM_SNAPSHOTS_H
+#define KVLSM_SNAPSHOTS_H
+
+#include "postgres.h"
+
+#include "utils/rel.h"
+#include "utils/snapshot.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+extern int	kvlsm_snapshot_max_age;
+
+extern Size kvlsm_snapshots_shmem_size(void);
+extern void kvlsm_snapshots_shmem_init(void);
+extern void kvlsm_snapshots_init(void);
+
+/*
+ * The oldest xmin any named snapshot of this database needs (Invalid: none)
+ * and the oldest creation time (0: none).  May read the catalog.
+ */
+extern TransactionId kvlsm_snapshot_pin(TimestampTz *oldest_time);
+
+/* may versions deleted by 'xid' go, for GlobalVis and every named snapshot? */
+extern bool kvlsm_xid_removable(GlobalVisState *vis, TransactionId xid);
+
+/* the horizon for compaction: Min(GetOldestNonRemovable..., pin) */
+extern TransactionId kvlsm_gc_horizon(Relation rel);
+
+/*
+ * The snapshot a scan of a kvlsm table uses: the named snapshot in use in
+ * this transaction in place of an MVCC snapshot, else the one given.
+ */
+extern Snapshot kvlsm_scan_snapshot(Relation rel, Snapshot snapshot);
+
+/* the time TTL is judged at under this snapshot, or 0 if not a named one */
+extern TimestampTz kvlsm_snapshot_ttl_time(Snapshot snapshot);
+
+/* is a named snapshot in use in this transaction? */
+extern bool kvlsm_time_travel_active(void);
+
+#endif							/* KVLSM_SNAPSHOTS_H */

@@ -1,0 +1,787 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshots.c
+ *	  Named snapshots: kvlsm_snapshot_create, kvlsm_snapshot_drop and
+ *	  kvlsm_snapshot_use, the horizon they pin, and the substitution of
+ *	  the named snapshot in scans of kvlsm tables.  See snapshots.h.
+ *
+ * The catalog is the extension's table kvlsm_named_snapshot, so snapshots
+ * survive restarts and replicate.  The horizon is cached per database in
+ * shared memory and reloaded from the catalog after a create or drop
+ * commits (or aborts).  A creating transaction publishes its snapshot's
+ * xmin in shared memory before it inserts the catalog row; a reload keeps
+ * that pin while the creator runs, so no compaction can slip between the
+ * creation and the moment the row becomes visible.
+ *
+ * Time travel is transaction-scoped and is never a setting: a function
+ * turns it on for the rest of the transaction, which it makes read only.
+ * It applies to MVCC snapshots of kvlsm tables only, never inside a
+ * security-restricted operation or a SECURITY DEFINER function, and only
+ * on tables the user owns.  A table whose file was created after the
+ * snapshot (CREATE, TRUNCATE, VACUUM FULL, CLUSTER, a rewriting ALTER
+ * TABLE: the metapage records the creating xid) has no history for it: an
+ * error, never today's contents.  While it is on, the planner is told that
+ * no index of a kvlsm table is unique (an index built later must not
+ * justify join removal or inner-unique joins), and cached plans are reset.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/xid8.h"
+
+#include "kvlsm/kvlsm.h"
+#include "kvlsm/page.h"
+#include "kvlsm/snapshots.h"
+#include "kvlsm/table.h"
+
+int			kvlsm_snapshot_max_age = 150000000;
+
+#define PIN_DBS 64
+#define PIN_CREATORS 8
+/* the expanded in-progress list of one snapshot: at most this many xids */
+#define MAX_EXPANDED_XIDS (16 * 1024 * 1024)
+
+typedef struct PinCreator
+{
+	TransactionId creator;		/* the creating transaction */
+	TransactionId xmin;
+	TimestampTz time;
+} PinCreator;
+
+typedef struct DbPins
+{
+	Oid			dbid;			/* InvalidOid: free slot */
+	bool		valid;			/* pin/time reflect the committed catalog */
+	TransactionId pin;
+	TimestampTz pin_time;
+	int			ncreators;
+	PinCreator	creators[PIN_CREATORS];
+} DbPins;
+
+typedef struct PinShared
+{
+	slock_t		mutex;
+	DbPins		dbs[PIN_DBS];
+} PinShared;
+
+static PinShared *pins = NULL;
+
+/* this transaction created or dropped a snapshot: reload at its end */
+static bool pins_changed = false;
+
+/* the named snapshot in use in this transaction */
+static Snapshot tt_snapshot = NULL;
+static TimestampTz tt_time = 0;
+static char tt_name[NAMEDATALEN];
+static List *tt_checked = NIL;	/* relids that passed the checks */
+
+static get_relation_info_hook_type prev_get_relation_info = NULL;
+
+Size
+kvlsm_snapshots_shmem_size(void)
+{
+	return MAXALIGN(sizeof(PinShared));
+}
+
+void
+kvlsm_snapshots_shmem_init(void)
+{
+	bool		found;
+
+	pins = ShmemInitStruct("kvlsm named snapshot pins", sizeof(PinShared), &found);
+	if (!found)
+	{
+		memset(pins, 0, sizeof(PinShared));
+		SpinLockInit(&pins->mutex);
+	}
+}
+
+/* the slot of a database; the caller holds the mutex */
+static DbPins *
+db_slot(Oid dbid, bool create)
+{
+	int			i;
+	DbPins	   *free_slot = NULL;
+
+	for (i = 0; i < PIN_DBS; i++)
+	{
+		if (pins->dbs[i].dbid == dbid)
+			return &pins->dbs[i];
+		if (pins->dbs[i].dbid == InvalidOid && free_slot == NULL)
+			free_slot = &pins->dbs[i];
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	memset(free_slot, 0, sizeof(DbPins));
+	free_slot->dbid = dbid;
+	return free_slot;
+}
+
+/* the schema of the kvlsm extension, or InvalidOid if not installed */
+static Oid
+extension_schema(void)
+{
+	Oid			ext = get_extension_oid("kvlsm", true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	if (!OidIsValid(ext))
+		return InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/* the catalog table, or InvalidOid if the extension is not in this database */
+static Oid
+catalog_relid(void)
+{
+	Oid			nsp = extension_schema();
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid("kvlsm_named_snapshot", nsp);
+}
+
+static char *
+catalog_name(void)
+{
+	Oid			nsp = extension_schema();
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"kvlsm\" is not installed in this database")));
+	return quote_qualified_identifier(get_namespace_name(nsp), "kvlsm_named_snapshot");
+}
+
+/* catalog columns */
+#define ANUM_NAME		1
+#define ANUM_CREATED_AT	2
+#define ANUM_CREATED_BY	3
+#define ANUM_XMIN		4
+#define ANUM_XMAX		5
+#define ANUM_XIP		6
+#define ANUM_EXPIRES	7
+
+/* the 32-bit xid of a stored xid8 */
+static TransactionId
+xid_of(Datum d)
+{
+	return XidFromFullTransactionId(DatumGetFullTransactionId(d));
+}
+
+/* a snapshot is usable until the next xid reaches its expiry */
+static bool
+expired(FullTransactionId expires)
+{
+	return FullTransactionIdFollowsOrEquals(ReadNextFullTransactionId(), expires);
+}
+
+/* min xmin and creation time over the usable snapshots in the catalog */
+static void
+scan_catalog(TransactionId *pin, TimestampTz *pin_time)
+{
+	Oid			relid = catalog_relid();
+	Relation	rel;
+	Snapshot	snap;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	*pin = InvalidTransactionId;
+	*pin_time = 0;
+	if (!OidIsValid(relid))
+		return;
+	rel = table_open(relid, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		TransactionId xmin;
+		TimestampTz t;
+
+		if (expired(DatumGetFullTransactionId(slot_getattr(slot, ANUM_EXPIRES, &isnull))))
+			continue;
+		xmin = xid_of(slot_getattr(slot, ANUM_XMIN, &isnull));
+		t = DatumGetTimestampTz(slot_getattr(slot, ANUM_CREATED_AT, &isnull));
+		if (!TransactionIdIsValid(*pin) || TransactionIdPrecedes(xmin, *pin))
+			*pin = xmin;
+		if (*pin_time == 0 || t < *pin_time)
+			*pin_time = t;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+}
+
+TransactionId
+kvlsm_snapshot_pin(TimestampTz *oldest_time)
+{
+	DbPins	   *slot;
+	TransactionId pin = InvalidTransactionId;
+	TimestampTz pin_time = 0;
+	bool		valid = false;
+	int			i;
+
+	if (pins == NULL || !OidIsValid(MyDatabaseId) || !IsTransactionState())
+	{
+		if (oldest_time)
+			*oldest_time = 0;
+		return InvalidTransactionId;
+	}
+
+	SpinLockAcquire(&pins->mutex);
+	slot = db_slot(MyDatabaseId, true);
+	if (slot != NULL && slot->valid)
+	{
+		valid = true;
+		pin = slot->pin;
+		pin_time = slot->pin_time;
+	}
+	SpinLockRelease(&pins->mutex);
+
+	if (!valid)
+	{
+		TransactionId cpin;
+		TimestampTz ctime;
+
+		/*
+		 * Reload.  A create that commits after this scan's snapshot was
+		 * taken keeps its published pin (its creator is still running or
+		 * the slot is invalidated again at its commit).
+		 */
+		scan_catalog(&cpin, &ctime);
+		SpinLockAcquire(&pins->mutex);
+		slot = db_slot(MyDatabaseId, true);
+		if (slot != NULL)
+		{
+			int			j = 0;
+
+			slot->pin = cpin;
+			slot->pin_time = ctime;
+			slot->valid = true;
+			for (i = 0; i < slot->ncreators; i++)
+			{
+				/* the scan saw the committed row of a finished creator */
+				if (TransactionIdIsInProgress(slot->creators[i].creator))
+					slot->creators[j++] = slot->creators[i];
+			}
+			slot->ncreators = j;
+		}
+		SpinLockRelease(&pins->mutex);
+		pin = cpin;
+		pin_time = ctime;
+	}
+
+	/* snapshots being created are pinned from before their row exists */
+	SpinLockAcquire(&pins->mutex);
+	slot = db_slot(MyDatabaseId, false);
+	if (slot != NULL)
+	{
+		for (i = 0; i < slot->ncreators; i++)
+		{
+			if (!TransactionIdIsValid(pin) ||
+				TransactionIdPrecedes(slot->creators[i].xmin, pin))
+				pin = slot->creators[i].xmin;
+			if (pin_time == 0 || slot->creators[i].time < pin_time)
+				pin_time = slot->creators[i].time;
+		}
+	}
+	SpinLockRelease(&pins->mutex);
+
+	if (oldest_time)
+		*oldest_time = pin_time;
+	return pin;
+}
+
+bool
+kvlsm_xid_removable(GlobalVisState *vis, TransactionId xid)
+{
+	TransactionId pin;
+
+	if (!GlobalVisTestIsRemovableXid(vis, xid))
+		return false;
+	pin = kvlsm_snapshot_pin(NULL);
+	return !TransactionIdIsValid(pin) || TransactionIdPrecedes(xid, pin);
+}
+
+TransactionId
+kvlsm_gc_horizon(Relation rel)
+{
+	TransactionId horizon = GetOldestNonRemovableTransactionId(rel);
+	TransactionId pin = kvlsm_snapshot_pin(NULL);
+
+	if (TransactionIdIsValid(pin) && TransactionIdPrecedes(pin, horizon))
+		horizon = pin;
+	return horizon;
+}
+
+static void
+invalidate_pins(void)
+{
+	DbPins	   *slot;
+
+	SpinLockAcquire(&pins->mutex);
+	slot = db_slot(MyDatabaseId, false);
+	if (slot != NULL)
+		slot->valid = false;
+	SpinLockRelease(&pins->mutex);
+}
+
+static void
+snapshots_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (pins_changed && pins != NULL)
+				invalidate_pins();
+			pins_changed = false;
+			if (tt_snapshot != NULL)
+			{
+				/* plans made without unique indexes are not kept */
+				ResetPlanCache();
+			}
+			tt_snapshot = NULL;
+			tt_checked = NIL;	/* in TopTransactionContext */
+			break;
+		default:
+			break;
+	}
+}
+
+/* the planner must not trust unique indexes while time travelling */
+static void
+snapshots_get_relation_info(PlannerInfo *root, Oid relationObjectId,
+							bool inhparent, RelOptInfo *rel)
+{
+	if (prev_get_relation_info)
+		prev_get_relation_info(root, relationObjectId, inhparent, rel);
+	if (tt_snapshot != NULL && rel->indexlist != NIL)
+	{
+		Relation	r = table_open(relationObjectId, NoLock);
+		bool		kv = kvlsm_is_kvlsm_relation(r);
+		ListCell   *lc;
+
+		table_close(r, NoLock);
+		if (kv)
+			foreach(lc, rel->indexlist)
+				((IndexOptInfo *) lfirst(lc))->unique = false;
+	}
+}
+
+void
+kvlsm_snapshots_init(void)
+{
+	DefineCustomIntVariable("kvlsm.snapshot_max_age",
+							"Age in transactions after which a named snapshot stops holding back garbage collection and can no longer be used.",
+							"Applies to snapshots created afterwards; keep it below autovacuum_freeze_max_age.",
+							&kvlsm_snapshot_max_age, 150000000, 1000, 1500000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	RegisterXactCallback(snapshots_xact_callback, NULL);
+	prev_get_relation_info = get_relation_info_hook;
+	get_relation_info_hook = snapshots_get_relation_info;
+}
+
+/* ---------------------------------------------------------------------
+ * Time travel
+ * ---------------------------------------------------------------------
+ */
+
+bool
+kvlsm_time_travel_active(void)
+{
+	return tt_snapshot != NULL;
+}
+
+TimestampTz
+kvlsm_snapshot_ttl_time(Snapshot snapshot)
+{
+	return (snapshot != NULL && snapshot == tt_snapshot) ? tt_time : 0;
+}
+
+/* may this relation be read through the named snapshot?  Errors if not. */
+static void
+check_relation(Relation rel)
+{
+	KvlsmMetaPageData meta;
+
+	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot read \"%s\" through named snapshot \"%s\"",
+						RelationGetRelationName(rel), tt_name),
+				 errdetail("Time travel is allowed only on tables the user owns.")));
+	kvlsm_read_metapage(rel, &meta);
+	if (TransactionIdIsNormal(meta.created_xid) &&
+		XidInMVCCSnapshot(meta.created_xid, tt_snapshot))
+		ereport(ERROR,
+				(errcode(ERRCODE_SNAPSHOT_TOO_OLD),
+				 errmsg("\"%s\" has no history as old as named snapshot \"%s\"",
+						RelationGetRelationName(rel), tt_name),
+				 errdetail("The table was created, truncated or rewritten after the snapshot was taken.")));
+}
+
+Snapshot
+kvlsm_scan_snapshot(Relation rel, Snapshot snapshot)
+{
+	MemoryContext old;
+
+	if (tt_snapshot == NULL || snapshot == NULL || snapshot == tt_snapshot ||
+		snapshot->snapshot_type != SNAPSHOT_MVCC)
+		return snapshot;
+	if (InSecurityRestrictedOperation() || InLocalUserIdChange())
+		return snapshot;
+	if (!list_member_oid(tt_checked, RelationGetRelid(rel)))
+	{
+		check_relation(rel);
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		tt_checked = lappend_oid(tt_checked, RelationGetRelid(rel));
+		MemoryContextSwitchTo(old);
+	}
+	return tt_snapshot;
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+static FullTransactionId
+full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (TransactionIdFollows(xid, XidFromFullTransactionId(next)))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+static void
+check_name(text *name, char *buf)
+{
+	char	   *s = text_to_cstring(name);
+
+	if (strlen(s) == 0 || strlen(s) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a named snapshot needs a name of 1 to %d bytes", NAMEDATALEN - 1)));
+	strlcpy(buf, s, NAMEDATALEN);
+}
+
+static int
+xid_cmp(const void *a, const void *b)
+{
+	TransactionId xa = *(const TransactionId *) a;
+	TransactionId xb = *(const TransactionId *) b;
+
+	return (xa > xb) - (xa < xb);
+}
+
+/*
+ * kvlsm_snapshot_create(name): record the caller's snapshot under a name.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_snapshot_create);
+Datum
+kvlsm_snapshot_create(PG_FUNCTION_ARGS)
+{
+	char		name[NAMEDATALEN];
+	Snapshot	snap;
+	TransactionId *xids;
+	int			nxids = 0;
+	int			cap;
+	Datum	   *elems;
+	ArrayType  *xiparr;
+	TimestampTz now = GetCurrentTimestamp();
+	FullTransactionId expires;
+	TransactionId me;
+	DbPins	   *slot;
+	bool		published;
+	Oid			argtypes[7] = {TEXTOID, TIMESTAMPTZOID, OIDOID, XID8OID, XID8OID,
+	XID8ARRAYOID, XID8OID};
+	Datum		values[7];
+	char	   *sql;
+	int			i;
+	TupleDesc	tupdesc;
+	Datum		result[3];
+	bool		nulls[3] = {0};
+
+	check_name(PG_GETARG_TEXT_PP(0), name);
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot create a named snapshot during recovery"),
+				 errhint("Create it on the primary; it replicates to the standbys.")));
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot create a named snapshot in a transaction that has written"),
+				 errhint("Create each named snapshot in its own transaction, before it writes anything.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	snap = GetActiveSnapshot();
+	if (snap == NULL || snap->snapshot_type != SNAPSHOT_MVCC)
+		elog(ERROR, "kvlsm_snapshot_create needs an MVCC snapshot");
+
+	/*
+	 * Every xid in progress for the snapshot, subtransactions included.  An
+	 * overflowed subxid cache means pg_subtrans must be asked, which is only
+	 * possible now: expand the range [xmin, xmax) explicitly.
+	 */
+	if (!snap->suboverflowed)
+	{
+		cap = Max(snap->xcnt + snap->subxcnt, 1);
+		xids = palloc(sizeof(TransactionId) * cap);
+		for (i = 0; i < (int) snap->xcnt; i++)
+			xids[nxids++] = snap->xip[i];
+		for (i = 0; i < snap->subxcnt; i++)
+			xids[nxids++] = snap->subxip[i];
+	}
+	else
+	{
+		TransactionId x;
+
+		cap = 1024;
+		xids = palloc(sizeof(TransactionId) * cap);
+		for (x = snap->xmin; TransactionIdPrecedes(x, snap->xmax);)
+		{
+			TransactionId cur = x;
+
+			TransactionIdAdvance(x);
+			CHECK_FOR_INTERRUPTS();
+			if (!XidInMVCCSnapshot(cur, snap))
+				continue;
+			if (nxids >= MAX_EXPANDED_XIDS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many transactions in progress for a named snapshot"),
+						 errdetail("At most %d in-progress transactions can be recorded.", MAX_EXPANDED_XIDS)));
+			if (nxids >= cap)
+			{
+				cap *= 2;
+				xids = repalloc_huge(xids, sizeof(TransactionId) * cap);
+			}
+			xids[nxids++] = cur;
+		}
+	}
+	qsort(xids, nxids, sizeof(TransactionId), xid_cmp);
+	elems = palloc(sizeof(Datum) * Max(nxids, 1));
+	for (i = 0; i < nxids; i++)
+		elems[i] = FullTransactionIdGetDatum(full_xid(xids[i]));
+	xiparr = construct_array(elems, nxids, XID8OID, sizeof(FullTransactionId), true, TYPALIGN_DOUBLE);
+	expires = FullTransactionIdFromU64(U64FromFullTransactionId(ReadNextFullTransactionId()) +
+									   (uint64) kvlsm_snapshot_max_age);
+
+	/* publish the pin before the row exists (see the file header) */
+	me = GetTopTransactionId();
+	SpinLockAcquire(&pins->mutex);
+	slot = db_slot(MyDatabaseId, true);
+	published = (slot != NULL && slot->ncreators < PIN_CREATORS);
+	if (published)
+	{
+		slot->creators[slot->ncreators].creator = me;
+		slot->creators[slot->ncreators].xmin = snap->xmin;
+		slot->creators[slot->ncreators].time = now;
+		slot->ncreators++;
+	}
+	SpinLockRelease(&pins->mutex);
+	if (!published)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many named snapshots are being created at once"),
+				 errhint("Retry when the other creating transactions have ended.")));
+	pins_changed = true;
+
+	SPI_connect();
+	sql = psprintf("SELECT 1 FROM %s WHERE name = $1", catalog_name());
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kvlsm: could not read the named snapshot catalog");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("named snapshot \"%s\" already exists", name)));
+	sql = psprintf("INSERT INTO %s VALUES ($1, $2, $3, $4, $5, $6, $7)", catalog_name());
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = ObjectIdGetDatum(GetUserId());
+	values[3] = FullTransactionIdGetDatum(full_xid(snap->xmin));
+	values[4] = FullTransactionIdGetDatum(full_xid(snap->xmax));
+	values[5] = PointerGetDatum(xiparr);
+	values[6] = FullTransactionIdGetDatum(expires);
+	if (SPI_execute_with_args(sql, 7, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kvlsm: could not insert into the named snapshot catalog");
+	SPI_finish();
+
+	result[0] = CStringGetTextDatum(name);
+	result[1] = FullTransactionIdGetDatum(full_xid(snap->xmin));
+	result[2] = TimestampTzGetDatum(now);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls)));
+}
+
+/* kvlsm_snapshot_drop(name): forget it; compaction may then reclaim */
+PG_FUNCTION_INFO_V1(kvlsm_snapshot_drop);
+Datum
+kvlsm_snapshot_drop(PG_FUNCTION_ARGS)
+{
+	char		name[NAMEDATALEN];
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	uint64		n;
+
+	check_name(PG_GETARG_TEXT_PP(0), name);
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot drop a named snapshot during recovery")));
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE name = $1", catalog_name()),
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "kvlsm: could not delete from the named snapshot catalog");
+	n = SPI_processed;
+	SPI_finish();
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("named snapshot \"%s\" does not exist", name)));
+	pins_changed = true;
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * kvlsm_snapshot_use(name): for the rest of the transaction, scans of kvlsm
+ * tables see what was visible when the snapshot was taken.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_snapshot_use);
+Datum
+kvlsm_snapshot_use(PG_FUNCTION_ARGS)
+{
+	char		name[NAMEDATALEN];
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	FullTransactionId expires;
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			nelems;
+	Snapshot	snap;
+	int			i;
+
+	check_name(PG_GETARG_TEXT_PP(0), name);
+	RequireTransactionBlock(true, "kvlsm_snapshot_use()");
+	if (tt_snapshot != NULL)
+	{
+		if (strcmp(tt_name, name) == 0)
+			PG_RETURN_VOID();
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("named snapshot \"%s\" is already in use in this transaction", tt_name)));
+	}
+	if (InSecurityRestrictedOperation() || InLocalUserIdChange())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot use a named snapshot inside a security-restricted operation or a SECURITY DEFINER function")));
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot use a named snapshot in a transaction that has written"),
+				 errhint("Call kvlsm_snapshot_use() first in a read-only transaction.")));
+
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	if (SPI_execute_with_args(psprintf("SELECT created_at, snap_xmin, snap_xmax, xip, expires_xid FROM %s WHERE name = $1",
+									   catalog_name()),
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kvlsm: could not read the named snapshot catalog");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("named snapshot \"%s\" does not exist", name)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	expires = DatumGetFullTransactionId(SPI_getbinval(tup, desc, 5, &isnull));
+	if (expired(expires))
+		ereport(ERROR,
+				(errcode(ERRCODE_SNAPSHOT_TOO_OLD),
+				 errmsg("named snapshot \"%s\" is too old", name),
+				 errdetail("It is older than kvlsm.snapshot_max_age allowed when it was created: garbage collection no longer keeps what it needs."),
+				 errhint("Drop it with kvlsm_snapshot_drop().")));
+
+	snap = MemoryContextAllocZero(TopTransactionContext, sizeof(SnapshotData));
+	snap->snapshot_type = SNAPSHOT_MVCC;
+	snap->xmin = xid_of(SPI_getbinval(tup, desc, 2, &isnull));
+	snap->xmax = xid_of(SPI_getbinval(tup, desc, 3, &isnull));
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull));
+	deconstruct_array(arr, XID8OID, sizeof(FullTransactionId), true, TYPALIGN_DOUBLE,
+					  &elems, NULL, &nelems);
+	snap->xip = MemoryContextAlloc(TopTransactionContext,
+								   sizeof(TransactionId) * Max(nelems, 1));
+	for (i = 0; i < nelems; i++)
+		snap->xip[i] = xid_of(elems[i]);
+	snap->xcnt = nelems;
+	snap->subxip = NULL;
+	snap->subxcnt = 0;
+	snap->suboverflowed = false;
+	snap->takenDuringRecovery = false;
+	snap->copied = true;
+	snap->curcid = GetCurrentCommandId(false);
+	tt_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
+	SPI_finish();
+
+	strlcpy(tt_name, name, NAMEDATALEN);
+	tt_checked = NIL;
+	tt_snapshot = snap;
+	/* the rest of the transaction is read only, and plans are made anew */
+	XactReadOnly = true;
+	ResetPlanCache();
+	PG_RETURN_VOID();
+}
