@@ -290,6 +290,7 @@ CREATE TABLE kvlsm_named_snapshot (
     expires_xid xid8 NOT NULL   -- unusable, and no longer pinning, once the next xid reaches it
 ) USING heap;
 REVOKE ALL ON kvlsm_named_snapshot FROM PUBLIC;
+GRANT SELECT ON kvlsm_named_snapshot TO PUBLIC;  -- names and xids; using one still needs ownership of the table
 
 CREATE FUNCTION kvlsm_snapshot_create(name text,
     OUT name text, OUT xmin xid8, OUT created_at timestamptz)
