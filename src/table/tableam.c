@@ -648,6 +648,20 @@ put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRowRecord *rr,
 	pfree(val);
 }
 
+/*
+ * While named snapshots exist, a DELETE or UPDATE leaves the old version's
+ * TOAST values alone: they are heap rows in the TOAST table, which a
+ * VACUUM there would remove with no regard for the snapshots.  The
+ * compaction that drops the old version deletes them (the deferred
+ * cleanup; see kvlsm_table_gc).
+ */
+static bool
+toast_deferred(Relation rel)
+{
+	return OidIsValid(rel->rd_rel->reltoastrelid) &&
+		TransactionIdIsValid(kvlsm_snapshot_pin(NULL));
+}
+
 /* toast the tuple if needed; returns the tuple to store (maybe the input) */
 static HeapTuple
 prepare_tuple(Relation rel, HeapTuple tup, HeapTuple oldtup, int options)
@@ -1051,6 +1065,8 @@ kvlsm_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 	rr.kind = KVLSM_REC_DELETE;
 	if (changingPart)
 		rr.flags |= KVLSM_DEL_MOVED;
+	if (toast_deferred(rel))
+		rr.flags |= KVLSM_DEL_TOAST_DEFERRED;
 	CheckForSerializableConflictIn(rel, tid, ItemPointerGetBlockNumber(tid));
 	result = modify_row(rel, sh, kvlsm_tid_to_rowid(tid), MODIFY_DELETE,
 						LockTupleExclusive, &rr, cid, crosscheck,
@@ -1063,7 +1079,8 @@ kvlsm_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 		 * this transaction, so that compaction dropping the row later leaks
 		 * nothing in the TOAST table.
 		 */
-		if (oldst.tuple != NULL && OidIsValid(rel->rd_rel->reltoastrelid))
+		if (oldst.tuple != NULL && OidIsValid(rel->rd_rel->reltoastrelid) &&
+			!(rr.flags & KVLSM_DEL_TOAST_DEFERRED))
 		{
 			HeapTuple	oldtup;
 
@@ -1147,6 +1164,8 @@ kvlsm_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 	memset(&rr, 0, sizeof(rr));
 	rr.kind = KVLSM_REC_DELETE;
 	rr.flags = KVLSM_DEL_UPDATE | (key_changed ? KVLSM_DEL_KEYS_UPDATED : 0);
+	if (toast_deferred(rel))
+		rr.flags |= KVLSM_DEL_TOAST_DEFERRED;
 	rr.successor = newrowid;
 	CheckForSerializableConflictIn(rel, otid, ItemPointerGetBlockNumber(otid));
 	result = modify_row(rel, sh, oldrowid, MODIFY_DELETE, *lockmode, &rr, cid,
@@ -1164,7 +1183,14 @@ kvlsm_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 		oldst.rowid = oldrowid;
 		oldtup = row_to_heaptuple(rel, &oldst);
 	}
-	totup = prepare_tuple(rel, newtup, oldtup, 0);
+
+	/*
+	 * With deferred cleanup the new version gets TOAST values of its own
+	 * (none shared with the old one, none of the old one's deleted), so the
+	 * compaction that drops the old version can delete all of its values.
+	 */
+	totup = prepare_tuple(rel, newtup,
+						  (rr.flags & KVLSM_DEL_TOAST_DEFERRED) ? NULL : oldtup, 0);
 	mtup = minimal_tuple_from_heap_tuple(totup);
 	memset(&ins, 0, sizeof(ins));
 	ins.kind = KVLSM_REC_INSERT;

@@ -432,6 +432,7 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	bool		purged = false;
 	bool		dead = false;
 	bool		expired = false;
+	bool		toast_left = false;	/* a DELETE deferred the TOAST cleanup */
 	TransactionId deleter = InvalidTransactionId;
 	bool		finished;
 	int			i;
@@ -488,6 +489,8 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		{
 			dead = true;
 			deleter = rr.xid;
+			if (rr.flags & KVLSM_DEL_TOAST_DEFERRED)
+				toast_left = true;
 		}
 		else
 			keep[i] = false;	/* aborted delete, or an ended lock */
@@ -495,13 +498,14 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	if (dead && (purged || !ctx->has_indexes))
 	{
 		/*
-		 * A row that expired without a DELETE still owns its out-of-line
-		 * values (a DELETE deletes them, as heap_delete does): they are
-		 * deleted once the compaction is installed, in the compacting
-		 * transaction.  VACUUM must not take an xid, so its compactions
-		 * keep such rows for a later one.
+		 * A row that expired without a DELETE, or whose DELETE left its
+		 * out-of-line values for later because named snapshots existed,
+		 * still owns them (otherwise a DELETE deletes them, as heap_delete
+		 * does): they are deleted once the compaction is installed, in the
+		 * compacting transaction.  VACUUM must not take an xid, so its
+		 * compactions keep such rows for a later one.
 		 */
-		if (!TransactionIdIsValid(deleter) && expired &&
+		if (((!TransactionIdIsValid(deleter) && expired) || toast_left) &&
 			row_has_external(&recs[ins]))
 		{
 			if (MyProc->statusFlags & PROC_IN_VACUUM)

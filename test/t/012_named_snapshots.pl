@@ -29,6 +29,7 @@ $primary->safe_psql('postgres', q{
 	CREATE TABLE a (id int PRIMARY KEY, v text) USING kvlsm;
 	CREATE INDEX a_v ON a USING kvlsm_idx (v);
 	CREATE TABLE b (id int, payload text) USING kvlsm WITH (ttl = '3s');
+	CREATE TABLE big (id int, doc text) USING kvlsm;
 });
 $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('ns_standby');
@@ -37,6 +38,7 @@ $standby->start;
 
 # the full contents of both tables, as one string per table
 my $contents_a = q{SELECT count(*) || ':' || coalesce(md5(string_agg(id || '=' || v, ',' ORDER BY id)), '-') FROM a};
+my $contents_big = q{SELECT count(*) || ':' || coalesce(md5(string_agg(id || '=' || md5(doc), ',' ORDER BY id)), '-') FROM big};
 my $contents_b = q{SELECT count(*) || ':' || coalesce(md5(string_agg(id || '=' || payload, ',' ORDER BY id)), '-') FROM b};
 # the same rows of a, fetched through the kvlsm_idx index
 my $via_index = q{SET enable_seqscan = off; SET enable_bitmapscan = off;
@@ -51,7 +53,8 @@ sub take
 	# writes between them in this test
 	$primary->safe_psql('postgres', "SELECT kvlsm_snapshot_create('$name')");
 	$saved{$name} = [ $primary->safe_psql('postgres', $contents_a),
-		$primary->safe_psql('postgres', $contents_b) ];
+		$primary->safe_psql('postgres', $contents_b),
+		$primary->safe_psql('postgres', $contents_big) ];
 	note "snapshot $name: a $saved{$name}[0], b $saved{$name}[1]";
 	return;
 }
@@ -74,6 +77,8 @@ sub check_all
 			"$when: snapshot $name, table b (TTL judged at the snapshot's time)");
 		is(through($node, $name, $via_index), $saved{$name}[0],
 			"$when: snapshot $name, table a through the kvlsm_idx index");
+		is(through($node, $name, $contents_big), $saved{$name}[2],
+			"$when: snapshot $name, TOASTed values of table big");
 	}
 	return;
 }
@@ -82,8 +87,24 @@ sub check_all
 $primary->safe_psql('postgres', q{
 	INSERT INTO a SELECT g, 'first ' || g FROM generate_series(1, 6000) g;
 	INSERT INTO b SELECT g, 'short-lived ' || g FROM generate_series(1, 800) g;
+	INSERT INTO big SELECT g, (SELECT string_agg(md5(g || '/' || i), '') FROM generate_series(1, 1000) i)
+	  FROM generate_series(1, 20) g;
 });
+my $toast = $primary->safe_psql('postgres', q{SELECT reltoastrelid::regclass FROM pg_class WHERE relname = 'big'});
+my $values = "SELECT count(DISTINCT chunk_id) FROM $toast";
+is($primary->safe_psql('postgres', $values), '20', 'twenty TOASTed values');
 take('s1');
+
+# old versions' TOAST values stay while snapshots exist, even through VACUUM
+$primary->safe_psql('postgres', q{
+	UPDATE big SET doc = (SELECT string_agg(md5(id || '+' || i), '') FROM generate_series(1, 1000) i) WHERE id <= 10;
+	DELETE FROM big WHERE id > 15;
+	VACUUM big;
+	SELECT kvlsm_flush('big');
+	SELECT kvlsm_compact('big');
+});
+is($primary->safe_psql('postgres', $values), '30',
+	'with snapshots, no TOAST value of an old version is deleted (20 old + 10 new)');
 
 $primary->safe_psql('postgres', q{
 	UPDATE a SET v = 'second ' || id WHERE id % 3 = 0;
@@ -167,6 +188,12 @@ my $after = $standby->safe_psql('postgres', q{SELECT coalesce(sum(entries), 0) F
 my $live = $standby->safe_psql('postgres', q{SELECT count(*) FROM a});
 cmp_ok($after, '<', $before, "entries fell after the drop ($before -> $after)");
 is($after, $live, 'only the live rows are left in a');
+$standby->safe_psql('postgres', q{
+	VACUUM big; SELECT kvlsm_flush('big'); SELECT kvlsm_compact('big');
+});
+is($standby->safe_psql('postgres', $values), '15',
+	'after the drop, compaction deleted the TOAST values of the dropped versions (15 live)');
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM big}), '15', 'and the table has its 15 rows');
 is($standby->safe_psql('postgres', q{SELECT coalesce(sum(entries), 0) FROM kvlsm_sstables('b')}),
 	$standby->safe_psql('postgres', q{SELECT count(*) FROM b}),
 	'and only the live rows of b');

@@ -44,6 +44,8 @@
 #define KVLSM_DEL_UPDATE		0x0001	/* successor is valid */
 #define KVLSM_DEL_KEYS_UPDATED	0x0002	/* an update that changed key columns */
 #define KVLSM_DEL_MOVED			0x0004	/* moved to another partition */
+#define KVLSM_DEL_TOAST_DEFERRED 0x0008	/* the row's TOAST values are deleted
+										 * by the compaction that drops it */
 
 /* INSERT flags */
 #define KVLSM_INS_SPECULATIVE	0x0001
