@@ -200,4 +200,47 @@ is($standby->safe_psql('postgres', q{SELECT coalesce(sum(entries), 0) FROM kvlsm
 my ($ret, $out, $err) = $standby->psql('postgres', q{BEGIN; SELECT kvlsm_snapshot_use('s1'); ROLLBACK;});
 like($err, qr/named snapshot "s1" does not exist/, 'a dropped snapshot is gone');
 
+# a snapshot taken while another transaction has more subtransactions than a
+# snapshot's subxid cache holds (64): its xids are expanded at creation,
+# since pg_subtrans will be truncated
+my $bg = $standby->background_psql('postgres', on_error_stop => 1);
+$bg->query_safe('BEGIN');
+$bg->query_safe("SAVEPOINT s$_; INSERT INTO a VALUES (" . (200000 + $_) . ", 'sub $_'); RELEASE SAVEPOINT s$_")
+  for 1 .. 70;
+# a later transaction commits, so the subtransactions fall below the
+# snapshot's xmax and must be listed one by one
+$standby->safe_psql('postgres', 'SELECT pg_current_xact_id()');
+$standby->safe_psql('postgres', "SELECT kvlsm_snapshot_create('ovf')");
+cmp_ok($standby->safe_psql('postgres', q{SELECT in_progress FROM kvlsm_snapshots WHERE name = 'ovf'}),
+	'>=', 71, 'the overflowed snapshot recorded every subtransaction');
+$bg->query_safe('COMMIT');
+$bg->quit;
+$standby->safe_psql('postgres', q{SELECT kvlsm_flush('a'); SELECT kvlsm_compact('a'); CHECKPOINT});
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM a WHERE id > 200000'), '70',
+	'the subtransactions\' rows are there now');
+is(through($standby, 'ovf', 'SELECT count(*) FROM a WHERE id > 200000'), '0',
+	'and invisible through the snapshot taken while they ran');
+
+# kvlsm.snapshot_max_age: a snapshot older than the limit it was created
+# under stops pinning anything and cannot be used
+$standby->append_conf('postgresql.conf', "kvlsm.snapshot_max_age = 1000\n");
+$standby->reload;
+$standby->safe_psql('postgres', "SELECT kvlsm_snapshot_create('short')");
+is($standby->safe_psql('postgres', q{SELECT usable FROM kvlsm_snapshots WHERE name = 'short'}), 't',
+	'a new snapshot is usable');
+$standby->safe_psql('postgres',
+	'DO $$ BEGIN FOR i IN 1..1100 LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$');
+is($standby->safe_psql('postgres', q{SELECT usable FROM kvlsm_snapshots WHERE name = 'short'}), 'f',
+	'1100 transactions later it is not');
+($ret, $out, $err) = $standby->psql('postgres', q{BEGIN; SELECT kvlsm_snapshot_use('short'); ROLLBACK;});
+like($err, qr/named snapshot "short" is too old/, 'using it is an error, never a wrong answer');
+$standby->safe_psql('postgres', q{
+	SELECT kvlsm_snapshot_drop('ovf');
+	DELETE FROM a WHERE id > 200000;
+	VACUUM a; SELECT kvlsm_flush('a'); SELECT kvlsm_compact('a');
+});
+is($standby->safe_psql('postgres', q{SELECT coalesce(sum(entries), 0) FROM kvlsm_sstables('a')}),
+	$standby->safe_psql('postgres', q{SELECT count(*) FROM a}),
+	'the expired snapshot holds nothing back');
+
 done_testing();
