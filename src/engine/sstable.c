@@ -35,6 +35,16 @@ typedef struct EntryHeader
 
 #define ENTRY_HEADER_SIZE	(2 + 2 + 4 + 8 + 2)
 
+static inline void
+decode_entry_header(const char *p, EntryHeader *eh)
+{
+	memcpy(&eh->shared, p, 2);
+	memcpy(&eh->unshared, p + 2, 2);
+	memcpy(&eh->vallen, p + 4, 4);
+	memcpy(&eh->seq, p + 8, 8);
+	memcpy(&eh->flags, p + 16, 2);
+}
+
 struct KvlsmSstBuilder
 {
 	Relation	rel;
@@ -1121,11 +1131,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("kvlsm relation \"%s\" block %u: entry %u runs past the page data",
 								RelationGetRelationName(rel), e->start + 1 + pageno, i)));
-			memcpy(&eh.shared, p, 2);
-			memcpy(&eh.unshared, p + 2, 2);
-			memcpy(&eh.vallen, p + 4, 4);
-			memcpy(&eh.seq, p + 8, 8);
-			memcpy(&eh.flags, p + 16, 2);
+			decode_entry_header(p, &eh);
 			keylen = eh.shared + eh.unshared;
 			if (keylen > KVLSM_MAX_KEY_SIZE ||
 				off + ENTRY_HEADER_SIZE + eh.unshared + eh.vallen > dp.datalen)
@@ -1486,11 +1492,7 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 				entries_complete = false;
 				break;
 			}
-			memcpy(&eh.shared, p, 2);
-			memcpy(&eh.unshared, p + 2, 2);
-			memcpy(&eh.vallen, p + 4, 4);
-			memcpy(&eh.seq, p + 8, 8);
-			memcpy(&eh.flags, p + 16, 2);
+			decode_entry_header(p, &eh);
 			keylen = eh.shared + eh.unshared;
 			if (keylen > KVLSM_MAX_KEY_SIZE ||
 				(j == 0 && eh.shared != 0) || (j > 0 && eh.shared > curkeylen) ||

@@ -188,22 +188,8 @@ begin_catalog_access(Oid *save_userid, int *save_sec_context)
 static const char *
 extension_schema_name(void)
 {
-	Oid			extoid = get_extension_oid("kvlsm", false);
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
+	Oid			nsp = kvlsm_extension_schema();
 
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
 	if (!OidIsValid(nsp))
 		elog(ERROR, "kvlsm: extension schema not found");
 	return get_namespace_name(nsp);

@@ -146,36 +146,11 @@ db_slot(Oid dbid, bool create)
 	return free_slot;
 }
 
-/* the schema of the kvlsm extension, or InvalidOid if not installed */
-static Oid
-extension_schema(void)
-{
-	Oid			ext = get_extension_oid("kvlsm", true);
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-
-	if (!OidIsValid(ext))
-		return InvalidOid;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
-}
-
 /* the catalog table, or InvalidOid if the extension is not in this database */
 static Oid
 catalog_relid(void)
 {
-	Oid			nsp = extension_schema();
+	Oid			nsp = kvlsm_extension_schema();
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
@@ -185,7 +160,7 @@ catalog_relid(void)
 static char *
 catalog_name(void)
 {
-	Oid			nsp = extension_schema();
+	Oid			nsp = kvlsm_extension_schema();
 
 	if (!OidIsValid(nsp))
 		ereport(ERROR,
@@ -282,6 +257,17 @@ kvlsm_snapshot_pin(TimestampTz *oldest_time)
 	}
 	SpinLockRelease(&pins->mutex);
 
+	if (!valid && IsInParallelMode())
+	{
+		/*
+		 * A parallel worker (or a leader in parallel mode) cannot take the
+		 * fresh snapshot a reload needs: answer as if everything were
+		 * pinned, which only keeps more (its callers decide about removal).
+		 */
+		if (oldest_time)
+			*oldest_time = 1;
+		return FirstNormalTransactionId;
+	}
 	if (!valid)
 	{
 		TransactionId cpin;

@@ -44,4 +44,7 @@ typedef enum KvlsmCompactionStyle
 	KVLSM_COMPACTION_TIERED = 1
 } KvlsmCompactionStyle;
 
+/* the schema of the kvlsm extension in this database (InvalidOid: none) */
+extern Oid	kvlsm_extension_schema(void);
+
 #endif							/* KVLSM_KVLSM_H */
