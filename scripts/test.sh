@@ -31,13 +31,15 @@ runuser -u "$TEST_USER" -- env -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE \
 bench_rc=0
 if [ "$make_rc" -eq 0 ]; then
     echo "test: bench/ycsb.sh --quick (smoke test)"
-    KVLSM_BENCH_DIR="$BUILD_DIR/ycsb-smoke" bash "$SCRIPT_DIR/../bench/ycsb.sh" --quick \
-        >"$BUILD_DIR/ycsb-smoke.log" 2>&1 || bench_rc=$?
+    # its own build and server directories: the bench rebuilds from scratch
+    SMOKE_LOG="$BUILD_DIR-ycsb-smoke.log"
+    KVLSM_BUILD_DIR="$BUILD_DIR-ycsb" KVLSM_BENCH_DIR="$BUILD_DIR-ycsb-server" \
+        bash "$SCRIPT_DIR/../bench/ycsb.sh" --quick >"$SMOKE_LOG" 2>&1 || bench_rc=$?
     if [ "$bench_rc" -eq 0 ]; then
         echo "ok - ycsb smoke: workloads A-F ran on heap and kvlsm"
     else
-        echo "not ok - ycsb smoke (exit $bench_rc); see $BUILD_DIR/ycsb-smoke.log"
-        tail -n 40 "$BUILD_DIR/ycsb-smoke.log" || true
+        echo "not ok - ycsb smoke (exit $bench_rc); see $SMOKE_LOG"
+        tail -n 40 "$SMOKE_LOG" || true
     fi
 fi
 

@@ -531,8 +531,8 @@ kvlsm_space(PG_FUNCTION_ARGS)
 	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	TupleDesc	tupdesc;
-	Datum		values[9];
-	bool		nulls[9] = {0};
+	Datum		values[10];
+	bool		nulls[10] = {0};
 	int64		total,
 				live = 0,
 				pending = 0,
@@ -579,6 +579,7 @@ kvlsm_space(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(reserve);
 	values[7] = Int64GetDatum(Max(unref, 0));
 	values[8] = Int64GetDatum(copy->stats.pages_reclaimed);
+	values[9] = Int32GetDatum((int32) meta.manifest_blkno);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -773,6 +773,240 @@ results_overlap(const KvlsmKeyOps *ops, const SstResult *a, const SstResult *b)
 		ops->cmp(b->minkey, b->minkeylen, a->maxkey, a->maxkeylen, ops->arg) <= 0;
 }
 
+/* mark blocks [start, start + n) used; false if any lies outside */
+static bool
+mark_used(bool *used, BlockNumber nblocks, BlockNumber start, uint32 n)
+{
+	uint32		i;
+
+	if (start < KVLSM_FIRST_DATA_BLKNO || (uint64) start + n > nblocks)
+		return false;
+	for (i = 0; i < n; i++)
+		used[start + i] = true;
+	return true;
+}
+
+/* mark the pages of a log chain, walking it from its tail */
+static void
+mark_chain(Relation rel, bool *used, BlockNumber nblocks, const KvlsmLogChain *chain)
+{
+	PGAlignedBlock page;
+	BlockNumber b = chain->tail;
+	uint32		n = 0;
+
+	if (chain->genid == 0)
+		return;
+	while (b != InvalidBlockNumber && b >= KVLSM_FIRST_DATA_BLKNO && b < nblocks &&
+		   n++ <= chain->npages)
+	{
+		copy_page(rel, b, page.data);
+		if (kvlsm_page_problem((Page) page.data, KVLSM_PAGE_LOG) != NULL ||
+			KvlsmPageGetOpaque((Page) page.data)->owner != chain->genid)
+			break;
+		used[b] = true;
+		b = KvlsmPageGetOpaque((Page) page.data)->link;
+	}
+}
+
+/* a descriptor for an SSTable found by its header page */
+static void
+desc_from_header(BlockNumber start, const char *contents, KvlsmSstDesc *d)
+{
+	KvlsmSstHeader hdr;
+
+	memcpy(&hdr, contents, sizeof(hdr));
+	memset(d, 0, sizeof(*d));
+	d->id = hdr.id;
+	d->minseq = hdr.minseq;
+	d->maxseq = hdr.maxseq;
+	d->nbytes = (uint64) hdr.npages * BLCKSZ;	/* record bytes are not kept there */
+	d->start = start;
+	d->npages = hdr.npages;
+	d->nentries = hdr.nentries;
+	d->level = 0;				/* L0 lets its range overlap anything */
+	if (hdr.minkeylen > 0 && hdr.minkeylen <= KVLSM_DESC_KEY_MAX &&
+		hdr.maxkeylen <= KVLSM_DESC_KEY_MAX)
+	{
+		d->minkeylen = hdr.minkeylen;
+		d->maxkeylen = hdr.maxkeylen;
+		memcpy(d->minkey, contents + sizeof(hdr), hdr.minkeylen);
+		memcpy(d->maxkey, contents + sizeof(hdr) + hdr.minkeylen, hdr.maxkeylen);
+	}
+	else
+		d->minkeylen = d->maxkeylen = 0xFF;
+}
+
+/*
+ * The current manifest slot is unusable (the metapage is fine): rebuild a
+ * manifest from the other slot, which holds the previous version, plus
+ * every SSTable whose header page is found in the relation with an id newer
+ * than all it lists (the outputs of the last flushes and compactions), each
+ * kept only if it verifies.  Such a table goes to L0, where ranges may
+ * overlap; compaction sorts them out.  A table of the old version whose
+ * extent now holds something else was retired since and is left out; one
+ * that is damaged in place is quarantined.  The free list is rebuilt from
+ * what nothing uses.  Returns false if the metapage is unusable too.
+ */
+static bool
+rebuild_manifest(Relation rel, bool dry_run, RepairOut *out)
+{
+	PGAlignedBlock page;
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc0(sizeof(KvlsmManifestCopy));
+	KvlsmSstDesc *cands;
+	int			ncands = 0;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber other;
+	BlockNumber b;
+	uint64		maxid = 0;
+	uint64		base_maxid = 0;
+	bool	   *used;
+	int			i;
+	int			nkept = 0,
+				nfound = 0,
+				nquarantined = 0;
+	char	   *problem;
+
+	if (nblocks < KVLSM_FIRST_DATA_BLKNO)
+		return false;
+	copy_page(rel, KVLSM_METAPAGE_BLKNO, page.data);
+	if (kvlsm_page_problem((Page) page.data, KVLSM_PAGE_META) != NULL)
+		return false;
+	memcpy(&meta, KvlsmPageGetMeta((Page) page.data), sizeof(meta));
+	if (meta.magic != KVLSM_MAGIC || meta.version != KVLSM_FORMAT_VERSION ||
+		(meta.manifest_blkno != KVLSM_MANIFEST_BLKNO_A &&
+		 meta.manifest_blkno != KVLSM_MANIFEST_BLKNO_B))
+		return false;
+
+	cands = palloc(sizeof(KvlsmSstDesc) * (KVLSM_MAX_SST * 4));
+
+	/* the previous version, if its slot is sound */
+	other = meta.manifest_blkno == KVLSM_MANIFEST_BLKNO_A ?
+		KVLSM_MANIFEST_BLKNO_B : KVLSM_MANIFEST_BLKNO_A;
+	copy_page(rel, other, page.data);
+	problem = kvlsm_page_problem((Page) page.data, KVLSM_PAGE_MANIFEST);
+	if (problem == NULL)
+	{
+		KvlsmManifestHeader *mh = (KvlsmManifestHeader *) PageGetContents((Page) page.data);
+		KvlsmSstDesc *d = (KvlsmSstDesc *) ((char *) mh + MAXALIGN(sizeof(KvlsmManifestHeader)));
+
+		if (mh->nsst <= KVLSM_MAX_SST && mh->version < meta.manifest_version)
+			for (i = 0; i < (int) mh->nsst; i++)
+			{
+				if (d[i].level == KVLSM_LEVEL_PENDING)
+					continue;	/* an unfinished compaction's output */
+				cands[ncands++] = d[i];
+				base_maxid = Max(base_maxid, d[i].id);
+			}
+	}
+	maxid = base_maxid;
+
+	/* every newer SSTable, by its header page */
+	for (b = KVLSM_FIRST_DATA_BLKNO; b < nblocks; b++)
+	{
+		KvlsmPageOpaque opaque;
+
+		CHECK_FOR_INTERRUPTS();
+		copy_page(rel, b, page.data);
+		if (kvlsm_page_problem((Page) page.data, KVLSM_PAGE_SST_HEADER) != NULL)
+			continue;
+		opaque = KvlsmPageGetOpaque((Page) page.data);
+		if (opaque->owner <= base_maxid)
+			continue;			/* listed above, or retired before it */
+		if (ncands >= KVLSM_MAX_SST * 4)
+			break;
+		desc_from_header(b, PageGetContents((Page) page.data), &cands[ncands]);
+		if (cands[ncands].id != opaque->owner || cands[ncands].npages == 0)
+			continue;
+		maxid = Max(maxid, cands[ncands].id);
+		ncands++;
+		nfound++;
+	}
+
+	/* keep what verifies */
+	used = palloc0(sizeof(bool) * nblocks);
+	for (i = 0; i < ncands; i++)
+	{
+		SstResult	res;
+		KvlsmSstDesc *d = &cands[i];
+
+		walk_one(rel, d, true, &res);
+		if (res.problems == NIL && res.walked &&
+			mark_used(used, nblocks, d->start, d->npages))
+		{
+			if (mc->hdr.nsst >= KVLSM_MAX_SST)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("kvlsm_repair found more SSTables in \"%s\" than a manifest holds",
+								RelationGetRelationName(rel))));
+			mc->sst[mc->hdr.nsst++] = *d;
+			nkept++;
+			repair_row(out, d->id > base_maxid ? (dry_run ? "would recover" : "recovered") :
+					   (dry_run ? "would keep" : "kept"), &res,
+					   d->id > base_maxid ? "found by its header page, newer than the last readable manifest; placed in L0" :
+					   "listed by the previous manifest version");
+		}
+		else if (d->id <= base_maxid && res.walked &&
+				 mark_used(used, nblocks, d->start, d->npages) &&
+				 mc->hdr.nsst < KVLSM_MAX_SST)
+		{
+			/* damaged in place: out of service, pages not reused */
+			d->level = KVLSM_LEVEL_QUARANTINE;
+			mc->sst[mc->hdr.nsst++] = *d;
+			nquarantined++;
+			repair_row(out, dry_run ? "would drop" : "quarantined", &res,
+					   "listed by the previous manifest version, fails verification");
+		}
+		else if (d->id <= base_maxid)
+			repair_row(out, "retired", &res,
+					   "listed by the previous manifest version, its pages now hold something else");
+	}
+
+	/* the log chains and the reserve stay; everything else is free */
+	mark_chain(rel, used, nblocks, &meta.active);
+	mark_chain(rel, used, nblocks, &meta.frozen);
+	if (meta.log_reserve_npages > 0)
+		(void) mark_used(used, nblocks, meta.log_reserve_start, meta.log_reserve_npages);
+	for (b = KVLSM_FIRST_DATA_BLKNO; b < nblocks;)
+	{
+		BlockNumber e = b;
+
+		if (used[b])
+		{
+			b++;
+			continue;
+		}
+		while (e < nblocks && !used[e])
+			e++;
+		kvlsm_manifest_give_extent(mc, b, e - b);
+		b = e;
+	}
+
+	{
+		StringInfoData msg;
+
+		initStringInfo(&msg);
+		appendStringInfo(&msg, "manifest slot %u is unusable; %s a manifest from slot %u (%s) and a scan of %u blocks: %d SSTables kept, %d of them found by the scan, %d quarantined, %u free extents",
+						 meta.manifest_blkno, dry_run ? "would rebuild" : "rebuilt", other,
+						 problem == NULL ? "the previous version" : "also unusable, so from the scan alone",
+						 nblocks, nkept, nfound, nquarantined, mc->hdr.nfree);
+		repair_row(out, dry_run ? "would rebuild manifest" : "rebuilt manifest", NULL, msg.data);
+	}
+
+	if (!dry_run)
+	{
+		KvlsmInstallArg ia;
+
+		memset(&ia, 0, sizeof(ia));
+		ia.next_sstid = maxid + 1;
+		LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+		kvlsm_manifest_install(rel, mc, &ia);
+		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+		kvlsm_reload_manifest(rel);
+	}
+	return true;
+}
+
 /*
  * kvlsm_repair(rel regclass, dry_run bool DEFAULT true)
  *	 RETURNS SETOF (action, sstable, level, start_block, pages, entries,
@@ -832,6 +1066,42 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 	ops = kvlsm_keyops(rel);
 
 	problems = verify_relation(rel, true, &results, &n, &lc);
+	if (lc == NULL && !is_index && rebuild_manifest(rel, dry_run, &out))
+	{
+		if (!dry_run)
+		{
+			ReindexParams params = {0};
+			List	   *indexes = RelationGetIndexList(rel);
+			ListCell   *c;
+
+			relation_close(rel, NoLock);
+			reindex_relation(relid, REINDEX_REL_PROCESS_TOAST, &params);
+			foreach(c, indexes)
+				repair_row(&out, "rebuilt index", NULL, get_rel_name(lfirst_oid(c)));
+			CommandCounterIncrement();
+		}
+		else
+			relation_close(rel, NoLock);
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm_repair %s the manifest of \"%s\"",
+						dry_run ? "would rebuild" : "rebuilt", get_rel_name(relid)),
+				 errhint("If a standby holds an intact copy, failing over to it or re-cloning from it loses nothing: repair is WAL-logged and spreads the loss to every standby.")));
+		return (Datum) 0;
+	}
+	if (lc == NULL && is_index)
+	{
+		/* an index is derived data: a new one replaces it whole */
+		ReindexParams params = {0};
+		char		persistence = rel->rd_rel->relpersistence;
+
+		relation_close(rel, NoLock);
+		if (!dry_run)
+			reindex_index(relid, false, persistence, &params);
+		repair_row(&out, dry_run ? "would rebuild index" : "rebuilt index", NULL,
+				   get_rel_name(relid));
+		return (Datum) 0;
+	}
 	if (lc == NULL)
 	{
 		ListCell   *c;
