@@ -122,11 +122,14 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 wal_lsn() { psql_ -d postgres -At -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
 
-# closed loop: tps, and WAL bytes per transaction
+# closed loop: tps, and WAL bytes per transaction; per-second aggregates
+# of the run go to $DIR/agg_<db>_<workload> (the last repeat's are plotted)
 closed() { # db workload -> "tps walbytes_per_tx"
-    local db=$1 w=$2 out w0 w1 n
+    local db=$1 w=$2 out w0 w1 n aggdir=$DIR/agg_${1}_$2
+    rm -rf "$aggdir"; mkdir -p "$aggdir"; chown "$USER_" "$aggdir"
     w0=$(wal_lsn)
-    out=$(pgbench_ -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -D n="$RECORDS" $(pgb_args "$w") "$db" 2>&1) || {
+    out=$(cd "$aggdir" && pgbench_ -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -l --aggregate-interval=1 \
+            --log-prefix="$aggdir/agg" -D n="$RECORDS" $(pgb_args "$w") "$db" 2>&1) || {
         echo "$out" >&2; echo "0 0"; return; }
     w1=$(wal_lsn)
     n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
@@ -216,5 +219,43 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
     echo "Heap HOT updates: ${HOT:-?}% of updates. kvlsm write amplification: ${WA:-?}."
 } > "$OUT"
 chown "$USER_" "$OUT" 2>/dev/null || true
+
+# plots (full runs): throughput over time of the last closed-loop repeat, and
+# the open-loop latency percentiles, next to the results
+if [ "$QUICK" = 0 ]; then
+    command -v gnuplot >/dev/null 2>&1 ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1 || true
+fi
+if [ "$QUICK" = 0 ] && command -v gnuplot >/dev/null 2>&1; then
+    PLOTDIR=$(dirname "$OUT")
+    for w in A B C D E F; do
+        for sys in heap kv; do
+            # interval_start num_transactions ... summed over the clients' files
+            cat "$DIR/agg_y${sys}_$w"/agg* 2>/dev/null | awk '{n[$1] += $2} END {for (t in n) print t, n[t]}' |
+                sort -n | awk 'NR == 1 {t0 = $1} {print $1 - t0, $2}' > "$DIR/ts_${sys}_$w.dat"
+        done
+        echo "$w ${P50[heap_$w]} ${P99[heap_$w]} ${P999[heap_$w]} ${P50[kv_$w]} ${P99[kv_$w]} ${P999[kv_$w]}"
+    done > "$DIR/lat.dat"
+    gnuplot <<GP || echo "ycsb: gnuplot failed; no plots" >&2
+set terminal png size 1400,900
+set output "$PLOTDIR/ycsb-throughput.png"
+set multiplot layout 2,3 title "YCSB throughput over time (closed loop, last repeat; tx/s)"
+$(for w in A B C D E F; do printf 'set title "%s"\nset xlabel "s"\nplot "%s" using 1:2 with lines title "heap", "%s" using 1:2 with lines title "kvlsm"\n' "$w" "$DIR/ts_heap_$w.dat" "$DIR/ts_kv_$w.dat"; done)
+unset multiplot
+set output "$PLOTDIR/ycsb-latency.png"
+set title "YCSB open-loop latency percentiles (ms, log scale; same rate for both)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8
+set logscale y
+set key top left
+plot "$DIR/lat.dat" using 2:xtic(1) title "heap p50", "" using 3 title "heap p99", "" using 4 title "heap p99.9", \
+     "" using 5 title "kvlsm p50", "" using 6 title "kvlsm p99", "" using 7 title "kvlsm p99.9"
+GP
+    {
+        echo
+        echo "Plots: \`ycsb-throughput.png\` (throughput over time) and \`ycsb-latency.png\` (latency percentiles)."
+    } >> "$OUT"
+fi
 cat "$OUT"
 exit $FAILED
