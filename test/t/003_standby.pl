@@ -1,7 +1,10 @@
 
 # Copyright (c) kvlsm authors
 #
-# Streaming replication of kvlsm tables: a hot standby returns the primary's
+# Streaming replication of kvlsm tables (with wal_consistency_checking =
+# 'generic' on the primary, so the standby's replay, and the promoted
+# standby's crash recovery, compare every generic WAL page with the
+# primary's image): a hot standby returns the primary's
 # results (memtable rows, SSTable rows, index lookups) before and after more
 # DML, flushes and compactions; it refuses writes; with synchronous
 # replication, every acknowledged commit survives a crash of the primary
@@ -68,6 +71,7 @@ shared_preload_libraries = 'kvlsm'
 shared_buffers = 128MB
 max_connections = 30
 kvlsm.memtable_memory = 64MB
+wal_consistency_checking = 'generic'
 });
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION kvlsm');

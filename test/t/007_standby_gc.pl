@@ -19,6 +19,7 @@ $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'kvlsm'
 kvlsm.default_memtable_size = '256kB'
 autovacuum = off
+wal_consistency_checking = 'generic'
 });
 $primary->start;
 $primary->safe_psql('postgres', q{
