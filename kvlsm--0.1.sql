@@ -81,7 +81,8 @@ CREATE FUNCTION kvlsm_stats(rel regclass,
     OUT background_work_pending bool, OUT compaction_running bool,
     OUT compaction_debt_bytes bigint, OUT space_amplification float8,
     OUT bloom_false_positives bigint, OUT read_amplification float8,
-    OUT wal_bytes bigint, OUT pages_reclaimed bigint, OUT stats_reset timestamptz)
+    OUT wal_bytes bigint, OUT pages_reclaimed bigint, OUT stats_reset timestamptz,
+    OUT unflushed_log_bytes bigint, OUT ttl_rows_dropped bigint, OUT jobs_queued int)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_stats'
 LANGUAGE C STRICT;

@@ -30,3 +30,22 @@ $extra_conf
 CONF
     as_user "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
 }
+
+# Optional memory limit for the server, where the machine has a cgroup v1
+# memory controller (this one does; systemd does not run here):
+# KVLSM_BENCH_MEMORY_LIMIT=1536M limits the postmaster and all its
+# processes, page cache included, so the OS page cache cannot hide misses
+# beyond shared_buffers.  Sets MEMORY_NOTE for the results file.
+MEMORY_NOTE="no memory limit: the OS page cache may hide misses"
+limit_memory() {
+    local limit=${KVLSM_BENCH_MEMORY_LIMIT:-} cg=/sys/fs/cgroup/memory/kvlsm_bench_$PORT pm p
+    [ -n "$limit" ] || return 0
+    if mkdir -p "$cg" 2>/dev/null && echo "$limit" > "$cg/memory.limit_in_bytes" 2>/dev/null; then
+        pm=$(head -n 1 "$DIR/data/postmaster.pid")
+        for p in $pm $(pgrep -P "$pm"); do echo "$p" > "$cg/cgroup.procs"; done
+        MEMORY_NOTE="server limited to $limit of memory, page cache included (cgroup v1 $cg)"
+    else
+        MEMORY_NOTE="no memory limit (no writable cgroup memory controller): the OS page cache may hide misses"
+    fi
+    echo "bench: $MEMORY_NOTE" >&2
+}

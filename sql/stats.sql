@@ -8,12 +8,12 @@ SELECT bytes_ingested, flushes, compactions, point_lookups, wal_bytes,
 
 INSERT INTO st SELECT g, 'value ' || g FROM generate_series(1, 2000) g;
 SELECT bytes_ingested > 0 AS ingested, memtable_entries, log_bytes_written > 0 AS logged,
-       wal_bytes > 0 AS wal, flushes, sstables
+       wal_bytes > 0 AS wal, flushes, sstables, unflushed_log_bytes > 0 AS unflushed_log
   FROM kvlsm_stats('st');
 
 SELECT kvlsm_flush('st');
 SELECT flushes, sstables, flush_bytes_written > 0 AS flushed, memtable_entries,
-       write_amplification > 1 AS wa_above_1
+       write_amplification > 1 AS wa_above_1, unflushed_log_bytes
   FROM kvlsm_stats('st');
 
 -- point lookups through the btree index (one per TID it returns) probe

@@ -28,6 +28,7 @@ SELECT kvlsm_flush('tt');
 SELECT kvlsm_compact('tt');
 SELECT sum(entries) AS entries FROM kvlsm_sstables('tt');
 SELECT id, v FROM tt;
+SELECT ttl_rows_dropped > 0 AS ttl_counted FROM kvlsm_stats('tt');
 
 -- the out-of-line values of expired rows go with them (no DELETE ever ran)
 CREATE FUNCTION toast_chunks(rel regclass) RETURNS bigint LANGUAGE plpgsql AS $$

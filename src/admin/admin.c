@@ -389,8 +389,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
-	Datum		values[43];
-	bool		nulls[43] = {0};
+	Datum		values[46];
+	bool		nulls[46] = {0};
 	int			i = 0;
 	uint64		written;
 	uint64		level_bytes[KVLSM_MAX_LEVELS] = {0};
@@ -494,6 +494,11 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 		values[i++] = TimestampTzGetDatum(copy->stats.reset_at);
 	else
 		nulls[i++] = true;
+	/* log written but not yet flushed into SSTables: what a crash replays */
+	values[i++] = Int64GetDatum(((int64) meta.active.npages +
+								 (meta.frozen.genid != 0 ? meta.frozen.npages : 0)) * BLCKSZ);
+	values[i++] = Int64GetDatum(copy->stats.ttl_rows_dropped);
+	values[i++] = Int32GetDatum(copy->job_queued ? 1 : 0);
 	Assert(i == lengthof(values));
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

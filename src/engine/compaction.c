@@ -884,6 +884,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	sh->stats.compaction_bytes_read += bytes_in;
 	sh->stats.gc_records_dropped += dropped;
+	sh->stats.ttl_rows_dropped += gc.ttl_rows_dropped;
 	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 	LWLockRelease(&sh->lock);
 	hist.ended_at = GetCurrentTimestamp();

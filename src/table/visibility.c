@@ -514,6 +514,8 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		}
 		for (i = 0; i < n; i++)
 			keep[i] = false;
+		if (expired && !TransactionIdIsValid(deleter))
+			ctx->ttl_rows_dropped++;
 		note_removed(ctx, deleter);
 		return;
 	}

@@ -39,6 +39,8 @@ typedef struct KvlsmGcContext
 	TransactionId oldest_xid;
 	/* out: newest xid whose effects the dropped or frozen records relied on */
 	TransactionId latest_removed;
+	/* out: rows dropped because their TTL ended */
+	uint64		ttl_rows_dropped;
 	/* the filter's own state, and what to do once the result is installed */
 	void	   *filter_state;
 	void		(*after_install) (struct KvlsmGcContext *ctx);
