@@ -95,13 +95,7 @@ kvlsm_flush_sql(PG_FUNCTION_ARGS)
 {
 	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), RowExclusiveLock);
 
-	/*
-	 * A flush writes the frozen memtable if there is one, else the active
-	 * one: the second call writes what the active memtable held when a
-	 * frozen one was waiting (the caller means "everything written so far").
-	 */
-	kvlsm_flush(rel, true);
-	kvlsm_flush(rel, true);
+	kvlsm_flush_all(rel);
 	relation_close(rel, RowExclusiveLock);
 	PG_RETURN_VOID();
 }

@@ -773,6 +773,45 @@ results_overlap(const KvlsmKeyOps *ops, const SstResult *a, const SstResult *b)
 		ops->cmp(b->minkey, b->minkeylen, a->maxkey, a->maxkeylen, ops->arg) <= 0;
 }
 
+/*
+ * Close the relation (keeping its lock: REINDEX refuses a relation this
+ * session still has open) and, unless a dry run, rebuild its indexes, or
+ * the index itself, which is derived data and is replaced whole.
+ */
+static void
+close_and_rebuild_indexes(Relation rel, bool dry_run, RepairOut *out)
+{
+	Oid			relid = RelationGetRelid(rel);
+	bool		is_index = rel->rd_rel->relkind == RELKIND_INDEX;
+	char		persistence = rel->rd_rel->relpersistence;
+	List	   *indexes = is_index ? list_make1_oid(relid) : RelationGetIndexList(rel);
+	ReindexParams params = {0};
+	ListCell   *c;
+
+	relation_close(rel, NoLock);
+	if (!dry_run)
+	{
+		if (is_index)
+			reindex_index(relid, false, persistence, &params);
+		else
+			reindex_relation(relid, REINDEX_REL_PROCESS_TOAST, &params);
+		CommandCounterIncrement();
+	}
+	foreach(c, indexes)
+		repair_row(out, dry_run ? "would rebuild index" : "rebuilt index", NULL,
+				   get_rel_name(lfirst_oid(c)));
+}
+
+/* the closing WARNING of an applied or planned repair */
+static void
+warn_repair(const char *what, Oid relid)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("kvlsm_repair %s of \"%s\"", what, get_rel_name(relid)),
+			 errhint("If a standby holds an intact copy, failing over to it or re-cloning from it loses nothing: repair is WAL-logged and spreads the loss to every standby.")));
+}
+
 /* mark blocks [start, start + n) used; false if any lies outside */
 static bool
 mark_used(bool *used, BlockNumber nblocks, BlockNumber start, uint32 n)
@@ -1066,40 +1105,12 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 	ops = kvlsm_keyops(rel);
 
 	problems = verify_relation(rel, true, &results, &n, &lc);
-	if (lc == NULL && !is_index && rebuild_manifest(rel, dry_run, &out))
+	if (lc == NULL && (is_index || rebuild_manifest(rel, dry_run, &out)))
 	{
-		if (!dry_run)
-		{
-			ReindexParams params = {0};
-			List	   *indexes = RelationGetIndexList(rel);
-			ListCell   *c;
-
-			relation_close(rel, NoLock);
-			reindex_relation(relid, REINDEX_REL_PROCESS_TOAST, &params);
-			foreach(c, indexes)
-				repair_row(&out, "rebuilt index", NULL, get_rel_name(lfirst_oid(c)));
-			CommandCounterIncrement();
-		}
-		else
-			relation_close(rel, NoLock);
-		ereport(WARNING,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm_repair %s the manifest of \"%s\"",
-						dry_run ? "would rebuild" : "rebuilt", get_rel_name(relid)),
-				 errhint("If a standby holds an intact copy, failing over to it or re-cloning from it loses nothing: repair is WAL-logged and spreads the loss to every standby.")));
-		return (Datum) 0;
-	}
-	if (lc == NULL && is_index)
-	{
-		/* an index is derived data: a new one replaces it whole */
-		ReindexParams params = {0};
-		char		persistence = rel->rd_rel->relpersistence;
-
-		relation_close(rel, NoLock);
-		if (!dry_run)
-			reindex_index(relid, false, persistence, &params);
-		repair_row(&out, dry_run ? "would rebuild index" : "rebuilt index", NULL,
-				   get_rel_name(relid));
+		/* a table's manifest was rebuilt; an index is replaced whole */
+		close_and_rebuild_indexes(rel, dry_run, &out);
+		if (!is_index)
+			warn_repair(dry_run ? "would rebuild the manifest" : "rebuilt the manifest", relid);
 		return (Datum) 0;
 	}
 	if (lc == NULL)
@@ -1219,34 +1230,12 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 				repair_row(&out, "quarantined", &results[i],
 						   "its extent is kept out of service and never reused");
 
-		/*
-		 * Rebuild the indexes (keeping our lock: REINDEX refuses a relation
-		 * this session still has open).
-		 */
-		{
-			ReindexParams params = {0};
-			char		persistence = rel->rd_rel->relpersistence;
-			List	   *indexes = is_index ? list_make1_oid(relid) : RelationGetIndexList(rel);
-			ListCell   *c;
-
-			relation_close(rel, NoLock);
-			rel = NULL;
-			if (is_index)
-				reindex_index(relid, false, persistence, &params);	/* derived data: whole */
-			else
-				reindex_relation(relid, REINDEX_REL_PROCESS_TOAST, &params);
-			foreach(c, indexes)
-				repair_row(&out, "rebuilt index", NULL, get_rel_name(lfirst_oid(c)));
-		}
-		CommandCounterIncrement();
+		close_and_rebuild_indexes(rel, false, &out);
+		rel = NULL;
 	}
 
-	ereport(WARNING,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("kvlsm_repair %s %d SSTable%s of \"%s\"",
-					dry_run ? "would drop" : "dropped", ndrop, ndrop == 1 ? "" : "s",
-					get_rel_name(relid)),
-			 errhint("If a standby holds an intact copy, failing over to it or re-cloning from it loses nothing: repair is WAL-logged and spreads the loss to every standby.")));
+	warn_repair(psprintf("%s %d SSTable%s", dry_run ? "would drop" : "dropped",
+						 ndrop, ndrop == 1 ? "" : "s"), relid);
 	if (rel != NULL)
 		relation_close(rel, NoLock);
 	return (Datum) 0;

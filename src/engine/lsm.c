@@ -1745,6 +1745,19 @@ kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta)
 static int	flush_depth = 0;
 
 /*
+ * Flush everything written so far: a flush writes the frozen memtable if
+ * one is waiting, else the active one, so a second flush writes what the
+ * active memtable held meanwhile (kvlsm_flush() for users, and VACUUM
+ * before its freezing compaction, which must see every record).
+ */
+void
+kvlsm_flush_all(Relation rel)
+{
+	kvlsm_flush(rel, true);
+	kvlsm_flush(rel, true);
+}
+
+/*
  * Flush the memtable to a new L0 SSTable.  With 'force' any non-empty
  * memtable is flushed; otherwise only one over its size.  Runs in the
  * calling backend until background workers take this over.

@@ -1876,7 +1876,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	{
 		TransactionId oldest;
 
-		kvlsm_flush(rel, true);
+		kvlsm_flush_all(rel);
 		oldest = kvlsm_compact_freeze(rel, FreezeLimit);
 		new_frozen_xid = FreezeLimit;
 		if (TransactionIdIsValid(oldest) && TransactionIdPrecedes(oldest, new_frozen_xid))

@@ -165,6 +165,7 @@ extern void kvlsm_mark_aborted_node(KvlsmSkipNode *node);
 extern void kvlsm_maybe_flush(Relation rel, KvlsmShared *sh);
 extern void kvlsm_foreach_lsm(void (*fn) (KvlsmShared *sh, void *arg), void *arg);
 extern void kvlsm_flush(Relation rel, bool force);
+extern void kvlsm_flush_all(Relation rel);
 extern void kvlsm_try_freeze(Relation rel, KvlsmShared *sh);
 extern void kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed);
 
