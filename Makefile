@@ -17,6 +17,7 @@ OBJS = \
 	src/table/snapshots.o \
 	src/index/indexkey.o \
 	src/index/indexam.o \
+	src/index/indexscan.o \
 	src/admin/admin.o \
 	src/admin/verify.o \
 	src/admin/inspect.o
@@ -29,7 +30,7 @@ PG_CPPFLAGS = -I$(srcdir)/src/include
 SHLIB_LINK = -llz4
 
 # Every suite runs its own throwaway cluster with kvlsm preloaded.
-REGRESS = basic dml options index compaction ttl tools stats snapshots
+REGRESS = basic dml options index index_types compaction ttl tools stats snapshots
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)
 ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew kvlsm_idx_unique partition_move

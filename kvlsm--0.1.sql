@@ -230,21 +230,45 @@ LANGUAGE C STRICT;
 CREATE ACCESS METHOD kvlsm_idx TYPE INDEX HANDLER kvlsm_idx_handler;
 COMMENT ON ACCESS METHOD kvlsm_idx IS 'log-structured merge tree index';
 
-CREATE OPERATOR CLASS int2_ops DEFAULT FOR TYPE int2 USING kvlsm_idx AS
+-- Types that compare with each other share a family, with the cross-type
+-- operators btree has (an int8 column against an int4 constant, a date
+-- column against a timestamp): the planner uses an index only for
+-- operators of its family.
+CREATE OPERATOR FAMILY integer_ops USING kvlsm_idx;
+CREATE OPERATOR CLASS int2_ops DEFAULT FOR TYPE int2 USING kvlsm_idx FAMILY integer_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btint2cmp(int2, int2);
-CREATE OPERATOR CLASS int4_ops DEFAULT FOR TYPE int4 USING kvlsm_idx AS
+CREATE OPERATOR CLASS int4_ops DEFAULT FOR TYPE int4 USING kvlsm_idx FAMILY integer_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btint4cmp(int4, int4);
-CREATE OPERATOR CLASS int8_ops DEFAULT FOR TYPE int8 USING kvlsm_idx AS
+CREATE OPERATOR CLASS int8_ops DEFAULT FOR TYPE int8 USING kvlsm_idx FAMILY integer_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btint8cmp(int8, int8);
-CREATE OPERATOR CLASS float4_ops DEFAULT FOR TYPE float4 USING kvlsm_idx AS
+ALTER OPERATOR FAMILY integer_ops USING kvlsm_idx ADD
+    OPERATOR 1 < (int2, int4), OPERATOR 2 <= (int2, int4), OPERATOR 3 = (int2, int4), OPERATOR 4 >= (int2, int4), OPERATOR 5 > (int2, int4),
+    FUNCTION 1 (int2, int4) btint24cmp(int2, int4),
+    OPERATOR 1 < (int2, int8), OPERATOR 2 <= (int2, int8), OPERATOR 3 = (int2, int8), OPERATOR 4 >= (int2, int8), OPERATOR 5 > (int2, int8),
+    FUNCTION 1 (int2, int8) btint28cmp(int2, int8),
+    OPERATOR 1 < (int4, int2), OPERATOR 2 <= (int4, int2), OPERATOR 3 = (int4, int2), OPERATOR 4 >= (int4, int2), OPERATOR 5 > (int4, int2),
+    FUNCTION 1 (int4, int2) btint42cmp(int4, int2),
+    OPERATOR 1 < (int4, int8), OPERATOR 2 <= (int4, int8), OPERATOR 3 = (int4, int8), OPERATOR 4 >= (int4, int8), OPERATOR 5 > (int4, int8),
+    FUNCTION 1 (int4, int8) btint48cmp(int4, int8),
+    OPERATOR 1 < (int8, int2), OPERATOR 2 <= (int8, int2), OPERATOR 3 = (int8, int2), OPERATOR 4 >= (int8, int2), OPERATOR 5 > (int8, int2),
+    FUNCTION 1 (int8, int2) btint82cmp(int8, int2),
+    OPERATOR 1 < (int8, int4), OPERATOR 2 <= (int8, int4), OPERATOR 3 = (int8, int4), OPERATOR 4 >= (int8, int4), OPERATOR 5 > (int8, int4),
+    FUNCTION 1 (int8, int4) btint84cmp(int8, int4);
+CREATE OPERATOR FAMILY float_ops USING kvlsm_idx;
+CREATE OPERATOR CLASS float4_ops DEFAULT FOR TYPE float4 USING kvlsm_idx FAMILY float_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btfloat4cmp(float4, float4);
-CREATE OPERATOR CLASS float8_ops DEFAULT FOR TYPE float8 USING kvlsm_idx AS
+CREATE OPERATOR CLASS float8_ops DEFAULT FOR TYPE float8 USING kvlsm_idx FAMILY float_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btfloat8cmp(float8, float8);
+ALTER OPERATOR FAMILY float_ops USING kvlsm_idx ADD
+    OPERATOR 1 < (float4, float8), OPERATOR 2 <= (float4, float8), OPERATOR 3 = (float4, float8), OPERATOR 4 >= (float4, float8), OPERATOR 5 > (float4, float8),
+    FUNCTION 1 (float4, float8) btfloat48cmp(float4, float8),
+    OPERATOR 1 < (float8, float4), OPERATOR 2 <= (float8, float4), OPERATOR 3 = (float8, float4), OPERATOR 4 >= (float8, float4), OPERATOR 5 > (float8, float4),
+    FUNCTION 1 (float8, float4) btfloat84cmp(float8, float4);
 CREATE OPERATOR CLASS numeric_ops DEFAULT FOR TYPE numeric USING kvlsm_idx AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 numeric_cmp(numeric, numeric);
@@ -260,21 +284,44 @@ CREATE OPERATOR CLASS bytea_ops DEFAULT FOR TYPE bytea USING kvlsm_idx AS
 CREATE OPERATOR CLASS uuid_ops DEFAULT FOR TYPE uuid USING kvlsm_idx AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 uuid_cmp(uuid, uuid);
-CREATE OPERATOR CLASS date_ops DEFAULT FOR TYPE date USING kvlsm_idx AS
+CREATE OPERATOR FAMILY datetime_ops USING kvlsm_idx;
+CREATE OPERATOR CLASS date_ops DEFAULT FOR TYPE date USING kvlsm_idx FAMILY datetime_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 date_cmp(date, date);
-CREATE OPERATOR CLASS timestamp_ops DEFAULT FOR TYPE timestamp USING kvlsm_idx AS
+CREATE OPERATOR CLASS timestamp_ops DEFAULT FOR TYPE timestamp USING kvlsm_idx FAMILY datetime_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 timestamp_cmp(timestamp, timestamp);
-CREATE OPERATOR CLASS timestamptz_ops DEFAULT FOR TYPE timestamptz USING kvlsm_idx AS
+CREATE OPERATOR CLASS timestamptz_ops DEFAULT FOR TYPE timestamptz USING kvlsm_idx FAMILY datetime_ops AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 timestamptz_cmp(timestamptz, timestamptz);
+ALTER OPERATOR FAMILY datetime_ops USING kvlsm_idx ADD
+    OPERATOR 1 < (date, timestamp), OPERATOR 2 <= (date, timestamp), OPERATOR 3 = (date, timestamp), OPERATOR 4 >= (date, timestamp), OPERATOR 5 > (date, timestamp),
+    FUNCTION 1 (date, timestamp) date_cmp_timestamp(date, timestamp),
+    OPERATOR 1 < (date, timestamptz), OPERATOR 2 <= (date, timestamptz), OPERATOR 3 = (date, timestamptz), OPERATOR 4 >= (date, timestamptz), OPERATOR 5 > (date, timestamptz),
+    FUNCTION 1 (date, timestamptz) date_cmp_timestamptz(date, timestamptz),
+    OPERATOR 1 < (timestamp, date), OPERATOR 2 <= (timestamp, date), OPERATOR 3 = (timestamp, date), OPERATOR 4 >= (timestamp, date), OPERATOR 5 > (timestamp, date),
+    FUNCTION 1 (timestamp, date) timestamp_cmp_date(timestamp, date),
+    OPERATOR 1 < (timestamp, timestamptz), OPERATOR 2 <= (timestamp, timestamptz), OPERATOR 3 = (timestamp, timestamptz), OPERATOR 4 >= (timestamp, timestamptz), OPERATOR 5 > (timestamp, timestamptz),
+    FUNCTION 1 (timestamp, timestamptz) timestamp_cmp_timestamptz(timestamp, timestamptz),
+    OPERATOR 1 < (timestamptz, date), OPERATOR 2 <= (timestamptz, date), OPERATOR 3 = (timestamptz, date), OPERATOR 4 >= (timestamptz, date), OPERATOR 5 > (timestamptz, date),
+    FUNCTION 1 (timestamptz, date) timestamptz_cmp_date(timestamptz, date),
+    OPERATOR 1 < (timestamptz, timestamp), OPERATOR 2 <= (timestamptz, timestamp), OPERATOR 3 = (timestamptz, timestamp), OPERATOR 4 >= (timestamptz, timestamp), OPERATOR 5 > (timestamptz, timestamp),
+    FUNCTION 1 (timestamptz, timestamp) timestamptz_cmp_timestamp(timestamptz, timestamp);
 CREATE OPERATOR CLASS bool_ops DEFAULT FOR TYPE bool USING kvlsm_idx AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btboolcmp(bool, bool);
 CREATE OPERATOR CLASS oid_ops DEFAULT FOR TYPE oid USING kvlsm_idx AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
     FUNCTION 1 btoidcmp(oid, oid);
+
+-- text_pattern_ops: bytewise order whatever the collation (btree's
+-- text_pattern_ops operators), and LIKE as strategy 6, which the index
+-- answers with the range of the pattern's literal prefix: LIKE 'abc%' on a
+-- column of any collation becomes an index range scan.
+CREATE OPERATOR CLASS text_pattern_ops FOR TYPE text USING kvlsm_idx AS
+    OPERATOR 1 ~<~, OPERATOR 2 ~<=~, OPERATOR 3 =, OPERATOR 4 ~>=~, OPERATOR 5 ~>~,
+    OPERATOR 6 ~~ (text, text),
+    FUNCTION 1 bttext_pattern_cmp(text, text);
 
 -- Named snapshots (src/table/snapshots.c): durable copies of an MVCC
 -- snapshot that keep every version they can see until they are dropped,

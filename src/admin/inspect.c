@@ -522,7 +522,7 @@ kvlsm_key_history(PG_FUNCTION_ARGS)
 			if (!KvlsmSstIsLive(&copy->sst[i]))
 				continue;
 			if (kvlsm_sst_collect(rel, sh, &copy->sst[i], ops, start, startlen, false,
-								  end, endlen, 0, false, &sets[i], &limited) == KVLSM_SST_RETRY)
+								  end, endlen, 0, NULL, &sets[i], &limited) == KVLSM_SST_RETRY)
 				retry = true;
 		}
 		if (!retry)

@@ -557,7 +557,7 @@ start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out)
 	kvlsm_read_metapage(rel, &meta);
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	out->b = kvlsm_sst_builder_begin(rel, id, job->output_level, sh->compression,
-									 kvlsm_bloom_bits_for(&meta));
+									 kvlsm_bloom_bits_for(&meta), kvlsm_keyops(rel));
 	kvlsm_sst_builder_set_compaction(out->b);
 	out->bytes = 0;
 }
@@ -792,7 +792,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 
 			if (kvlsm_sst_collect(rel, sh, &job->inputs[i], ops,
 								  start, startlen, start != NULL,
-								  bound, boundlen, BATCH_KEYS, false, &set,
+								  bound, boundlen, BATCH_KEYS, NULL, &set,
 								  &limited) != KVLSM_SST_OK)
 				elog(ERROR, "kvlsm: SSTable %llu changed under its compaction",
 					 (unsigned long long) job->inputs[i].id);

@@ -101,7 +101,7 @@ bytewise_cmp(const char *a, int alen, const char *b, int blen, void *arg)
 	return (alen > blen) - (alen < blen);
 }
 
-KvlsmKeyOps kvlsm_bytewise_keyops = {bytewise_cmp, NULL};
+KvlsmKeyOps kvlsm_bytewise_keyops = {bytewise_cmp, NULL, NULL};
 
 Size
 kvlsm_lsm_shmem_size(void)
@@ -947,8 +947,10 @@ desc_may_contain(const KvlsmSstDesc *d, const KvlsmKeyOps *ops,
  * Collect every record with a key in [start, end] from the memtables and
  * SSTables, sorted by (key asc, seq desc).  At most about 'maxkeys'
  * distinct keys are returned (0 = all); the result is complete up to its
- * last key.  Returns true when more keys may follow it.  'point' (start ==
- * end) lets bloom filters skip SSTables.
+ * last key.  Returns true when more keys may follow it.  'bloom_hash'
+ * (non-NULL for a lookup of one key: a table's row id, or an index's first
+ * column under an equality operator whose hash agrees with the filter's)
+ * lets bloom filters skip SSTables.
  *
  * The memtables and the SSTable list are copied under one share lock, so
  * the set is consistent; SSTable pages are then read without it, and a
@@ -957,8 +959,8 @@ desc_may_contain(const KvlsmSstDesc *d, const KvlsmKeyOps *ops,
 bool
 kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 			  const char *start, int startlen, bool start_exclusive,
-			  const char *end, int endlen, int maxkeys, bool point,
-			  KvlsmRecordSet *out)
+			  const char *end, int endlen, int maxkeys,
+			  const uint64 *bloom_hash, KvlsmRecordSet *out)
 {
 	KvlsmSstDesc ssts[KVLSM_MAX_SST];
 	int			nsst;
@@ -968,7 +970,7 @@ kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	int			boundlen = 0;
 	KvlsmSortArg		sarg;
 
-	if (point)
+	if (bloom_hash)
 		sh->stats.point_lookups++;
 retry:
 	any_limited = false;
@@ -1012,7 +1014,7 @@ retry:
 		if (kvlsm_sst_collect(rel, sh, &ssts[i], ops, start, startlen,
 							  start_exclusive,
 							  bound ? bound : end, bound ? boundlen : endlen,
-							  maxkeys, point, out, &limited) == KVLSM_SST_RETRY)
+							  maxkeys, bloom_hash, out, &limited) == KVLSM_SST_RETRY)
 		{
 			/*
 			 * A compaction freed the extent and it was reused.  A primary's
@@ -1731,15 +1733,17 @@ kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta, KvlsmManifestCopy
 }
 
 /*
- * Whole-key bloom filters serve point lookups of table row ids.  An index
- * key includes the heap TID, so an index scan never probes a whole key:
- * index SSTables get no filter (a prefix filter on the equality columns is
- * future work).
+ * Bits per key of the bloom filters of new SSTables: the relation's option
+ * bloom_bits_per_key, else kvlsm.bloom_bits_per_key.  Tables hash whole
+ * keys (row ids); indexes hash the first key column with the column's hash
+ * opclass (indexkey.c), since an entry's key also holds the heap TID.
  */
 int
 kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta)
 {
-	return meta->kind == KVLSM_KIND_TABLE ? kvlsm_bloom_bits_per_key : 0;
+	if (meta->bloom_bits_option > 0)
+		return meta->bloom_bits_option - 1;
+	return kvlsm_bloom_bits_per_key;
 }
 
 static int	flush_depth = 0;
@@ -1845,7 +1849,7 @@ kvlsm_flush(Relation rel, bool force)
 					 errhint("Run kvlsm_compact() on it.")));
 
 		b = kvlsm_sst_builder_begin(rel, meta.next_sstid, 0, sh->compression,
-									kvlsm_bloom_bits_for(&meta));
+									kvlsm_bloom_bits_for(&meta), kvlsm_keyops(rel));
 		for (n = kvlsm_memgen_first(&sh->frozen); n != NULL; n = n->next[0])
 		{
 			if (!n->logged || n->aborted)
@@ -1946,6 +1950,26 @@ kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size,
 	/* a new style or size may make a compaction due at once */
 	if (compaction_style >= 0 && kvlsm_compaction_needed(sh))
 		(void) kvlsm_request_work(rel, KVLSM_JOB_COMPACT);
+}
+
+static void
+bloom_bits_edit(KvlsmMetaPageData *meta, void *arg)
+{
+	meta->bloom_bits_option = *(int32 *) arg;
+}
+
+/*
+ * The option bloom_bits_per_key (bits + 1; 0: kvlsm.bloom_bits_per_key),
+ * in the metapage; SSTables written from now on follow it.
+ */
+void
+kvlsm_store_bloom_bits(Relation rel, int32 option)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	edit_metapage(rel, bloom_bits_edit, &option);
+	LWLockRelease(&sh->lock);
 }
 
 static void

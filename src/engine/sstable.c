@@ -55,6 +55,7 @@ struct KvlsmSstBuilder
 	int			level;
 	int			compression;
 	int			bloom_bits_per_key;
+	const KvlsmKeyOps *ops;		/* its bloom_hash, if any, hashes keys */
 	MemoryContext cxt;
 
 	/* current data page payload */
@@ -101,7 +102,7 @@ struct KvlsmSstBuilder
 
 KvlsmSstBuilder *
 kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
-						int bloom_bits_per_key)
+						int bloom_bits_per_key, const KvlsmKeyOps *ops)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "kvlsm sstable builder",
@@ -113,6 +114,7 @@ kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
 	b->level = level;
 	b->compression = compression;
 	b->bloom_bits_per_key = bloom_bits_per_key;
+	b->ops = ops;
 	b->cxt = cxt;
 	/*
 	 * With lz4 a page takes as many entries as compress into it, up to four
@@ -140,10 +142,20 @@ kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
 	return b;
 }
 
-static uint64
-key_hash(const char *key, int keylen)
+uint64
+kvlsm_key_hash(const char *key, int keylen)
 {
 	return hash_bytes_extended((const unsigned char *) key, keylen, 0x6b766c73);
+}
+
+/* the hash a key enters bloom filters with; false: it enters none */
+static bool
+bloom_key_hash(const KvlsmKeyOps *ops, const char *key, int keylen, uint64 *h)
+{
+	if (ops != NULL && ops->bloom_hash != NULL)
+		return ops->bloom_hash(key, keylen, ops->arg, h);
+	*h = kvlsm_key_hash(key, keylen);
+	return true;
 }
 
 /* compressed size of the first 'len' payload bytes (or len when smaller) */
@@ -381,16 +393,24 @@ kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
 		elog(ERROR, "kvlsm key of %d bytes exceeds the maximum", keylen);
 	place_entry(b, key, keylen, seq, flags, val, vallen);
 
-	/* bloom: one hash per distinct key */
-	if (b->nentries == 0 || b->nhashes == 0 ||
-		b->hashes[b->nhashes - 1] != key_hash(key, keylen))
+	/*
+	 * bloom: one hash per distinct key (per distinct first column of an
+	 * index, whose entries of one value are adjacent)
+	 */
+	if (b->bloom_bits_per_key > 0)
 	{
-		if (b->nhashes == b->maxhashes)
+		uint64		h;
+
+		if (bloom_key_hash(b->ops, key, keylen, &h) &&
+			(b->nhashes == 0 || b->hashes[b->nhashes - 1] != h))
 		{
-			b->maxhashes *= 2;
-			b->hashes = repalloc(b->hashes, sizeof(uint64) * b->maxhashes);
+			if (b->nhashes == b->maxhashes)
+			{
+				b->maxhashes *= 2;
+				b->hashes = repalloc_huge(b->hashes, sizeof(uint64) * b->maxhashes);
+			}
+			b->hashes[b->nhashes++] = h;
 		}
-		b->hashes[b->nhashes++] = key_hash(key, keylen);
 	}
 
 	if (b->nentries == 0)
@@ -1066,8 +1086,8 @@ KvlsmSstStatus
 kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 				  const KvlsmKeyOps *ops,
 				  const char *start, int startlen, bool start_exclusive,
-				  const char *end, int endlen, int maxkeys, bool point,
-				  KvlsmRecordSet *out, bool *limited)
+				  const char *end, int endlen, int maxkeys,
+				  const uint64 *bloom_hash, KvlsmRecordSet *out, bool *limited)
 {
 	SstCacheEntry *e;
 	uint32		pageno;
@@ -1092,17 +1112,17 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	if (e->ndata == 0)
 		return KVLSM_SST_OK;
 
-	if (point && e->bloom != NULL)
+	if (bloom_hash && e->bloom != NULL)
 	{
 		sh->stats.bloom_checks++;
-		if (!bloom_test(e->bloom, e->bloom_nbits, key_hash(start, startlen), e->bloom_k))
+		if (!bloom_test(e->bloom, e->bloom_nbits, *bloom_hash, e->bloom_k))
 		{
 			sh->stats.bloom_negatives++;
 			return KVLSM_SST_OK;
 		}
 	}
 	sh->stats.sst_probes++;
-	if (point && e->bloom != NULL)
+	if (bloom_hash && e->bloom != NULL)
 		nkeys_before_probe = out->n;
 
 	pageno = start ? index_search(e, ops, start, startlen) : 0;
@@ -1115,7 +1135,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 		bool		past_end = false;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!get_data_page(rel, e, desc, pageno, point, pagebuf.data, &payload, &dp))
+		if (!get_data_page(rel, e, desc, pageno, bloom_hash != NULL, pagebuf.data, &payload, &dp))
 			return KVLSM_SST_RETRY;
 		data = dp.data;
 
@@ -1529,9 +1549,14 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 								 j, c > 0 ? "sorts before" : "equals",
 								 (unsigned long long) eh.seq, (unsigned long long) prevseq);
 			}
-			if (w->check_bloom && bloom != NULL &&
-				!bloom_test(bloom, hdr->bloom_nbits, key_hash(curkey, keylen), hdr->bloom_k))
-				walk_problem(w, blk, "bloom filter does not contain the key of entry %u", j);
+			if (w->check_bloom && bloom != NULL)
+			{
+				uint64		h;
+
+				if (bloom_key_hash(w->ops, curkey, keylen, &h) &&
+					!bloom_test(bloom, hdr->bloom_nbits, h, hdr->bloom_k))
+					walk_problem(w, blk, "bloom filter does not contain the key of entry %u", j);
+			}
 			if (w->entry)
 				w->entry(w->arg, blk, curkey, keylen, eh.seq, eh.flags,
 						 p + ENTRY_HEADER_SIZE + eh.unshared, eh.vallen);

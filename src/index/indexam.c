@@ -8,15 +8,14 @@
  * pages.  Scans merge memtables and SSTables in key order, take the newest
  * record of every (key, TID) (a bulk-delete tombstone hides the entry) and
  * test the scan keys with the operators' own functions.  The first index
- * column's bounds become a seek probe and a stop key.
+ * column's bounds become a seek probe and a stop key (indexscan.c).
  *
- * Unique indexes check and insert under a per-index heavyweight lock.
- * Not yet: index-only scans
- * (amcanreturn stays NULL until VACUUM interlocks with scans, see
- * DESIGN.md section 6), backward scans, mark/restore, bloom filters
- * hashed with the equality operator's hash opfamily (SSTables of indexes
- * are built without bloom filters for now: whole-key filters would need
- * the TID too).
+ * Unique indexes check and insert under a heavyweight lock on a stripe
+ * chosen by the first column's hash (equal keys hash alike under the
+ * hash opclass), so inserters of different keys rarely wait for each
+ * other.  Not yet: index-only scans (amcanreturn stays NULL until VACUUM
+ * interlocks with scans, see DESIGN.md section 6) and a backward engine
+ * iterator (backward scans materialise their range).
  *
  *-------------------------------------------------------------------------
  */
@@ -52,7 +51,6 @@
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
 
-#define INDEX_SCAN_BATCH 256
 
 /* ------------------------------------------------------------------------
  * Build and insert
@@ -199,7 +197,7 @@ check_unique_build(Relation heap, Relation index, IndexInfo *indexInfo,
 
 		CHECK_FOR_INTERRUPTS();
 		more = kvlsm_collect(index, sh, ops, resume, resumelen, resume != NULL,
-							 NULL, 0, 1024, false, &set);
+							 NULL, 0, 1024, NULL, &set);
 		for (i = 0; i < set.n; i++)
 		{
 			KvlsmRecord *r = &set.recs[i];
@@ -236,12 +234,33 @@ check_unique_build(Relation heap, Relation index, IndexInfo *indexInfo,
 }
 
 /*
- * Unique insert: under the index's unique-insert lock (a heavyweight page
- * lock on block 1, so check and insert are atomic against other inserters
- * of this index), look up every entry with equal key columns and check its
- * heap row with a dirty snapshot, as _bt_check_unique does.  A row whose
- * inserter or deleter is still running is waited for with the lock
- * released, then everything is checked again.
+ * The lock that makes a unique check and its insert atomic: one of
+ * KVLSM_UNIQUE_STRIPES page locks past any real block, chosen by the first
+ * column's hash; a NULL first column or a type without a hash opclass
+ * takes stripe 0.  *hash gets the hash for the bloom filters.
+ */
+#define KVLSM_UNIQUE_STRIPES		1024
+#define KVLSM_UNIQUE_STRIPE_BASE	((BlockNumber) 0xFFFF0000)
+
+static BlockNumber
+unique_stripe(Relation index, Datum *values, bool *isnull, bool *has_hash, uint64 *hash)
+{
+	KvlsmIndexKeyArg *ka = (KvlsmIndexKeyArg *) kvlsm_index_keyops(index)->arg;
+
+	*has_hash = false;
+	if (isnull[0] || !OidIsValid(ka->bloom_hash_oid))
+		return KVLSM_UNIQUE_STRIPE_BASE;
+	*hash = kvlsm_index_value_hash(&ka->bloom_hash, ka->collation[0], values[0]);
+	*has_hash = true;
+	return KVLSM_UNIQUE_STRIPE_BASE + (BlockNumber) (*hash % KVLSM_UNIQUE_STRIPES);
+}
+
+/*
+ * Unique insert: under the key's stripe lock (so check and insert are
+ * atomic against other inserters of an equal key), look up every entry
+ * with equal key columns and check its heap row with a dirty snapshot, as
+ * _bt_check_unique does.  A row whose inserter or deleter is still running
+ * is waited for with the lock released, then everything is checked again.
  */
 static bool
 insert_unique(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
@@ -279,9 +298,14 @@ insert_unique(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
 		TupleTableSlot *slot;
 		SnapshotData SnapshotDirty;
 
-		LockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+		bool		has_hash;
+		uint64		hash;
+		BlockNumber stripe = unique_stripe(index, values, isnull, &has_hash, &hash);
+
+		LockPage(index, stripe, ExclusiveLock);
 		kvlsm_recset_init(&set, cxt);
-		kvlsm_collect(index, sh, ops, lo, lolen, false, hi, hilen, 0, false, &set);
+		kvlsm_collect(index, sh, ops, lo, lolen, false, hi, hilen, 0,
+					  has_hash ? &hash : NULL, &set);
 
 		InitDirtySnapshot(SnapshotDirty);
 		fetch = table_index_fetch_begin(heapRel);
@@ -321,13 +345,13 @@ insert_unique(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
 
 		if (TransactionIdIsValid(xwait))
 		{
-			UnlockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+			UnlockPage(index, stripe, ExclusiveLock);
 			XactLockTableWait(xwait, heapRel, ht_ctid, XLTW_InsertIndex);
 			continue;
 		}
 		if (conflict)
 		{
-			UnlockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+			UnlockPage(index, stripe, ExclusiveLock);
 			if (checkUnique == UNIQUE_CHECK_PARTIAL)
 			{
 				put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
@@ -337,7 +361,7 @@ insert_unique(Relation index, KvlsmShared *sh, const KvlsmKeyOps *ops,
 		}
 		if (checkUnique != UNIQUE_CHECK_EXISTING)
 			put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
-		UnlockPage(index, KVLSM_MANIFEST_BLKNO_A, ExclusiveLock);
+		UnlockPage(index, stripe, ExclusiveLock);
 		return true;
 	}
 }
@@ -358,327 +382,6 @@ kvlsm_idx_insert(Relation index, Datum *values, bool *isnull, ItemPointer ht_cti
 							   checkUnique, indexInfo);
 	kvlsm_maybe_flush(index, sh);
 	return result;
-}
-
-/* ------------------------------------------------------------------------
- * Scans
- * ------------------------------------------------------------------------
- */
-
-typedef struct KvlsmIdxScanData
-{
-	KvlsmShared *sh;
-	const KvlsmKeyOps *ops;
-	MemoryContext cxt;			/* lives as long as the scan */
-	MemoryContext batch_cxt;
-	KvlsmRecordSet set;
-	int			pos;
-	bool		started;
-	bool		exhausted;
-	bool		impossible;		/* a scan key can never match */
-	char	   *resume;			/* last key returned by the engine */
-	int			resumelen;
-	char	   *lo;				/* seek probe, or NULL */
-	int			lolen;
-	char	   *hi;				/* stop probe, or NULL */
-	int			hilen;
-	bool		recheck;
-	/* backward scans: the matching TIDs, materialised in key order */
-	ItemPointerData *back_tids;
-	int			back_n;
-	int			back_pos;
-	bool		back_ready;
-} KvlsmIdxScanData;
-
-typedef KvlsmIdxScanData *KvlsmIdxScan;
-
-static IndexScanDesc
-kvlsm_idx_beginscan(Relation index, int nkeys, int norderbys)
-{
-	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
-	KvlsmIdxScan so = palloc0(sizeof(KvlsmIdxScanData));
-
-	so->sh = kvlsm_attach(index);
-	so->ops = kvlsm_index_keyops(index);
-	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx scan",
-									ALLOCSET_SMALL_SIZES);
-	so->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm_idx batch",
-										  ALLOCSET_DEFAULT_SIZES);
-	kvlsm_recset_init(&so->set, so->batch_cxt);
-	scan->opaque = so;
-	return scan;
-}
-
-/*
- * Derive the seek probe and stop probe from the scan keys on the first
- * column.  Only same-type keys are used for bounds (a cross-type argument
- * cannot be put into a probe of the column's type); every key is still
- * tested on every entry, so bounds only make the scan shorter.
- */
-static void
-set_bounds(IndexScanDesc scan)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-	Relation	index = scan->indexRelation;
-	Oid			coltype = TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
-	bool		desc_first = (index->rd_indoption[0] & INDOPTION_DESC) != 0;
-	ScanKey		lokey = NULL;
-	ScanKey		hikey = NULL;
-	int			i;
-	MemoryContext old;
-
-	so->lo = so->hi = NULL;
-	so->impossible = false;
-	for (i = 0; i < scan->numberOfKeys; i++)
-	{
-		ScanKey		key = &scan->keyData[i];
-
-		if (key->sk_flags & SK_ISNULL)
-		{
-			if (!(key->sk_flags & (SK_SEARCHNULL | SK_SEARCHNOTNULL)))
-				so->impossible = true;	/* col op NULL is never true */
-			continue;
-		}
-		if (key->sk_attno != 1 ||
-			(OidIsValid(key->sk_subtype) && key->sk_subtype != coltype))
-			continue;
-		switch (key->sk_strategy)
-		{
-			case BTEqualStrategyNumber:
-				lokey = hikey = key;
-				break;
-			case BTGreaterEqualStrategyNumber:
-			case BTGreaterStrategyNumber:
-				if (desc_first)
-					hikey = key;
-				else
-					lokey = key;
-				break;
-			case BTLessEqualStrategyNumber:
-			case BTLessStrategyNumber:
-				if (desc_first)
-					lokey = key;
-				else
-					hikey = key;
-				break;
-		}
-	}
-	old = MemoryContextSwitchTo(so->cxt);
-	if (lokey)
-	{
-		bool		isnull = false;
-
-		so->lo = kvlsm_index_make_key(index, KVLSM_IKEY_PROBE_LOW, 1,
-									  &lokey->sk_argument, &isnull, NULL, &so->lolen);
-	}
-	if (hikey)
-	{
-		bool		isnull = false;
-
-		so->hi = kvlsm_index_make_key(index, KVLSM_IKEY_PROBE_HIGH, 1,
-									  &hikey->sk_argument, &isnull, NULL, &so->hilen);
-	}
-	MemoryContextSwitchTo(old);
-}
-
-static void
-kvlsm_idx_rescan(IndexScanDesc scan, ScanKey scankey, int nscankeys,
-				 ScanKey orderbys, int norderbys)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-
-	if (scankey && scan->numberOfKeys > 0)
-		memmove(scan->keyData, scankey, scan->numberOfKeys * sizeof(ScanKeyData));
-	MemoryContextReset(so->cxt);
-	kvlsm_recset_reset(&so->set);
-	so->pos = 0;
-	so->started = false;
-	so->exhausted = false;
-	so->resume = NULL;
-	so->back_tids = NULL;
-	so->back_n = 0;
-	so->back_ready = false;
-	so->recheck = !kvlsm_is_kvlsm_relation(scan->heapRelation ? scan->heapRelation :
-										   scan->indexRelation);
-	set_bounds(scan);
-}
-
-static void
-kvlsm_idx_endscan(IndexScanDesc scan)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-
-	MemoryContextDelete(so->cxt);
-	MemoryContextDelete(so->batch_cxt);
-	pfree(so);
-}
-
-static bool
-refill(IndexScanDesc scan)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-	bool		more;
-
-	if (so->exhausted || so->impossible)
-		return false;
-	if (so->resume)
-		more = kvlsm_collect(scan->indexRelation, so->sh, so->ops,
-							 so->resume, so->resumelen, true,
-							 so->hi, so->hilen, INDEX_SCAN_BATCH, false, &so->set);
-	else
-		more = kvlsm_collect(scan->indexRelation, so->sh, so->ops,
-							 so->lo, so->lolen, false,
-							 so->hi, so->hilen, INDEX_SCAN_BATCH, false, &so->set);
-	so->pos = 0;
-	if (so->set.n == 0)
-	{
-		so->exhausted = true;
-		return false;
-	}
-	/* remember where to continue, outside the batch memory */
-	{
-		KvlsmRecord *last = &so->set.recs[so->set.n - 1];
-		MemoryContext old = MemoryContextSwitchTo(so->cxt);
-
-		so->resume = palloc(last->keylen);
-		memcpy(so->resume, last->key, last->keylen);
-		so->resumelen = last->keylen;
-		MemoryContextSwitchTo(old);
-	}
-	if (!more)
-		so->exhausted = true;
-	return true;
-}
-
-/* does the entry satisfy every scan key? */
-static bool
-entry_matches(IndexScanDesc scan, IndexTuple itup)
-{
-	TupleDesc	desc = RelationGetDescr(scan->indexRelation);
-	int			i;
-
-	for (i = 0; i < scan->numberOfKeys; i++)
-	{
-		ScanKey		key = &scan->keyData[i];
-		bool		isnull;
-		Datum		val = index_getattr(itup, key->sk_attno, desc, &isnull);
-
-		if (key->sk_flags & SK_ISNULL)
-		{
-			if (key->sk_flags & SK_SEARCHNULL)
-			{
-				if (!isnull)
-					return false;
-			}
-			else if (key->sk_flags & SK_SEARCHNOTNULL)
-			{
-				if (isnull)
-					return false;
-			}
-			else
-				return false;
-			continue;
-		}
-		if (isnull)
-			return false;
-		if (!DatumGetBool(FunctionCall2Coll(&key->sk_func, key->sk_collation,
-											val, key->sk_argument)))
-			return false;
-	}
-	return true;
-}
-
-/* next live entry in key order; false at the end */
-static bool
-next_entry(IndexScanDesc scan, IndexTuple *itup_out)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-
-	for (;;)
-	{
-		KvlsmRecord *r;
-		int			start;
-
-		CHECK_FOR_INTERRUPTS();
-		if (so->pos >= so->set.n && !refill(scan))
-			return false;
-		start = so->pos;
-		r = &so->set.recs[start];
-		/* records of one key are adjacent, newest first */
-		so->pos++;
-		while (so->pos < so->set.n &&
-			   so->ops->cmp(so->set.recs[so->pos].key, so->set.recs[so->pos].keylen,
-							r->key, r->keylen, so->ops->arg) == 0)
-			so->pos++;
-		if (r->flags & KVLSM_IREC_TOMBSTONE)
-			continue;
-		if (!entry_matches(scan, kvlsm_index_key_tuple(r->key)))
-			continue;
-		*itup_out = kvlsm_index_key_tuple(r->key);
-		return true;
-	}
-}
-
-static bool
-kvlsm_idx_gettuple(IndexScanDesc scan, ScanDirection dir)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-	IndexTuple	itup;
-
-	if (ScanDirectionIsBackward(dir))
-	{
-		/*
-		 * The engine iterates forward only: a backward scan (ORDER BY ...
-		 * DESC) collects the matching entries of its range first and returns
-		 * them last to first.  Correct, but it reads the whole range even
-		 * under a LIMIT; a backward engine iterator is future work.
-		 * amcanbackward stays false, so cursors never change direction here.
-		 */
-		if (!so->back_ready)
-		{
-			MemoryContext old = MemoryContextSwitchTo(so->cxt);
-			int			cap = 64;
-
-			so->back_tids = palloc(sizeof(ItemPointerData) * cap);
-			while (next_entry(scan, &itup))
-			{
-				if (so->back_n == cap)
-				{
-					cap *= 2;
-					so->back_tids = repalloc_huge(so->back_tids, sizeof(ItemPointerData) * cap);
-				}
-				so->back_tids[so->back_n++] = itup->t_tid;
-			}
-			MemoryContextSwitchTo(old);
-			so->back_pos = so->back_n;
-			so->back_ready = true;
-		}
-		if (so->back_pos == 0)
-			return false;
-		scan->xs_heaptid = so->back_tids[--so->back_pos];
-		scan->xs_recheck = so->recheck;
-		return true;
-	}
-	if (!next_entry(scan, &itup))
-		return false;
-	scan->xs_heaptid = itup->t_tid;
-	scan->xs_recheck = so->recheck;
-	return true;
-}
-
-static int64
-kvlsm_idx_getbitmap(IndexScanDesc scan, TIDBitmap *tbm)
-{
-	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
-	IndexTuple	itup;
-	int64		n = 0;
-
-	while (next_entry(scan, &itup))
-	{
-		tbm_add_tuples(tbm, &itup->t_tid, 1, so->recheck);
-		n++;
-	}
-	return n;
 }
 
 /* ------------------------------------------------------------------------
@@ -715,7 +418,7 @@ kvlsm_idx_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 		vacuum_delay_point();
 		more = kvlsm_collect(index, sh, ops, resume, resumelen, resume != NULL,
-							 NULL, 0, 1024, false, &set);
+							 NULL, 0, 1024, NULL, &set);
 		for (i = 0; i < set.n;)
 		{
 			KvlsmRecord *r = &set.recs[i];
@@ -795,7 +498,7 @@ kvlsm_idx_handler(PG_FUNCTION_ARGS)
 {
 	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
 
-	amroutine->amstrategies = BTMaxStrategyNumber;
+	amroutine->amstrategies = KVLSM_IDX_LIKE_STRATEGY;
 	amroutine->amsupport = 1;
 	amroutine->amoptsprocnum = 0;
 	amroutine->amcanorder = true;
@@ -804,7 +507,7 @@ kvlsm_idx_handler(PG_FUNCTION_ARGS)
 	amroutine->amcanunique = true;
 	amroutine->amcanmulticol = true;
 	amroutine->amoptionalkey = true;
-	amroutine->amsearcharray = false;
+	amroutine->amsearcharray = true;
 	amroutine->amsearchnulls = true;
 	amroutine->amstorage = false;
 	amroutine->amclusterable = false;
@@ -832,8 +535,8 @@ kvlsm_idx_handler(PG_FUNCTION_ARGS)
 	amroutine->amgettuple = kvlsm_idx_gettuple;
 	amroutine->amgetbitmap = kvlsm_idx_getbitmap;
 	amroutine->amendscan = kvlsm_idx_endscan;
-	amroutine->ammarkpos = NULL;
-	amroutine->amrestrpos = NULL;
+	amroutine->ammarkpos = kvlsm_idx_markpos;
+	amroutine->amrestrpos = kvlsm_idx_restrpos;
 	amroutine->amestimateparallelscan = NULL;
 	amroutine->aminitparallelscan = NULL;
 	amroutine->amparallelrescan = NULL;

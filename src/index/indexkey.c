@@ -12,6 +12,11 @@
  * backend that touches the LSM (memtable inserts, flush, compaction,
  * replay), always with the index's own support functions.
  *
+ * Bloom filters of an index's SSTables hold the first column's hash, taken
+ * with the hash opfamily of the column's equality operator: equal values
+ * hash alike even when their bytes differ (numeric 1.0 and 1.00, float
+ * -0 and +0, collations), which hashing raw key bytes would get wrong.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -19,8 +24,12 @@
 #include "access/genam.h"
 #include "access/itup.h"
 #include "catalog/index.h"
+#include "access/stratnum.h"
 #include "catalog/pg_am.h"
+#include "common/hashfn.h"
 #include "utils/lsyscache.h"
+#include "storage/proc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -69,31 +78,230 @@ index_key_cmp(const char *a, int alen, const char *b, int blen, void *arg)
 	return ItemPointerCompare(&ta->t_tid, &tb->t_tid);
 }
 
-/* per-index comparator state, cached in rd_amcache */
-const KvlsmKeyOps *
-kvlsm_index_keyops(Relation index)
+/* bloom hash of an entry or probe: its first column, unless NULL */
+static bool
+index_key_bloom_hash(const char *key, int keylen, void *arg, uint64 *h)
 {
-	KvlsmIndexKeyArg *ka = (KvlsmIndexKeyArg *) index->rd_amcache;
+	KvlsmIndexKeyArg *ka = (KvlsmIndexKeyArg *) arg;
+	bool		isnull;
+	Datum		v;
+
+	if (!OidIsValid(ka->bloom_hash_oid))
+		return false;
+	v = index_getattr((IndexTuple) (key + KVLSM_IKEY_HEADER), 1, ka->desc, &isnull);
+	if (isnull)
+		return false;
+	*h = kvlsm_index_value_hash(&ka->bloom_hash, ka->collation[0], v);
+	return true;
+}
+
+/*
+ * A 32-bit hash opclass value spread over the 64 bits bloom filters take
+ * (two halves for double hashing).
+ */
+uint64
+kvlsm_index_value_hash(FmgrInfo *hashproc, Oid collation, Datum value)
+{
+	uint32		h = DatumGetUInt32(FunctionCall1Coll(hashproc, collation, value));
+
+	return ((uint64) murmurhash32(h ^ 0x6b766c73) << 32) | h;
+}
+
+/*
+ * The hash function for the argument of an equality scan key on the first
+ * column whose right-hand type is 'subtype' (InvalidOid: the column's
+ * type), if the filter may be trusted for it: the operator must be
+ * hashable and hash its left side exactly as the filter was built.  Not so
+ * for date = timestamp (no hash family has it) or types without a hash
+ * opclass: then the scan reads every SSTable in range.
+ */
+bool
+kvlsm_index_query_hash(Relation index, Oid subtype, FmgrInfo *hashproc)
+{
+	KvlsmIndexKeyArg *ka;
+	Oid			coltype = index->rd_opcintype[0];
+	Oid			eqop;
+	RegProcedure lhs,
+				rhs;
+
+	ka = (KvlsmIndexKeyArg *) kvlsm_index_keyops(index)->arg;
+	if (!OidIsValid(ka->bloom_hash_oid))
+		return false;
+	eqop = get_opfamily_member(index->rd_opfamily[0], coltype,
+							   OidIsValid(subtype) ? subtype : coltype,
+							   BTEqualStrategyNumber);
+	if (!OidIsValid(eqop) || !get_op_hash_functions(eqop, &lhs, &rhs) ||
+		lhs != ka->bloom_hash_oid)
+		return false;
+	fmgr_info(rhs, hashproc);
+	return true;
+}
+
+/*
+ * Per-index comparator state.  The LSM keeps using it after the call that
+ * asked for it: pending log records compare keys at commit, scans between
+ * calls.  Memory owned by the relcache entry (rd_indexcxt, rd_amcache, the
+ * tuple descriptor) is freed by a relcache flush at any catalog access, so
+ * the state lives in a backend-local cache of its own, keyed by index and
+ * filenode (an index's opclasses and collations never change within a
+ * filenode).  An entry whose index saw an invalidation is freed in a
+ * later transaction (scans and pending log records last one transaction at
+ * most, and abort processing still compares keys), unless it was asked for
+ * again meanwhile; rd_amcache only remembers where the entry is, and is
+ * flushed together with the invalidation that marks the entry.
+ */
+typedef struct KeyOpsCacheKey
+{
+	Oid			relid;
+	RelFileNode node;
+} KeyOpsCacheKey;
+
+typedef struct KeyOpsCacheEntry
+{
+	KeyOpsCacheKey key;
+	MemoryContext cxt;
+	KvlsmIndexKeyArg *ka;
+	bool		stale;			/* free in a later transaction */
+	LocalTransactionId stale_lxid;	/* the transaction that marked it */
+} KeyOpsCacheEntry;
+
+typedef struct KeyOpsRef
+{
+	KvlsmIndexKeyArg *ka;
+} KeyOpsRef;
+
+static HTAB *keyops_cache = NULL;
+static bool keyops_stale = false;
+
+static void
+keyops_inval_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	KeyOpsCacheEntry *e;
+
+	hash_seq_init(&status, keyops_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (!OidIsValid(relid) || e->key.relid == relid)
+		{
+			e->stale = true;
+			e->stale_lxid = MyProc->lxid;
+			keyops_stale = true;
+		}
+}
+
+/* free the entries marked stale by earlier transactions */
+static void
+keyops_sweep(void)
+{
+	HASH_SEQ_STATUS status;
+	KeyOpsCacheEntry *e;
+	bool		left = false;
+
+	hash_seq_init(&status, keyops_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (!e->stale)
+			continue;
+		if (e->stale_lxid == MyProc->lxid)
+		{
+			left = true;
+			continue;
+		}
+		MemoryContextDelete(e->cxt);
+		hash_search(keyops_cache, &e->key, HASH_REMOVE, NULL);
+	}
+	keyops_stale = left;
+}
+
+static KvlsmIndexKeyArg *
+build_keyops(Relation index, MemoryContext cxt)
+{
+	KvlsmIndexKeyArg *ka = MemoryContextAllocZero(cxt, sizeof(KvlsmIndexKeyArg));
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Oid			coltype = index->rd_opcintype[0];
+	Oid			eqop;
+	RegProcedure lhs,
+				rhs;
 	int			i;
 
-	if (ka != NULL)
-		return &ka->ops;
-	ka = MemoryContextAllocZero(index->rd_indexcxt, sizeof(KvlsmIndexKeyArg));
-	ka->desc = RelationGetDescr(index);
+	ka->desc = CreateTupleDescCopy(RelationGetDescr(index));
+	MemoryContextSwitchTo(old);
 	ka->natts = IndexRelationGetNumberOfKeyAttributes(index);
 	for (i = 0; i < ka->natts; i++)
 	{
 		FmgrInfo   *proc = index_getprocinfo(index, i + 1, 1);
 
-		fmgr_info_copy(&ka->cmp[i], proc, index->rd_indexcxt);
+		fmgr_info_copy(&ka->cmp[i], proc, cxt);
 		ka->collation[i] = index->rd_indcollation[i];
 		ka->desc_order[i] = (index->rd_indoption[i] & INDOPTION_DESC) != 0;
 		ka->nulls_first[i] = (index->rd_indoption[i] & INDOPTION_NULLS_FIRST) != 0;
 	}
 	ka->ops.cmp = index_key_cmp;
 	ka->ops.arg = ka;
-	index->rd_amcache = ka;
-	return &ka->ops;
+	ka->ops.bloom_hash = index_key_bloom_hash;
+	eqop = get_opfamily_member(index->rd_opfamily[0], coltype, coltype,
+							   BTEqualStrategyNumber);
+	if (OidIsValid(eqop) && get_op_hash_functions(eqop, &lhs, &rhs) && lhs == rhs)
+	{
+		ka->bloom_hash_oid = lhs;
+		fmgr_info_cxt(lhs, &ka->bloom_hash, cxt);
+	}
+	return ka;
+}
+
+const KvlsmKeyOps *
+kvlsm_index_keyops(Relation index)
+{
+	KeyOpsRef  *ref = (KeyOpsRef *) index->rd_amcache;
+	KeyOpsCacheKey key;
+	KeyOpsCacheEntry *e;
+	bool		found;
+
+	if (ref != NULL)
+		return &ref->ka->ops;
+	if (keyops_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(KeyOpsCacheKey);
+		ctl.entrysize = sizeof(KeyOpsCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		keyops_cache = hash_create("kvlsm_idx key ops", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(keyops_inval_callback, (Datum) 0);
+	}
+	if (keyops_stale)
+		keyops_sweep();
+	memset(&key, 0, sizeof(key));
+	key.relid = RelationGetRelid(index);
+	key.node = index->rd_node;
+	e = hash_search(keyops_cache, &key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "kvlsm_idx key ops",
+												  ALLOCSET_SMALL_SIZES);
+		KvlsmIndexKeyArg *ka;
+
+		/* catalog lookups may flush the cache: build first, then enter */
+		PG_TRY();
+		{
+			ka = build_keyops(index, cxt);
+		}
+		PG_CATCH();
+		{
+			MemoryContextDelete(cxt);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		e = hash_search(keyops_cache, &key, HASH_ENTER, &found);
+		e->cxt = cxt;
+		e->ka = ka;
+	}
+	e->stale = false;			/* in use again: rd_amcache points to it */
+	ref = MemoryContextAlloc(index->rd_indexcxt, sizeof(KeyOpsRef));
+	ref->ka = e->ka;
+	index->rd_amcache = ref;
+	return &e->ka->ops;
 }
 
 /*
@@ -165,8 +373,7 @@ kvlsm_index_keys_equal(Relation index, IndexTuple a, IndexTuple b,
 	KvlsmIndexKeyArg *ka;
 	int			i;
 
-	(void) kvlsm_index_keyops(index);
-	ka = (KvlsmIndexKeyArg *) index->rd_amcache;
+	ka = (KvlsmIndexKeyArg *) kvlsm_index_keyops(index)->arg;
 	for (i = 0; i < ka->natts; i++)
 	{
 		bool		nulla,

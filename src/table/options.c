@@ -62,13 +62,15 @@ typedef struct KvlsmOptions
 	int64		memtable_size;	/* 0: not given */
 	int32		compaction_style;	/* -1: not given */
 	int64		ttl_usecs;		/* -1: not given; 0: none */
+	int32		bloom_bits;		/* -1: not given; -2: default (the GUC) */
 } KvlsmOptions;
 
 static bool
 is_kvlsm_option(const char *name)
 {
 	return strcmp(name, "compression") == 0 || strcmp(name, "memtable_size") == 0 ||
-		strcmp(name, "compaction_style") == 0 || strcmp(name, "ttl") == 0;
+		strcmp(name, "compaction_style") == 0 || strcmp(name, "ttl") == 0 ||
+		strcmp(name, "bloom_bits_per_key") == 0;
 }
 
 static void
@@ -121,6 +123,20 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 					 errmsg("invalid value for kvlsm option \"ttl\": \"%s\"", value),
 					 errhint("Give a non-negative interval, for example '7 days'; 0 means no TTL.")));
 		opts->ttl_usecs = usecs;
+	}
+	else if (strcmp(name, "bloom_bits_per_key") == 0)
+	{
+		int			bits;
+
+		if (pg_strcasecmp(value, "default") == 0)
+			opts->bloom_bits = -2;
+		else if (parse_int(value, &bits, 0, NULL) && bits >= 0 && bits <= 64)
+			opts->bloom_bits = bits;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for kvlsm option \"bloom_bits_per_key\": \"%s\"", value),
+					 errhint("Give an integer between 0 (no bloom filters) and 64, or \"default\" for kvlsm.bloom_bits_per_key.")));
 	}
 	else if (strcmp(name, "compaction_style") == 0)
 	{
@@ -328,15 +344,32 @@ refuse_fks_in(List *elts)
 	}
 }
 
+/* the option bloom_bits_per_key: stored, and recorded for pg_dump */
+static void
+apply_bloom_bits(Relation rel, int32 bits)
+{
+	if (bits == -1)
+		return;
+	kvlsm_store_bloom_bits(rel, bits == -2 ? 0 : bits + 1);
+	record_option(rel, "bloom_bits_per_key", bits == -2 ? "default" : psprintf("%d", bits));
+}
+
 static void
 apply_options(Relation rel, KvlsmOptions *opts)
 {
-	if (kvlsm_is_kvlsm_index(rel) && opts->compression < 0 && opts->memtable_size <= 0)
+	if (kvlsm_is_kvlsm_index(rel))
 	{
-		/* kvlsm_idx: compaction_style through kvlsm_set_option() */
-		kvlsm_store_options(rel, -1, 0, opts->compaction_style);
-		record_option(rel, "compaction_style",
-					  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
+		if (opts->compression >= 0 || opts->memtable_size > 0 || opts->ttl_usecs >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
+		if (opts->compaction_style >= 0)
+		{
+			kvlsm_store_options(rel, -1, 0, opts->compaction_style);
+			record_option(rel, "compaction_style",
+						  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
+		}
+		apply_bloom_bits(rel, opts->bloom_bits);
 		return;
 	}
 	if (!kvlsm_is_kvlsm_relation(rel))
@@ -355,6 +388,7 @@ apply_options(Relation rel, KvlsmOptions *opts)
 	if (opts->compaction_style >= 0)
 		record_option(rel, "compaction_style",
 					  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
+	apply_bloom_bits(rel, opts->bloom_bits);
 	if (opts->ttl_usecs >= 0)
 	{
 		if (opts->ttl_usecs > 0)
@@ -379,7 +413,7 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *name;
 	char	   *value;
-	KvlsmOptions opts = {-1, 0, -1, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1, -1};
 	Relation	rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -395,7 +429,7 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	parse_option(&opts, name, value);
 	rel = relation_open(relid, AccessExclusiveLock);
 	if (!kvlsm_is_kvlsm_relation(rel) &&
-		!(kvlsm_is_kvlsm_index(rel) && opts.compaction_style >= 0))
+		!(kvlsm_is_kvlsm_index(rel) && (opts.compaction_style >= 0 || opts.bloom_bits != -1)))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel))));
@@ -403,6 +437,8 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 						opts.compaction_style);
 	if (opts.ttl_usecs >= 0)
 		kvlsm_store_ttl(rel, opts.ttl_usecs);
+	if (opts.bloom_bits != -1)
+		kvlsm_store_bloom_bits(rel, opts.bloom_bits == -2 ? 0 : opts.bloom_bits + 1);
 	relation_close(rel, NoLock);
 	return PointerGetDatum(tuple);
 }
@@ -446,7 +482,7 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	KvlsmOptions opts = {-1, 0, -1, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1, -1};
 	bool		found = false;
 	RangeVar   *target = NULL;
 
@@ -463,7 +499,7 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			if (!creates_kvlsm(stmt))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("kvlsm options (compression, memtable_size, compaction_style, ttl) need USING kvlsm")));
+						 errmsg("kvlsm options (compression, memtable_size, compaction_style, ttl, bloom_bits_per_key) need USING kvlsm")));
 			if (readOnlyTree)
 			{
 				pstmt = copyObject(pstmt);
@@ -543,6 +579,8 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								opts.compaction_style = KVLSM_COMPACTION_LEVELED;
 							else if (strcmp(d->defname, "ttl") == 0)
 								opts.ttl_usecs = 0;
+							else if (strcmp(d->defname, "bloom_bits_per_key") == 0)
+								opts.bloom_bits = -2;
 							else
 								opts.memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
 							found = true;
@@ -582,7 +620,7 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				if (opts.compression >= 0 || opts.memtable_size > 0 || opts.ttl_usecs >= 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("kvlsm_idx indexes take only the option compaction_style")));
+							 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
 				if (readOnlyTree)
 				{
 					pstmt = copyObject(pstmt);
@@ -737,7 +775,7 @@ kvlsm_set_option(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	KvlsmOptions opts = {-1, 0, -1, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1, -1};
 	Relation	rel;
 
 	if (!is_kvlsm_option(name))

@@ -107,10 +107,12 @@ static void
 fetch_row_records(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRecordSet *set)
 {
 	char		key[8];
+	uint64		h;
 
 	kvlsm_rowid_to_key(rowid, key);
+	h = kvlsm_key_hash(key, 8);
 	kvlsm_collect(rel, sh, &kvlsm_bytewise_keyops, key, 8, false, key, 8, 0,
-				  true, set);
+				  &h, set);
 }
 
 /* build a heap tuple (palloc'd in the current context) from a row state */
@@ -306,7 +308,7 @@ scan_refill(KvlsmScanDesc scan)
 	scan->more = kvlsm_collect(scan->base.rs_rd, scan->sh, &kvlsm_bytewise_keyops,
 							   startkey, 8, false,
 							   bounded ? endkey : NULL, bounded ? 8 : 0,
-							   SCAN_BATCH_ROWS, false, &scan->set);
+							   SCAN_BATCH_ROWS, NULL, &scan->set);
 	scan->pos = 0;
 	if (scan->set.n == 0)
 	{
@@ -372,7 +374,7 @@ scan_prev_row(KvlsmScanDesc scan, KvlsmRowState *st)
 			kvlsm_rowid_to_key(lo, startkey);
 			kvlsm_rowid_to_key(scan->bhi - 1, endkey);
 			kvlsm_collect(scan->base.rs_rd, scan->sh, &kvlsm_bytewise_keyops,
-						  startkey, 8, false, endkey, 8, 0, false, &scan->set);
+						  startkey, 8, false, endkey, 8, 0, NULL, &scan->set);
 			scan->bpos = scan->set.n - 1;
 			scan->bhi = lo;
 			continue;

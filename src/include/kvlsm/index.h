@@ -19,7 +19,10 @@
 #ifndef KVLSM_INDEX_H
 #define KVLSM_INDEX_H
 
+#include "access/genam.h"
 #include "access/itup.h"
+#include "access/sdir.h"
+#include "nodes/tidbitmap.h"
 #include "fmgr.h"
 #include "utils/rel.h"
 
@@ -34,6 +37,9 @@
 #define KVLSM_IREC_TOMBSTONE	0x0001
 #define KVLSM_IREC_BUILD_DEAD	0x0002	/* built from a row dead to new snapshots */
 
+/* strategy 6 of the pattern opclass: LIKE, answered by a prefix range */
+#define KVLSM_IDX_LIKE_STRATEGY	6
+
 /* btree-compatible key size limit, so every key fits pages comfortably */
 #define KVLSM_IDX_MAX_KEY		2000
 
@@ -46,6 +52,14 @@ typedef struct KvlsmIndexKeyArg
 	Oid			collation[INDEX_MAX_KEYS];
 	bool		desc_order[INDEX_MAX_KEYS];
 	bool		nulls_first[INDEX_MAX_KEYS];
+	/*
+	 * Bloom filters hash the first column with the hash function of the
+	 * opfamily's equality operator (hashable operators only); a query's
+	 * equality operator may use the filter when its own hash functions
+	 * agree with this one (kvlsm_index_query_hash).
+	 */
+	Oid			bloom_hash_oid;	/* InvalidOid: entries enter no filter */
+	FmgrInfo	bloom_hash;
 } KvlsmIndexKeyArg;
 
 /* indexkey.c */
@@ -57,6 +71,18 @@ extern IndexTuple kvlsm_index_key_tuple(const char *key);
 extern bool kvlsm_index_keys_equal(Relation index, IndexTuple a, IndexTuple b,
 								   bool nulls_not_distinct);
 extern bool kvlsm_is_kvlsm_index(Relation rel);
+extern bool kvlsm_index_query_hash(Relation index, Oid subtype, FmgrInfo *hashproc);
+extern uint64 kvlsm_index_value_hash(FmgrInfo *hashproc, Oid collation, Datum value);
+
+/* indexscan.c */
+extern IndexScanDesc kvlsm_idx_beginscan(Relation index, int nkeys, int norderbys);
+extern void kvlsm_idx_rescan(IndexScanDesc scan, ScanKey scankey, int nscankeys,
+							 ScanKey orderbys, int norderbys);
+extern bool kvlsm_idx_gettuple(IndexScanDesc scan, ScanDirection dir);
+extern int64 kvlsm_idx_getbitmap(IndexScanDesc scan, TIDBitmap *tbm);
+extern void kvlsm_idx_endscan(IndexScanDesc scan);
+extern void kvlsm_idx_markpos(IndexScanDesc scan);
+extern void kvlsm_idx_restrpos(IndexScanDesc scan);
 
 /* garbage collection in compaction (compaction.h) */
 struct KvlsmGcContext;

@@ -124,11 +124,19 @@ typedef struct KvlsmRecordSet
 	Size		block_size;
 } KvlsmRecordSet;
 
+/*
+ * A key's bloom filter hash.  False: the key goes into no filter.
+ * NULL in KvlsmKeyOps: the whole key's bytes are hashed (table row ids).
+ */
+typedef bool (*KvlsmKeyBloomHash) (const char *key, int keylen, void *arg,
+								   uint64 *hash);
+
 /* how a caller describes its keys */
 typedef struct KvlsmKeyOps
 {
 	KvlsmKeyCompare cmp;
 	void	   *arg;
+	KvlsmKeyBloomHash bloom_hash;
 } KvlsmKeyOps;
 
 extern KvlsmKeyOps kvlsm_bytewise_keyops;
@@ -178,7 +186,9 @@ extern void kvlsm_recset_add(KvlsmRecordSet *set, const char *key, int keylen,
 extern bool kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 						  const char *start, int startlen, bool start_exclusive,
 						  const char *end, int endlen,
-						  int maxkeys, bool point, KvlsmRecordSet *out);
+						  int maxkeys, const uint64 *bloom_hash,
+						  KvlsmRecordSet *out);
+extern uint64 kvlsm_key_hash(const char *key, int keylen);
 extern void kvlsm_memtable_range(KvlsmShared *sh, const KvlsmKeyOps *ops,
 								 const char *start, int startlen,
 								 const char *end, int endlen,
@@ -195,6 +205,7 @@ extern void kvlsm_set_hint(KvlsmShared *sh, const KvlsmKeyOps *ops,
 extern void kvlsm_store_options(Relation rel, int32 compression,
 								int64 memtable_size, int32 compaction_style);
 extern void kvlsm_store_ttl(Relation rel, int64 ttl_usecs);
+extern void kvlsm_store_bloom_bits(Relation rel, int32 option);
 
 /* layout inspection (admin) */
 extern void kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);

@@ -116,7 +116,8 @@ typedef struct KvlsmMetaPageData
 	int64		ttl_usecs;		/* option ttl; 0 = none */
 	TransactionId created_xid;	/* transaction that created this filenode:
 								 * its history begins there (named snapshots) */
-	uint32		pad1;
+	int32		bloom_bits_option;	/* option bloom_bits_per_key + 1; 0: not
+									 * set (kvlsm.bloom_bits_per_key) */
 } KvlsmMetaPageData;
 
 typedef KvlsmMetaPageData *KvlsmMetaPage;

@@ -41,7 +41,8 @@ typedef struct KvlsmSstBuilder KvlsmSstBuilder;
 
 extern KvlsmSstBuilder *kvlsm_sst_builder_begin(Relation rel, uint64 id,
 												int level, int compression,
-												int bloom_bits_per_key);
+												int bloom_bits_per_key,
+												const KvlsmKeyOps *ops);
 extern void kvlsm_sst_builder_add(KvlsmSstBuilder *b, const char *key, int keylen,
 								  uint64 seq, uint16 flags,
 								  const char *val, int vallen);
@@ -60,7 +61,7 @@ extern KvlsmSstStatus kvlsm_sst_collect(Relation rel, KvlsmShared *sh,
 										const char *start, int startlen,
 										bool start_exclusive,
 										const char *end, int endlen,
-										int maxkeys, bool point,
+										int maxkeys, const uint64 *bloom_hash,
 										KvlsmRecordSet *out,
 										bool *limited);
 
