@@ -18,6 +18,7 @@ OBJS = \
 	src/index/indexkey.o \
 	src/index/indexam.o \
 	src/index/indexscan.o \
+	src/index/indexplan.o \
 	src/admin/admin.o \
 	src/admin/verify.o \
 	src/admin/inspect.o

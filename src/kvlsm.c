@@ -221,4 +221,5 @@ _PG_init(void)
 	kvlsm_log_init();
 	kvlsm_lsm_init();
 	kvlsm_options_init();
+	kvlsm_indexplan_init();
 }

@@ -764,7 +764,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 		bool		any_limited = false;
 		const char *bound = NULL;
 		int			boundlen = 0;
-		KvlsmSortArg sarg;
+		int			runs[KVLSM_MAX_SST];
 		int			i,
 					j;
 		uint64		batch_bytes = 0;
@@ -790,6 +790,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 			bool		limited;
 			int			before = set.n;
 
+			runs[i] = set.n;
 			if (kvlsm_sst_collect(rel, sh, &job->inputs[i], ops,
 								  start, startlen, start != NULL,
 								  bound, boundlen, BATCH_KEYS, NULL, &set,
@@ -808,8 +809,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 				any_limited = true;
 			}
 		}
-		sarg.ops = ops;
-		qsort_arg(set.recs, set.n, sizeof(KvlsmRecord), kvlsm_record_cmp, &sarg);
+		kvlsm_recset_merge_runs(&set, runs, job->ninputs, ops);
 
 		for (i = 0; i < set.n; i = j)
 		{

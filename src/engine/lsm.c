@@ -929,6 +929,98 @@ kvlsm_record_cmp(const void *a, const void *b, void *arg)
 	return 0;
 }
 
+/*
+ * Sort a record set made of sorted runs (a memtable generation, an
+ * SSTable: each already in (key, seq desc) order) by merging them: a k-way
+ * merge compares about n log k times where a sort would n log n, and
+ * comparators (an index's btree support functions) dominate compaction.
+ * runs[i] is where run i starts; run i ends where run i + 1 starts, the
+ * last one at set->n.
+ */
+void
+kvlsm_recset_merge_runs(KvlsmRecordSet *set, const int *runs, int nruns,
+						const KvlsmKeyOps *ops)
+{
+	KvlsmSortArg sarg;
+	int		   *heap;			/* run numbers, a binary min-heap on their heads */
+	int		   *pos;
+	int		   *end;
+	int			nheap = 0;
+	KvlsmRecord *out;
+	int			nout = 0;
+	int			i;
+
+	if (set->n <= 1)
+		return;
+	sarg.ops = ops;
+	if (nruns <= 1)
+		return;
+	heap = palloc(sizeof(int) * nruns);
+	pos = palloc(sizeof(int) * nruns);
+	end = palloc(sizeof(int) * nruns);
+	for (i = 0; i < nruns; i++)
+	{
+		pos[i] = runs[i];
+		end[i] = (i + 1 < nruns) ? runs[i + 1] : set->n;
+	}
+#define HEAD(r) (&set->recs[pos[r]])
+#define LESS(x, y) (kvlsm_record_cmp(HEAD(x), HEAD(y), &sarg) < 0)
+	for (i = 0; i < nruns; i++)
+	{
+		int			c;
+
+		if (pos[i] >= end[i])
+			continue;
+		/* sift up */
+		c = nheap++;
+		heap[c] = i;
+		while (c > 0 && LESS(heap[c], heap[(c - 1) / 2]))
+		{
+			int			t = heap[c];
+
+			heap[c] = heap[(c - 1) / 2];
+			heap[(c - 1) / 2] = t;
+			c = (c - 1) / 2;
+		}
+	}
+	out = MemoryContextAlloc(set->cxt, sizeof(KvlsmRecord) * Max(set->cap, 1));
+	while (nheap > 0)
+	{
+		int			r = heap[0];
+		int			c = 0;
+
+		out[nout++] = *HEAD(r);
+		if (++pos[r] >= end[r])
+			heap[0] = heap[--nheap];
+		/* sift down */
+		for (;;)
+		{
+			int			l = 2 * c + 1;
+			int			m = c;
+			int			t;
+
+			if (l < nheap && LESS(heap[l], heap[m]))
+				m = l;
+			if (l + 1 < nheap && LESS(heap[l + 1], heap[m]))
+				m = l + 1;
+			if (m == c)
+				break;
+			t = heap[c];
+			heap[c] = heap[m];
+			heap[m] = t;
+			c = m;
+		}
+	}
+#undef HEAD
+#undef LESS
+	Assert(nout == set->n);
+	pfree(set->recs);
+	set->recs = out;
+	pfree(heap);
+	pfree(pos);
+	pfree(end);
+}
+
 static bool
 desc_may_contain(const KvlsmSstDesc *d, const KvlsmKeyOps *ops,
 				 const char *start, int startlen,
@@ -968,13 +1060,15 @@ kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	bool		any_limited;
 	const char *bound = NULL;
 	int			boundlen = 0;
-	KvlsmSortArg		sarg;
+	int			runs[KVLSM_MAX_SST + 2];
+	int			nruns;
 
 	if (bloom_hash)
 		sh->stats.point_lookups++;
 retry:
 	any_limited = false;
 	bound = NULL;
+	nruns = 0;
 	kvlsm_recset_reset(out);
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
@@ -984,6 +1078,7 @@ retry:
 		bool		limited;
 		int			lastidx;
 
+		runs[nruns++] = out->n;
 		collect_gen(gen, ops, start, startlen, start_exclusive, end, endlen,
 					maxkeys, out, &limited, &lastidx);
 		if (limited && lastidx >= 0)
@@ -1011,6 +1106,7 @@ retry:
 			!desc_may_contain(&ssts[i], ops, start, startlen,
 							  bound ? bound : end, bound ? boundlen : endlen))
 			continue;
+		runs[nruns++] = out->n;
 		if (kvlsm_sst_collect(rel, sh, &ssts[i], ops, start, startlen,
 							  start_exclusive,
 							  bound ? bound : end, bound ? boundlen : endlen,
@@ -1039,9 +1135,7 @@ retry:
 		}
 	}
 
-	sarg.ops = ops;
-	if (out->n > 1)
-		qsort_arg(out->recs, out->n, sizeof(KvlsmRecord), kvlsm_record_cmp, &sarg);
+	kvlsm_recset_merge_runs(out, runs, nruns, ops);
 
 	/* drop duplicates (same key and seq) and whatever lies past the bound */
 	{

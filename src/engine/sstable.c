@@ -72,6 +72,8 @@ struct KvlsmSstBuilder
 	int			fit_lastkeylen;
 	uint32		next_trial;
 	char	   *trialbuf;
+	uint32		trial_len;		/* trialbuf holds payload [0, trial_len)... */
+	int			trial_clen;		/* ...compressed to this many bytes */
 
 	/* finished data pages */
 	char	  **pages;
@@ -168,6 +170,8 @@ stored_size(KvlsmSstBuilder *b, uint32 len)
 		return len;
 	clen = LZ4_compress_default(b->payload, b->trialbuf, len,
 								LZ4_compressBound(b->payload_max));
+	b->trial_len = len;
+	b->trial_clen = clen;
 	if (clen <= 0 || (uint32) clen >= len)
 		return len;
 	return clen;
@@ -191,8 +195,16 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 	opaque->datalen = len;
 	dst = (char *) page + SizeOfPageHeaderData;
 
-	if (b->compression == KVLSM_COMPRESSION_LZ4)
+	/* the last trial compressed exactly this page: reuse it */
+	if (b->compression == KVLSM_COMPRESSION_LZ4 && b->trial_len == len &&
+		b->trial_clen > 0 && b->trial_clen <= KVLSM_PAGE_CAPACITY)
+	{
+		clen = b->trial_clen;
+		memcpy(dst, b->trialbuf, clen);
+	}
+	else if (b->compression == KVLSM_COMPRESSION_LZ4)
 		clen = LZ4_compress_default(b->payload, dst, len, KVLSM_PAGE_CAPACITY);
+	b->trial_len = 0;
 	if (clen > 0 && (uint32) clen < len)
 	{
 		/* keep the compressed form only when it saves something */
@@ -245,7 +257,8 @@ finish_data_page(KvlsmSstBuilder *b)
 
 	if (items == 0)
 		return;
-	if (len > KVLSM_PAGE_CAPACITY && stored_size(b, len) > KVLSM_PAGE_CAPACITY)
+	if (len > KVLSM_PAGE_CAPACITY && len != b->fit_len &&
+		stored_size(b, len) > KVLSM_PAGE_CAPACITY)
 	{
 		Assert(b->fit_items > 0);
 		restlen = len - b->fit_len;
@@ -319,7 +332,20 @@ place_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 		/* does what we have still compress into a page? */
 		uint32		sz = stored_size(b, b->payload_len);
 
-		if (sz <= KVLSM_PAGE_CAPACITY)
+		if (sz <= KVLSM_PAGE_CAPACITY && sz * 10 >= b->payload_len * 9)
+		{
+			/*
+			 * Saves less than a tenth: more trials would cost more CPU
+			 * than the few entries they add are worth (random keys, as in
+			 * most secondary indexes, barely compress).  End the page.
+			 */
+			b->fit_len = b->payload_len;
+			b->fit_items = b->page_items;
+			memcpy(b->fit_lastkey, b->lastkey, b->lastkeylen);
+			b->fit_lastkeylen = b->lastkeylen;
+			b->next_trial = 0;
+		}
+		else if (sz <= KVLSM_PAGE_CAPACITY)
 		{
 			double		ratio = (double) sz / b->payload_len;
 			uint32		room = (uint32) ((KVLSM_PAGE_CAPACITY - sz) / Max(ratio, 0.05) * 0.9);
@@ -1104,6 +1130,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	char	   *lastkey = NULL;
 	int			lastkeylen = -1;
 	int			nkeys_before_probe = -1;
+	bool		past_start = false;
 
 	*limited = false;
 	e = sst_cache_load(rel, sh, desc);
@@ -1162,11 +1189,13 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 			memcpy(keybuf + eh.shared, p + ENTRY_HEADER_SIZE, eh.unshared);
 			off += ENTRY_HEADER_SIZE + eh.unshared + eh.vallen;
 
-			if (start)
+			/* keys ascend: once one is past the start, all are */
+			if (start && !past_start)
 			{
 				c = ops->cmp(keybuf, keylen, start, startlen, ops->arg);
 				if (c < 0 || (c == 0 && start_exclusive))
 					continue;
+				past_start = true;
 			}
 			if (end)
 			{

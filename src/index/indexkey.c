@@ -24,6 +24,7 @@
 #include "access/genam.h"
 #include "access/itup.h"
 #include "catalog/index.h"
+#include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
 #include "common/hashfn.h"
@@ -64,7 +65,10 @@ index_key_cmp(const char *a, int alen, const char *b, int blen, void *arg)
 				c = -c;
 			return c;
 		}
-		c = DatumGetInt32(FunctionCall2Coll(&ka->cmp[i], ka->collation[i], va, vb));
+		if (ka->use_ssup[i])
+			c = ka->ssup[i].comparator(va, vb, &ka->ssup[i]);
+		else
+			c = DatumGetInt32(FunctionCall2Coll(&ka->cmp[i], ka->collation[i], va, vb));
 		if (c != 0)
 		{
 			if (ka->desc_order[i])
@@ -213,6 +217,44 @@ keyops_sweep(void)
 	keyops_stale = left;
 }
 
+/*
+ * Comparisons dominate flushes and compactions: where btree's opfamily for
+ * the column's "<" has the very comparison function of our opclass and a
+ * sort support function, use its fast comparator (no fmgr call; integers
+ * compare inline, text skips detoasting copies).  Abbreviated keys are not
+ * used: keys are compared one pair at a time.
+ */
+static void
+setup_sortsupport(Relation index, int i, KvlsmIndexKeyArg *ka, MemoryContext cxt)
+{
+	Oid			opcintype = index->rd_opcintype[i];
+	Oid			ltop = get_opfamily_member(index->rd_opfamily[i], opcintype, opcintype,
+										   BTLessStrategyNumber);
+	Oid			btfamily,
+				btintype;
+	int16		strategy;
+	RegProcedure sortsupport;
+	SortSupport ssup = &ka->ssup[i];
+	MemoryContext old;
+
+	if (!OidIsValid(ltop) ||
+		!get_ordering_op_properties(ltop, &btfamily, &btintype, &strategy) ||
+		get_opfamily_proc(btfamily, btintype, btintype, BTORDER_PROC) != ka->cmp[i].fn_oid)
+		return;
+	sortsupport = get_opfamily_proc(btfamily, btintype, btintype, BTSORTSUPPORT_PROC);
+	if (!RegProcedureIsValid(sortsupport))
+		return;
+	memset(ssup, 0, sizeof(SortSupportData));
+	ssup->ssup_cxt = cxt;
+	ssup->ssup_collation = ka->collation[i];
+	ssup->ssup_attno = i + 1;
+	ssup->abbreviate = false;
+	old = MemoryContextSwitchTo(cxt);
+	OidFunctionCall1(sortsupport, PointerGetDatum(ssup));
+	MemoryContextSwitchTo(old);
+	ka->use_ssup[i] = (ssup->comparator != NULL);
+}
+
 static KvlsmIndexKeyArg *
 build_keyops(Relation index, MemoryContext cxt)
 {
@@ -235,6 +277,7 @@ build_keyops(Relation index, MemoryContext cxt)
 		ka->collation[i] = index->rd_indcollation[i];
 		ka->desc_order[i] = (index->rd_indoption[i] & INDOPTION_DESC) != 0;
 		ka->nulls_first[i] = (index->rd_indoption[i] & INDOPTION_NULLS_FIRST) != 0;
+		setup_sortsupport(index, i, ka, cxt);
 	}
 	ka->ops.cmp = index_key_cmp;
 	ka->ops.arg = ka;

@@ -195,9 +195,15 @@ enqueue(Oid dbid, Oid relid, const RelFileNode *node, int kind)
 			j->node = *node;
 		}
 	}
-	if (ok)
+	/*
+	 * A new job: an idle worker of the database takes it, or the launcher
+	 * starts one.  Work already queued was announced when it was queued
+	 * (busy workers take the next job when they finish, the launcher
+	 * rescans every second): writers that keep asking must not keep
+	 * waking the launcher for it.
+	 */
+	if (ok && i == MAX_JOBS)
 	{
-		/* an idle worker of the database takes it, or the launcher starts one */
 		for (i = 0; i < MAX_WORKER_SLOTS; i++)
 			if (ws->slots[i].in_use && ws->slots[i].dbid == dbid &&
 				!ws->slots[i].busy && ws->slots[i].latch != NULL)

@@ -23,6 +23,7 @@
 #include "access/itup.h"
 #include "access/sdir.h"
 #include "nodes/tidbitmap.h"
+#include "utils/sortsupport.h"
 #include "fmgr.h"
 #include "utils/rel.h"
 
@@ -52,6 +53,9 @@ typedef struct KvlsmIndexKeyArg
 	Oid			collation[INDEX_MAX_KEYS];
 	bool		desc_order[INDEX_MAX_KEYS];
 	bool		nulls_first[INDEX_MAX_KEYS];
+	/* btree's sort support for the column, when it has the same order */
+	bool		use_ssup[INDEX_MAX_KEYS];
+	SortSupportData ssup[INDEX_MAX_KEYS];
 	/*
 	 * Bloom filters hash the first column with the hash function of the
 	 * opfamily's equality operator (hashable operators only); a query's
@@ -73,6 +77,9 @@ extern bool kvlsm_index_keys_equal(Relation index, IndexTuple a, IndexTuple b,
 extern bool kvlsm_is_kvlsm_index(Relation rel);
 extern bool kvlsm_index_query_hash(Relation index, Oid subtype, FmgrInfo *hashproc);
 extern uint64 kvlsm_index_value_hash(FmgrInfo *hashproc, Oid collation, Datum value);
+
+/* indexplan.c: planner hook, from _PG_init */
+extern void kvlsm_indexplan_init(void);
 
 /* indexscan.c */
 extern IndexScanDesc kvlsm_idx_beginscan(Relation index, int nkeys, int norderbys);

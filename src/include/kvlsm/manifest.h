@@ -69,6 +69,8 @@ typedef struct KvlsmSortArg
 
 /* (key asc, seq desc) order of KvlsmRecords; arg is a KvlsmSortArg */
 extern int	kvlsm_record_cmp(const void *a, const void *b, void *arg);
+extern void kvlsm_recset_merge_runs(KvlsmRecordSet *set, const int *runs, int nruns,
+									const KvlsmKeyOps *ops);
 
 extern void kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta,
 								KvlsmManifestCopy *mc);
