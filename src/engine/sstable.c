@@ -72,6 +72,7 @@ struct KvlsmSstBuilder
 	int			fit_lastkeylen;
 	uint32		next_trial;
 	char	   *trialbuf;
+	int			page_trials;	/* trial compressions of the current page */
 	uint32		trial_len;		/* trialbuf holds payload [0, trial_len)... */
 	int			trial_clen;		/* ...compressed to this many bytes */
 
@@ -274,6 +275,7 @@ finish_data_page(KvlsmSstBuilder *b)
 	b->fit_len = 0;
 	b->fit_items = 0;
 	b->next_trial = KVLSM_PAGE_CAPACITY;
+	b->page_trials = 0;
 
 	if (rest != NULL)
 	{
@@ -332,12 +334,15 @@ place_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 		/* does what we have still compress into a page? */
 		uint32		sz = stored_size(b, b->payload_len);
 
-		if (sz <= KVLSM_PAGE_CAPACITY && sz * 10 >= b->payload_len * 9)
+		b->page_trials++;
+		if (sz <= KVLSM_PAGE_CAPACITY &&
+			(sz * 10 >= b->payload_len * 9 || b->page_trials >= 2))
 		{
 			/*
-			 * Saves less than a tenth: more trials would cost more CPU
-			 * than the few entries they add are worth (random keys, as in
-			 * most secondary indexes, barely compress).  End the page.
+			 * Saves less than a tenth, or a second trial fits: more trials
+			 * would cost more CPU than the few entries they add are worth
+			 * (random keys, as in most secondary indexes, compress
+			 * little).  End the page.
 			 */
 			b->fit_len = b->payload_len;
 			b->fit_items = b->page_items;
@@ -354,7 +359,8 @@ place_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 			b->fit_items = b->page_items;
 			memcpy(b->fit_lastkey, b->lastkey, b->lastkeylen);
 			b->fit_lastkeylen = b->lastkeylen;
-			b->next_trial = b->payload_len + Max(room, 256);
+			/* aim close to the limit: the second trial ends the page */
+			b->next_trial = b->payload_len + Max((uint32) (room * 0.97 / 0.9), 256);
 		}
 		else
 			b->next_trial = 0;	/* full: finish below */
