@@ -100,9 +100,10 @@ R[btree_idx_end]=$(size ri_btree)
 R[kvlsm_idx_end]=$(size ri_kvlsm)
 R[count_btree]=$(psql_ -d bidx -At -c "SELECT count(*) FROM ri_btree")
 R[count_kvlsm]=$(psql_ -d bidx -At -c "SELECT count(*) FROM ri_kvlsm")
-# the kvlsm_idx indexes still answer: every row found through each index
-R[check]=$(psql_ -d bidx -At -c "SET enable_seqscan = off" -c "SET enable_bitmapscan = off" \
-    -c "SELECT bool_and(n = (SELECT count(*) FROM ri_kvlsm)) FROM (SELECT count(*) AS n FROM ri_kvlsm WHERE a >= 0 UNION ALL SELECT count(*) FROM ri_kvlsm WHERE b >= 0 UNION ALL SELECT count(*) FROM ri_kvlsm WHERE c >= 0) s")
+# the kvlsm_idx indexes still answer: a sample of rows, each found through every index
+R[check]=$(psql_ -d bidx -At -c "SET enable_bitmapscan = off" -c "SET enable_hashjoin = off" -c "SET enable_mergejoin = off" \
+    -c "CREATE TEMP TABLE sample AS SELECT a, b, c FROM ri_kvlsm TABLESAMPLE BERNOULLI (0.02)" \
+    -c "SELECT count(*) > 0 AND bool_and((SELECT count(*) FROM ri_kvlsm x WHERE x.a = s.a) > 0 AND (SELECT count(*) FROM ri_kvlsm x WHERE x.b = s.b) > 0 AND (SELECT count(*) FROM ri_kvlsm x WHERE x.c = s.c) > 0) FROM sample s")
 WA=$(psql_ -d bidx -At -c "SELECT string_agg(round(write_amplification::numeric, 1)::text, ' / ' ORDER BY indexrelid) FROM pg_index, kvlsm_stats(indexrelid) WHERE indrelid = 'ri_kvlsm'::regclass")
 
 mb() { awk -v b="$1" 'BEGIN { printf "%.0f MB", b / 1048576 }'; }
@@ -131,7 +132,7 @@ done
 mbt=$(echo $bt | tr ' ' '\n' | median); mkv=$(echo $kv | tr ' ' '\n' | median)
 echo
 echo "Median rows/s: btree $mbt, kvlsm_idx $mkv, ratio $(awk -v a=$mkv -v b=$mbt 'BEGIN { printf "%.2f", a / b }')."
-echo "Rows at the end: ${R[count_btree]} (btree table), ${R[count_kvlsm]} (kvlsm_idx table); every row found through each kvlsm_idx index: ${R[check]}."
+echo "Rows at the end: ${R[count_btree]} (btree table), ${R[count_kvlsm]} (kvlsm_idx table); a 0.02% sample of the rows found through each kvlsm_idx index: ${R[check]}."
 echo "Write amplification of the three kvlsm_idx indexes (kvlsm_stats): $WA."
 echo
 echo "Why the WAL differs: a btree insert into a leaf page first touched since the last checkpoint logs a full"

@@ -137,6 +137,32 @@ RESET enable_seqscan;
 RESET enable_bitmapscan;
 DROP TABLE hx, bx, kx, pt, lt;
 
+-- CREATE INDEX CONCURRENTLY, REINDEX (also CONCURRENTLY) and DROP INDEX on a heap table
+CREATE TABLE cx (id int, k int);
+INSERT INTO cx SELECT g, g % 50 FROM generate_series(1, 2000) g;
+CREATE INDEX CONCURRENTLY cx_k ON cx USING kvlsm_idx (k);
+SELECT indisvalid, indisready FROM pg_index WHERE indexrelid = 'cx_k'::regclass;
+INSERT INTO cx SELECT g, g % 50 FROM generate_series(2001, 2500) g;
+DELETE FROM cx WHERE id % 7 = 0;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM cx WHERE k = 7;
+SELECT count(*), sum(id) FROM cx WHERE k = 7;
+SELECT count(*), sum(id) FROM cx WHERE k BETWEEN 10 AND 20;
+REINDEX INDEX cx_k;
+SELECT count(*), sum(id) FROM cx WHERE k = 7;
+REINDEX INDEX CONCURRENTLY cx_k;
+SELECT count(*), sum(id) FROM cx WHERE k = 7;
+SELECT count(*), sum(id) FROM cx WHERE k BETWEEN 10 AND 20;
+CREATE UNIQUE INDEX CONCURRENTLY cx_id ON cx USING kvlsm_idx (id);
+INSERT INTO cx VALUES (1, 1);
+DROP INDEX CONCURRENTLY cx_id;
+DROP INDEX cx_k;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*), sum(id) FROM cx WHERE k = 7;
+DROP TABLE cx;
+
 -- the admin functions work on kvlsm_idx indexes too
 CREATE TABLE adm (k int);
 CREATE INDEX adm_k ON adm USING kvlsm_idx (k);
