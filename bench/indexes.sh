@@ -44,23 +44,28 @@ limit_memory
 psql_ -d postgres -c "CREATE DATABASE bidx" -c "ALTER SYSTEM SET log_checkpoints = on" -c "SELECT pg_reload_conf()" >/dev/null
 psql_ -d bidx -c "CREATE EXTENSION kvlsm"
 
-# the same preloaded rows for both; indexes built after the load
-for ix in btree kvlsm_idx; do
-    t=ri_${ix%_idx}
-    psql_ -d bidx -c "CREATE TABLE $t (a bigint, b bigint, c bigint, pad text) WITH (autovacuum_enabled = off)"
+# the same preloaded rows for all; indexes built after the load.  Variants:
+# btree, kvlsm_idx (leveled compaction, the default) and kvlsm_idx with
+# compaction_style = 'tiered' (less rewriting, more runs for reads to probe)
+VARIANTS="btree kvlsm tiered"
+for v in $VARIANTS; do
+    psql_ -d bidx -c "CREATE TABLE ri_$v (a bigint, b bigint, c bigint, pad text) WITH (autovacuum_enabled = off)"
 done
 psql_ -d bidx -c "INSERT INTO ri_btree SELECT (random()*1e12)::bigint, (random()*1e12)::bigint, (random()*1e12)::bigint, 'payload-payload-payload' FROM generate_series(1, $ROWS)" \
-    -c "INSERT INTO ri_kvlsm SELECT * FROM ri_btree"
+    -c "INSERT INTO ri_kvlsm SELECT * FROM ri_btree" -c "INSERT INTO ri_tiered SELECT * FROM ri_btree"
 for col in a b c; do
     psql_ -d bidx -c "CREATE INDEX ri_btree_$col ON ri_btree USING btree ($col)" \
-        -c "CREATE INDEX ri_kvlsm_$col ON ri_kvlsm USING kvlsm_idx ($col)"
+        -c "CREATE INDEX ri_kvlsm_$col ON ri_kvlsm USING kvlsm_idx ($col)" \
+        -c "CREATE INDEX ri_tiered_$col ON ri_tiered USING kvlsm_idx ($col) WITH (compaction_style = 'tiered')"
 done
-psql_ -d bidx -c "VACUUM ANALYZE ri_btree" -c "VACUUM ANALYZE ri_kvlsm" -c "SELECT kvlsm_flush(indexrelid) FROM pg_index WHERE indrelid = 'ri_kvlsm'::regclass" -c "CHECKPOINT" >/dev/null
+for v in $VARIANTS; do
+    psql_ -d bidx -c "VACUUM ANALYZE ri_$v" >/dev/null
+done
+psql_ -d bidx -c "SELECT kvlsm_flush(indexrelid) FROM pg_index WHERE indrelid IN ('ri_kvlsm'::regclass, 'ri_tiered'::regclass)" -c "CHECKPOINT" >/dev/null
 
 size() { psql_ -d bidx -At -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index WHERE indrelid = '$1'::regclass"; }
 declare -A R
-R[btree_idx_start]=$(size ri_btree)
-R[kvlsm_idx_start]=$(size ri_kvlsm)
+for v in $VARIANTS; do R[${v}_idx_start]=$(size ri_$v); done
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
 pct() { # pgbench logs -> "p50 p99 p99.9" in ms
@@ -92,19 +97,21 @@ SQL
 }
 
 for r in $(seq 1 $ROUNDS); do
-    run btree $r
-    run kvlsm $r
+    for v in $VARIANTS; do run $v $r; done
 done
 
-R[btree_idx_end]=$(size ri_btree)
-R[kvlsm_idx_end]=$(size ri_kvlsm)
-R[count_btree]=$(psql_ -d bidx -At -c "SELECT count(*) FROM ri_btree")
-R[count_kvlsm]=$(psql_ -d bidx -At -c "SELECT count(*) FROM ri_kvlsm")
+for v in $VARIANTS; do
+    R[${v}_idx_end]=$(size ri_$v)
+    R[count_$v]=$(psql_ -d bidx -At -c "SELECT count(*) FROM ri_$v")
+done
 # the kvlsm_idx indexes still answer: a sample of rows, each found through every index
 R[check]=$(psql_ -d bidx -At -c "SET enable_bitmapscan = off" -c "SET enable_hashjoin = off" -c "SET enable_mergejoin = off" \
     -c "CREATE TEMP TABLE sample AS SELECT a, b, c FROM ri_kvlsm TABLESAMPLE BERNOULLI (0.02)" \
-    -c "SELECT count(*) > 0 AND bool_and((SELECT count(*) FROM ri_kvlsm x WHERE x.a = s.a) > 0 AND (SELECT count(*) FROM ri_kvlsm x WHERE x.b = s.b) > 0 AND (SELECT count(*) FROM ri_kvlsm x WHERE x.c = s.c) > 0) FROM sample s")
-WA=$(psql_ -d bidx -At -c "SELECT string_agg(round(write_amplification::numeric, 1)::text, ' / ' ORDER BY indexrelid) FROM pg_index, kvlsm_stats(indexrelid) WHERE indrelid = 'ri_kvlsm'::regclass")
+    -c "CREATE TEMP TABLE sample_t AS SELECT a, b, c FROM ri_tiered TABLESAMPLE BERNOULLI (0.02)" \
+    -c "SELECT count(*) > 0 AND bool_and((SELECT count(*) FROM ri_kvlsm x WHERE x.a = s.a) > 0 AND (SELECT count(*) FROM ri_kvlsm x WHERE x.b = s.b) > 0 AND (SELECT count(*) FROM ri_kvlsm x WHERE x.c = s.c) > 0) AND (SELECT bool_and((SELECT count(*) FROM ri_tiered x WHERE x.a = t.a) > 0 AND (SELECT count(*) FROM ri_tiered x WHERE x.c = t.c) > 0) FROM sample_t t) FROM sample s")
+wa() { psql_ -d bidx -At -c "SELECT string_agg(round(write_amplification::numeric, 1)::text, ' / ' ORDER BY indexrelid) FROM pg_index, kvlsm_stats(indexrelid) WHERE indrelid = '$1'::regclass"; }
+WA=$(wa ri_kvlsm)
+WA_T=$(wa ri_tiered)
 
 mb() { awk -v b="$1" 'BEGIN { printf "%.0f MB", b / 1048576 }'; }
 {
@@ -113,30 +120,35 @@ echo
 echo "Produced by \`sudo bash bench/indexes.sh\`$( [ "$QUICK" = 1 ] && echo ' (KVLSM_BENCH_QUICK=1)') on $(date -u +%Y-%m-%d), $(nproc) cores,"
 echo "PostgreSQL $($BIN/postgres --version | awk '{print $3}'), shared_buffers = $SHARED_BUFFERS, checkpoint_timeout = 30s,"
 echo "max_wal_size = 2GB, synchronous_commit = on; $MEMORY_NOTE."
-echo "Two heap tables (a bigint, b bigint, c bigint, pad text) preloaded with the same $ROWS rows of random keys,"
-echo "one with three btree indexes, one with three kvlsm_idx indexes (built after the load). Each run: $CLIENTS pgbench"
-echo "clients for $DURATION s, each transaction one INSERT of $BATCH rows with random a, b, c; the variants alternate"
+echo "Three heap tables (a bigint, b bigint, c bigint, pad text) preloaded with the same $ROWS rows of random keys,"
+echo "one with three btree indexes, one with three kvlsm_idx indexes, one with three tiered kvlsm_idx indexes (built after"
+echo "the load). Each run: $CLIENTS pgbench clients for $DURATION s, each transaction one INSERT of $BATCH rows with random a, b, c; the variants alternate"
 echo "($ROUNDS rounds each), with a CHECKPOINT before every run. WAL bytes per row = WAL written during the run / rows inserted."
 echo
-echo "Index sizes before the runs: btree $(mb ${R[btree_idx_start]}), kvlsm_idx $(mb ${R[kvlsm_idx_start]}); after: btree $(mb ${R[btree_idx_end]}), kvlsm_idx $(mb ${R[kvlsm_idx_end]})."
+echo "Index sizes (three indexes) before the runs: btree $(mb ${R[btree_idx_start]}), kvlsm_idx $(mb ${R[kvlsm_idx_start]}), kvlsm_idx tiered $(mb ${R[tiered_idx_start]});"
+echo "after: btree $(mb ${R[btree_idx_end]}), kvlsm_idx $(mb ${R[kvlsm_idx_end]}), kvlsm_idx tiered $(mb ${R[tiered_idx_end]})."
 echo
-echo "| round | btree rows/s | kvlsm_idx rows/s | ratio | btree WAL B/row | kvlsm_idx WAL B/row | checkpoints (btree / kvlsm) | btree p50 / p99 / p99.9 ms | kvlsm_idx p50 / p99 / p99.9 ms |"
-echo "|---|---|---|---|---|---|---|---|---|"
-bt=""; kv=""
+echo "| round | variant | rows/s | ratio to btree | WAL bytes/row | checkpoints | p50 / p99 / p99.9 ms per $BATCH-row transaction |"
+echo "|---|---|---|---|---|---|---|"
 for r in $(seq 1 $ROUNDS); do
-    read -r b50 b99 b999 <<< "${R[lat_btree_$r]}"
-    read -r k50 k99 k999 <<< "${R[lat_kvlsm_$r]}"
-    echo "| $r | ${R[rows_btree_$r]} | ${R[rows_kvlsm_$r]} | $(awk -v a=${R[rows_kvlsm_$r]} -v b=${R[rows_btree_$r]} 'BEGIN { printf "%.2f", a / b }') | ${R[walrow_btree_$r]} | ${R[walrow_kvlsm_$r]} | ${R[ckpt_btree_$r]} / ${R[ckpt_kvlsm_$r]} | $b50 / $b99 / $b999 | $k50 / $k99 / $k999 |"
-    bt="$bt ${R[rows_btree_$r]}"; kv="$kv ${R[rows_kvlsm_$r]}"
+    for v in $VARIANTS; do
+        read -r l50 l99 l999 <<< "${R[lat_${v}_$r]}"
+        echo "| $r | $v | ${R[rows_${v}_$r]} | $(awk -v a=${R[rows_${v}_$r]} -v b=${R[rows_btree_$r]} 'BEGIN { printf "%.2f", a / b }') | ${R[walrow_${v}_$r]} | ${R[ckpt_${v}_$r]} | $l50 / $l99 / $l999 |"
+    done
 done
-mbt=$(echo $bt | tr ' ' '\n' | median); mkv=$(echo $kv | tr ' ' '\n' | median)
+for v in $VARIANTS; do
+    vals=""
+    for r in $(seq 1 $ROUNDS); do vals="$vals ${R[rows_${v}_$r]}"; done
+    R[median_$v]=$(echo $vals | tr ' ' '\n' | median)
+done
 echo
-echo "Median rows/s: btree $mbt, kvlsm_idx $mkv, ratio $(awk -v a=$mkv -v b=$mbt 'BEGIN { printf "%.2f", a / b }')."
-echo "Rows at the end: ${R[count_btree]} (btree table), ${R[count_kvlsm]} (kvlsm_idx table); a 0.02% sample of the rows found through each kvlsm_idx index: ${R[check]}."
-echo "Write amplification of the three kvlsm_idx indexes (kvlsm_stats): $WA."
+echo "Median rows/s: btree ${R[median_btree]}, kvlsm_idx ${R[median_kvlsm]} (ratio $(awk -v a=${R[median_kvlsm]} -v b=${R[median_btree]} 'BEGIN { printf "%.2f", a / b }')), kvlsm_idx tiered ${R[median_tiered]} (ratio $(awk -v a=${R[median_tiered]} -v b=${R[median_btree]} 'BEGIN { printf "%.2f", a / b }'))."
+echo "Rows at the end: btree table ${R[count_btree]}, kvlsm_idx table ${R[count_kvlsm]}, tiered table ${R[count_tiered]}; a 0.02% sample of the rows found through each kvlsm_idx index: ${R[check]}."
+echo "Write amplification of the three kvlsm_idx indexes (kvlsm_stats): leveled $WA; tiered $WA_T."
 echo
 echo "Why the WAL differs: a btree insert into a leaf page first touched since the last checkpoint logs a full"
-echo "page image (8 kB) and with random keys nearly every insert does, three times per row. A kvlsm_idx insert"
+echo "page image (8 kB); with random keys every leaf page of the three indexes is touched again soon after each"
+echo "checkpoint, so btree's WAL per row grows with the index size and the checkpoint frequency. A kvlsm_idx insert"
 echo "logs its entry in a batched log page; flushes and compactions then write SSTable pages as full-page"
 echo "generic WAL records, once per level an entry passes through, which is what the kvlsm_idx column shows."
 } > "$OUT"

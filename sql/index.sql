@@ -163,6 +163,39 @@ RESET enable_bitmapscan;
 SELECT count(*), sum(id) FROM cx WHERE k = 7;
 DROP TABLE cx;
 
+-- entries of a non-unique index enter the memtable in batches (deferred in
+-- the inserting backend): its own reads see them at once, a rolled-back
+-- savepoint drops them, an error caught in a subtransaction keeps the
+-- parent's, and they are all there after commit
+CREATE TABLE dq (id int, k int);
+CREATE INDEX dq_k ON dq USING kvlsm_idx (k);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+BEGIN;
+INSERT INTO dq SELECT g, g % 10 FROM generate_series(1, 50) g;
+SELECT count(*) FROM dq WHERE k = 3;
+SAVEPOINT s1;
+INSERT INTO dq SELECT g, 3 FROM generate_series(100, 120) g;
+SELECT count(*) FROM dq WHERE k = 3;
+INSERT INTO dq SELECT g, 3 FROM generate_series(1000, 1999) g;   -- more than a batch
+ROLLBACK TO s1;
+SELECT count(*) FROM dq WHERE k = 3;
+INSERT INTO dq SELECT g, 4 FROM generate_series(300, 310) g;
+DO $$
+BEGIN
+    INSERT INTO dq SELECT g, 5 FROM generate_series(400, 409) g;
+    PERFORM 1 / 0;
+EXCEPTION WHEN division_by_zero THEN
+    NULL;
+END $$;
+COMMIT;
+SELECT k, count(*) FROM dq WHERE k IN (3, 4, 5) GROUP BY k ORDER BY k;
+SELECT count(*) AS problems FROM kvlsm_verify('dq_k');
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT k, count(*) FROM dq WHERE k IN (3, 4, 5) GROUP BY k ORDER BY k;
+DROP TABLE dq;
+
 -- the admin functions work on kvlsm_idx indexes too
 CREATE TABLE adm (k int);
 CREATE INDEX adm_k ON adm USING kvlsm_idx (k);

@@ -51,13 +51,18 @@ typedef struct PendingRel
 	int			maxrefs;
 	PendingRef *refs;
 	Size		bytes;
+	int			ndefer;
+	int			maxdefer;
+	KvlsmDeferredPut *defer;
 } PendingRel;
 
 static HTAB *pending_hash = NULL;
 static MemoryContext pending_cxt = NULL;
 static int	npending_rels = 0;
+static int	ndeferred = 0;		/* deferred puts of all relations */
 
 static void pending_xact_callback(XactEvent event, void *arg);
+static void drop_deferred(PendingRel *pr, int level);
 static void pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									 SubTransactionId parentSubid, void *arg);
 
@@ -91,19 +96,19 @@ kvlsm_log_has_pending(void)
 	return npending_rels > 0;
 }
 
-/* called under the LSM lock (exclusive): memory work only */
-void
-kvlsm_log_pending_add(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
-					  KvlsmSkipNode *node)
+/* this backend's pending state of an LSM, created or reset as needed */
+static PendingRel *
+pending_rel(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops)
 {
 	PendingRel *pr;
-	PendingRef *ref;
 	bool		found;
 
 	pending_init();
 	pr = hash_search(pending_hash, &sh->tag, HASH_ENTER, &found);
 	if (!found || pr->incarnation != sh->incarnation)
 	{
+		if (found)
+			ndeferred -= pr->ndefer;
 		pr->relid = RelationGetRelid(rel);
 		pr->incarnation = sh->incarnation;
 		pr->ops = ops;
@@ -111,9 +116,100 @@ kvlsm_log_pending_add(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 		pr->maxrefs = 64;
 		pr->refs = MemoryContextAlloc(pending_cxt, sizeof(PendingRef) * pr->maxrefs);
 		pr->bytes = 0;
+		pr->ndefer = 0;
+		pr->maxdefer = 0;
+		pr->defer = NULL;
 		if (!found)
 			npending_rels++;
 	}
+	return pr;
+}
+
+/*
+ * A put whose memtable insert may wait: the record is kept in this
+ * backend and enters the memtable (under one LSM lock acquisition for the
+ * whole batch) when kvlsm_apply_deferred() runs, which every read of the
+ * relation in this backend, every log write before commit and a full batch
+ * do first.  Only for records no other backend needs to see before this
+ * transaction commits: entries of non-unique indexes (unique checks,
+ * VACUUM and index builds of other backends never look for uncommitted
+ * entries there).  Returns true when a batch is full.
+ */
+bool
+kvlsm_defer_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+				const char *key, int keylen, uint16 flags)
+{
+	PendingRel *pr = pending_rel(rel, sh, ops);
+	KvlsmDeferredPut *d;
+
+	if (pr->ndefer == pr->maxdefer)
+	{
+		pr->maxdefer = pr->maxdefer ? pr->maxdefer * 2 : KVLSM_DEFER_BATCH;
+		pr->defer = pr->defer ?
+			repalloc(pr->defer, sizeof(KvlsmDeferredPut) * pr->maxdefer) :
+			MemoryContextAlloc(pending_cxt, sizeof(KvlsmDeferredPut) * pr->maxdefer);
+	}
+	d = &pr->defer[pr->ndefer++];
+	d->key = MemoryContextAlloc(pending_cxt, keylen);
+	memcpy(d->key, key, keylen);
+	d->keylen = keylen;
+	d->flags = flags;
+	d->nestlevel = GetCurrentTransactionNestLevel();
+	ndeferred++;
+	return pr->ndefer >= KVLSM_DEFER_BATCH;
+}
+
+/* move this backend's deferred puts of the relation into the memtable */
+void
+kvlsm_apply_deferred(Relation rel, KvlsmShared *sh)
+{
+	PendingRel *pr;
+	int			done;
+
+	if (ndeferred == 0 || pending_hash == NULL)
+		return;
+	pr = hash_search(pending_hash, &sh->tag, HASH_FIND, NULL);
+	if (pr == NULL || pr->ndefer == 0)
+		return;
+	if (pr->incarnation != sh->incarnation)
+	{
+		/* the filenode was replaced in this transaction (TRUNCATE) */
+		ndeferred -= pr->ndefer;
+		pr->ndefer = 0;
+		return;
+	}
+	done = kvlsm_put_deferred(rel, sh, kvlsm_keyops(rel), pr->defer, pr->ndefer);
+
+	/*
+	 * What went in leaves the list; on a failure (memtable full) the rest
+	 * stays, so a subtransaction that catches the error cannot lose puts
+	 * of its parent.
+	 */
+	{
+		int			i;
+
+		for (i = 0; i < done; i++)
+			pfree(pr->defer[i].key);
+		memmove(pr->defer, pr->defer + done, sizeof(KvlsmDeferredPut) * (pr->ndefer - done));
+		pr->ndefer -= done;
+		ndeferred -= done;
+	}
+	if (pr->ndefer > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm memtable memory is full"),
+				 errhint("Increase kvlsm.memtable_memory, or lower memtable_size of busy relations.")));
+}
+
+/* called under the LSM lock (exclusive): memory work only */
+void
+kvlsm_log_pending_add(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+					  KvlsmSkipNode *node, int nestlevel)
+{
+	PendingRel *pr;
+	PendingRef *ref;
+
+	pr = pending_rel(rel, sh, ops);
 	if (pr->nrefs == pr->maxrefs)
 	{
 		pr->maxrefs *= 2;
@@ -123,7 +219,7 @@ kvlsm_log_pending_add(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	ref->node = node;
 	ref->epoch = sh->gen_epoch;
 	ref->seq = node->seq;
-	ref->nestlevel = GetCurrentTransactionNestLevel();
+	ref->nestlevel = nestlevel;
 	ref->size = sizeof(KvlsmRecordHeader) + node->keylen + node->vallen;
 	ref->keylen = node->keylen;
 	ref->key = MemoryContextAlloc(pending_cxt, node->keylen + 1);
@@ -406,17 +502,21 @@ write_all_pending(void)
 	{
 		Relation	rel;
 
-		if (pr->nrefs == 0)
+		if (pr->nrefs == 0 && pr->ndefer == 0)
 			continue;
 		rel = try_relation_open(pr->relid, NoLock);
 		if (rel == NULL)
 		{
 			/* dropped in this transaction: its storage goes with it */
 			drop_written(pr, pr->nrefs);
+			drop_deferred(pr, 0);
 			continue;
 		}
 		if (!RelFileNodeEquals(rel->rd_node, pr->tag.node))
+		{
 			drop_written(pr, pr->nrefs);
+			drop_deferred(pr, 0);
+		}
 		else
 		{
 			KvlsmShared *sh = kvlsm_lookup_shared(&pr->tag);
@@ -424,10 +524,32 @@ write_all_pending(void)
 			if (sh == NULL)
 				elog(ERROR, "kvlsm: shared state of relation \"%s\" disappeared",
 					 RelationGetRelationName(rel));
+			/* the hash is being scanned: this adds no entry, pr exists */
+			kvlsm_apply_deferred(rel, sh);
 			drop_written(pr, write_pending(rel, sh, pr, true));
 		}
 		relation_close(rel, NoLock);
 	}
+}
+
+/* forget deferred puts of nest level >= 'level' (they never went in) */
+static void
+drop_deferred(PendingRel *pr, int level)
+{
+	int			j = 0;
+	int			i;
+
+	for (i = 0; i < pr->ndefer; i++)
+	{
+		if (pr->defer[i].nestlevel >= level)
+		{
+			pfree(pr->defer[i].key);
+			ndeferred--;
+		}
+		else
+			pr->defer[j++] = pr->defer[i];
+	}
+	pr->ndefer = j;
 }
 
 /*
@@ -450,6 +572,7 @@ abort_pending(int level)
 		int			first;
 		int			i;
 
+		drop_deferred(pr, level);
 		for (first = pr->nrefs; first > 0 && pr->refs[first - 1].nestlevel >= level; first--)
 			;
 		if (first == pr->nrefs)
@@ -491,6 +614,7 @@ reset_pending(void)
 	pending_cxt = NULL;
 	pending_hash = NULL;
 	npending_rels = 0;
+	ndeferred = 0;
 }
 
 /* the committing transaction wrote kvlsm log records (for crash points) */

@@ -658,12 +658,54 @@ kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	sh->stats.puts++;
 	if (sh->active.entries == 1)
 		sh->active_since = GetCurrentTimestamp();
-	kvlsm_log_pending_add(rel, sh, ops, node);
+	kvlsm_log_pending_add(rel, sh, ops, node, GetCurrentTransactionNestLevel());
 	if (sh->active.bytes >= (uint64) sh->memtable_size)
 		sh->flush_requested = true;
 	LWLockRelease(&sh->lock);
 	kvlsm_crash_point(KVLSM_CP_INSERT_BEFORE_LOG);
 	return seq;
+}
+
+/*
+ * Put deferred records (logwriter.c) into the memtable under one
+ * acquisition of the LSM lock: concurrent writers of one index otherwise
+ * queue on that lock for every row.  Returns how many went in; fewer than
+ * n only when the arena is full (the caller reports it).
+ */
+int
+kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+				   KvlsmDeferredPut *puts, int n)
+{
+	int			i;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot write to kvlsm relation \"%s\" during recovery",
+						RelationGetRelationName(rel))));
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		KvlsmSkipNode *node;
+
+		if (sh->active.head == NULL && !kvlsm_memgen_init(&sh->active, sh->active.genid))
+			break;
+		node = kvlsm_memgen_insert(&sh->active, puts[i].key, puts[i].keylen,
+								   next_seq(rel, sh), puts[i].flags, NULL, 0,
+								   ops->cmp, ops->arg);
+		if (node == NULL)
+			break;
+		sh->stats.puts++;
+		if (sh->active.entries == 1)
+			sh->active_since = GetCurrentTimestamp();
+		kvlsm_log_pending_add(rel, sh, ops, node, puts[i].nestlevel);
+	}
+	if (sh->active.bytes >= (uint64) sh->memtable_size)
+		sh->flush_requested = true;
+	LWLockRelease(&sh->lock);
+	if (i > 0)
+		kvlsm_crash_point(KVLSM_CP_INSERT_BEFORE_LOG);
+	return i;
 }
 
 /*
@@ -1063,6 +1105,8 @@ kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	int			runs[KVLSM_MAX_SST + 2];
 	int			nruns;
 
+	/* this backend's own deferred puts first: a read sees its writes */
+	kvlsm_apply_deferred(rel, sh);
 	if (bloom_hash)
 		sh->stats.point_lookups++;
 retry:

@@ -376,7 +376,23 @@ kvlsm_idx_insert(Relation index, Datum *values, bool *isnull, ItemPointer ht_cti
 	bool		result = false;
 
 	if (checkUnique == UNIQUE_CHECK_NO)
-		put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
+	{
+		/*
+		 * Deferred: no other backend looks for an uncommitted entry of a
+		 * non-unique index, and batching the memtable inserts takes the
+		 * LSM lock once per batch instead of once per row.
+		 */
+		int			keylen;
+		char	   *key = kvlsm_index_make_key(index, KVLSM_IKEY_ENTRY,
+											   IndexRelationGetNumberOfKeyAttributes(index),
+											   values, isnull, ht_ctid, &keylen);
+		bool		full = kvlsm_defer_put(index, sh, ops, key, keylen, 0);
+
+		pfree(key);
+		if (!full)
+			return false;
+		kvlsm_apply_deferred(index, sh);
+	}
 	else
 		result = insert_unique(index, sh, ops, values, isnull, ht_ctid, heapRel,
 							   checkUnique, indexInfo);

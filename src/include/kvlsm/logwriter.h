@@ -15,6 +15,10 @@
  *   the commit record;
  * - records of aborted (sub)transactions are marked aborted so that a
  *   freeze drops them instead of carrying them into the next generation;
+ * - deferred puts (kvlsm_defer_put: non-unique index entries) enter the
+ *   memtable before any read of the relation by this backend and before
+ *   the log is written at commit; an aborted (sub)transaction's deferred
+ *   puts are forgotten;
  * - log writes hold the LSM lock in share mode, which excludes a freeze, so
  *   the chain written to is always the one of the generation that holds
  *   the records.
@@ -26,9 +30,27 @@
 
 #include "kvlsm/lsm.h"
 
+/* a put kept in this backend until kvlsm_apply_deferred() */
+typedef struct KvlsmDeferredPut
+{
+	char	   *key;
+	int			keylen;
+	uint16		flags;
+	int			nestlevel;		/* of the (sub)transaction that made it */
+} KvlsmDeferredPut;
+
+/* deferred puts of one relation go in together once this many wait */
+#define KVLSM_DEFER_BATCH	256
+
 extern void kvlsm_log_init(void);
 extern void kvlsm_log_pending_add(Relation rel, KvlsmShared *sh,
-								  const KvlsmKeyOps *ops, KvlsmSkipNode *node);
+								  const KvlsmKeyOps *ops, KvlsmSkipNode *node,
+								  int nestlevel);
+extern bool kvlsm_defer_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+							const char *key, int keylen, uint16 flags);
+extern void kvlsm_apply_deferred(Relation rel, KvlsmShared *sh);
+extern int	kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+							   KvlsmDeferredPut *puts, int n);
 extern void kvlsm_log_write_full_pages(Relation rel, KvlsmShared *sh);
 extern void kvlsm_log_write_all(Relation rel, KvlsmShared *sh);
 extern bool kvlsm_log_has_pending(void);
