@@ -46,6 +46,7 @@
 #include "utils/syscache.h"
 
 #include "kvlsm/index.h"
+#include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/page.h"
@@ -389,9 +390,18 @@ kvlsm_idx_insert(Relation index, Datum *values, bool *isnull, ItemPointer ht_cti
 		bool		full = kvlsm_defer_put(index, sh, ops, key, keylen, 0);
 
 		pfree(key);
-		if (!full)
+		if (full)
+			kvlsm_apply_deferred(index, sh);
+
+		/*
+		 * Batches that went in at commit may have filled the memtable:
+		 * the flush request and any back-pressure are this insert's to
+		 * act on (unlocked reads: a stale answer only delays it a row).
+		 */
+		else if (!sh->flush_requested && sh->frozen.genid == 0 &&
+				 sh->nl0 < (uint32) Min(kvlsm_l0_slowdown_trigger, kvlsm_l0_stop_trigger) &&
+				 kvlsm_arena_free_bytes() >= kvlsm_arena_total_bytes() / 8)
 			return false;
-		kvlsm_apply_deferred(index, sh);
 	}
 	else
 		result = insert_unique(index, sh, ops, values, isnull, ht_ctid, heapRel,
