@@ -124,7 +124,9 @@ read -r se_k50 se_k99 se_k999 <<< "${R[sel_lat_kv]}"
 {
 echo "# kvlsm benchmark results"
 echo
-echo "(YCSB-style workloads A-F: \`bench/YCSB.md\`, from \`bench/ycsb.sh\`; write amplification: \`bench/WA.md\`.)"
+echo "(YCSB-style workloads A-F: \`bench/YCSB.md\`, from \`bench/ycsb.sh\`; write amplification: \`bench/WA.md\`;"
+echo "random-key inserts into a heap table with three btree or kvlsm_idx indexes larger than shared_buffers:"
+echo "\`bench/INDEXES.md\`, from \`bench/indexes.sh\`.)"
 echo
 echo "Produced by \`sudo bash bench/run.sh\`$( [ "$QUICK" = 1 ] && echo ' (KVLSM_BENCH_QUICK=1)') on $(date -u +%Y-%m-%d), $(nproc) cores,"
 echo "PostgreSQL $($BIN/postgres --version | awk '{print $3}'), shared_buffers = 1GB, one server, heap and kvlsm in the same run."

@@ -777,7 +777,8 @@ typedef struct SstCacheEntry
 	uint16	   *index_keylens;
 	uint32		bloom_nbits;
 	uint32		bloom_k;
-	char	   *bloom;
+	BlockNumber bloom_start;	/* first filter page; probed in shared buffers */
+	uint32		nbloom;			/* filter pages; 0: no filter */
 } SstCacheEntry;
 
 /*
@@ -896,7 +897,8 @@ sst_cache_load(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc)
 	e->index_keylens = palloc(sizeof(uint16) * Max(1, hdr.index_entries));
 	e->bloom_nbits = hdr.bloom_nbits;
 	e->bloom_k = hdr.bloom_k;
-	e->bloom = NULL;
+	e->bloom_start = desc->start + 1 + hdr.ndata + hdr.nindex;
+	e->nbloom = hdr.nbloom;
 	MemoryContextSwitchTo(old);
 
 	n = 0;
@@ -935,27 +937,67 @@ sst_cache_load(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc)
 						RelationGetRelationName(rel),
 						(unsigned long long) desc->id, n, hdr.index_entries)));
 
-	if (hdr.nbloom > 0)
-	{
-		e->bloom = MemoryContextAlloc(sst_cache_cxt, hdr.bloom_nbits / 8);
-		sst_cache_bytes += hdr.bloom_nbits / 8;
-		for (i = 0; i < hdr.nbloom; i++)
-		{
-			BlockNumber blk = desc->start + 1 + hdr.ndata + hdr.nindex + i;
-			uint32		len = Min(KVLSM_PAGE_CAPACITY,
-								  hdr.bloom_nbits / 8 - i * KVLSM_PAGE_CAPACITY);
-
-			if (!read_sst_page(rel, blk, KVLSM_PAGE_SST_BLOOM, desc->id, pagebuf.data))
-			{
-				hash_search(sst_cache, &key, HASH_REMOVE, NULL);
-				return NULL;
-			}
-			memcpy(e->bloom + (Size) i * KVLSM_PAGE_CAPACITY,
-				   pagebuf.data + SizeOfPageHeaderData, len);
-		}
-	}
 	e->valid = true;
 	return e;
+}
+
+typedef enum BloomProbe
+{
+	BLOOM_ABSENT,				/* the key is not in the SSTable */
+	BLOOM_MAYBE,
+	BLOOM_RECYCLED				/* the extent was reused: start over */
+} BloomProbe;
+
+/*
+ * Test a key's bits in the filter pages, read through shared buffers (the
+ * block cache) rather than copied into backend memory: a backend that
+ * probes many large SSTables would otherwise keep megabytes of filters per
+ * SSTable, and drop and reload them all when its cache overflows.  At most
+ * bloom_k pages are touched, usually one or two.
+ */
+static BloomProbe
+bloom_probe(Relation rel, SstCacheEntry *e, uint64 owner, uint64 h)
+{
+	uint32		h1 = (uint32) h;
+	uint32		h2 = (uint32) (h >> 32) | 1;
+	Buffer		buf = InvalidBuffer;
+	BlockNumber cur = InvalidBlockNumber;
+	Page		page = NULL;
+	BloomProbe	result = BLOOM_MAYBE;
+	uint32		i;
+
+	for (i = 0; i < e->bloom_k; i++)
+	{
+		uint32		bit = (h1 + i * h2) % e->bloom_nbits;
+		uint32		byte = bit / 8;
+		BlockNumber blk = e->bloom_start + byte / KVLSM_PAGE_CAPACITY;
+
+		if (blk != cur)
+		{
+			if (BufferIsValid(buf))
+				UnlockReleaseBuffer(buf);
+			buf = ReadBufferExtended(rel, MAIN_FORKNUM, blk, RBM_NORMAL, NULL);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			if (!kvlsm_page_owner_is(page, KVLSM_PAGE_SST_BLOOM, owner))
+			{
+				result = BLOOM_RECYCLED;
+				break;
+			}
+			/* immutable while we hold the share lock: check it in place */
+			kvlsm_page_check(rel, blk, page, KVLSM_PAGE_SST_BLOOM);
+			cur = blk;
+		}
+		if ((((unsigned char *) page)[SizeOfPageHeaderData + byte % KVLSM_PAGE_CAPACITY] &
+			 (1 << (bit % 8))) == 0)
+		{
+			result = BLOOM_ABSENT;
+			break;
+		}
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	return result;
 }
 
 /* index of the last data page whose first key is <= key (0 if none) */
@@ -1145,17 +1187,22 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 	if (e->ndata == 0)
 		return KVLSM_SST_OK;
 
-	if (bloom_hash && e->bloom != NULL)
+	if (bloom_hash && e->nbloom > 0)
 	{
 		sh->stats.bloom_checks++;
-		if (!bloom_test(e->bloom, e->bloom_nbits, *bloom_hash, e->bloom_k))
+		switch (bloom_probe(rel, e, desc->id, *bloom_hash))
 		{
-			sh->stats.bloom_negatives++;
-			return KVLSM_SST_OK;
+			case BLOOM_ABSENT:
+				sh->stats.bloom_negatives++;
+				return KVLSM_SST_OK;
+			case BLOOM_RECYCLED:
+				return KVLSM_SST_RETRY;
+			case BLOOM_MAYBE:
+				break;
 		}
 	}
 	sh->stats.sst_probes++;
-	if (bloom_hash && e->bloom != NULL)
+	if (bloom_hash && e->nbloom > 0)
 		nkeys_before_probe = out->n;
 
 	pageno = start ? index_search(e, ops, start, startlen) : 0;
