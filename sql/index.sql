@@ -194,6 +194,15 @@ SELECT count(*) AS problems FROM kvlsm_verify('dq_k');
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 SELECT k, count(*) FROM dq WHERE k IN (3, 4, 5) GROUP BY k ORDER BY k;
+-- a parallel worker of a later query in the same transaction sees them too
+BEGIN;
+INSERT INTO dq SELECT g, 6 FROM generate_series(500, 549) g;
+SET LOCAL force_parallel_mode = on;
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM dq WHERE k = 6;
+SELECT count(*) FROM dq WHERE k = 6;
+COMMIT;
 DROP TABLE dq;
 
 -- the admin functions work on kvlsm_idx indexes too

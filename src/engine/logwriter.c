@@ -488,6 +488,43 @@ kvlsm_log_write_all(Relation rel, KvlsmShared *sh)
 	drop_written(pr, write_pending(rel, sh, pr, true));
 }
 
+/*
+ * Put every deferred record of this backend into the memtables, for every
+ * relation: before a parallel query, whose workers read the memtables but
+ * not this backend's deferred puts.
+ */
+void
+kvlsm_apply_all_deferred(void)
+{
+	HASH_SEQ_STATUS status;
+	PendingRel *pr;
+
+	if (ndeferred == 0 || pending_hash == NULL)
+		return;
+	hash_seq_init(&status, pending_hash);
+	while ((pr = hash_seq_search(&status)) != NULL)
+	{
+		Relation	rel;
+		KvlsmShared *sh;
+
+		if (pr->ndefer == 0)
+			continue;
+		rel = try_relation_open(pr->relid, NoLock);
+		if (rel == NULL)
+		{
+			drop_deferred(pr, 0);
+			continue;
+		}
+		sh = RelFileNodeEquals(rel->rd_node, pr->tag.node) ?
+			kvlsm_lookup_shared(&pr->tag) : NULL;
+		if (sh != NULL)
+			kvlsm_apply_deferred(rel, sh);	/* adds no hash entry: pr exists */
+		else
+			drop_deferred(pr, 0);
+		relation_close(rel, NoLock);
+	}
+}
+
 /* write everything pending, for every relation (pre-commit) */
 static void
 write_all_pending(void)

@@ -49,6 +49,7 @@ extern void kvlsm_log_pending_add(Relation rel, KvlsmShared *sh,
 extern bool kvlsm_defer_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 							const char *key, int keylen, uint16 flags);
 extern void kvlsm_apply_deferred(Relation rel, KvlsmShared *sh);
+extern void kvlsm_apply_all_deferred(void);
 extern int	kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 							   KvlsmDeferredPut *puts, int n);
 extern void kvlsm_log_write_full_pages(Relation rel, KvlsmShared *sh);
