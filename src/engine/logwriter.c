@@ -141,22 +141,49 @@ kvlsm_defer_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 {
 	PendingRel *pr = pending_rel(rel, sh, ops);
 	KvlsmDeferredPut *d;
+	char	   *copy;
 
 	if (pr->ndefer == pr->maxdefer)
 	{
-		pr->maxdefer = pr->maxdefer ? pr->maxdefer * 2 : KVLSM_DEFER_BATCH;
+		int			newmax = pr->maxdefer ? pr->maxdefer * 2 : KVLSM_DEFER_BATCH;
+
 		pr->defer = pr->defer ?
-			repalloc(pr->defer, sizeof(KvlsmDeferredPut) * pr->maxdefer) :
-			MemoryContextAlloc(pending_cxt, sizeof(KvlsmDeferredPut) * pr->maxdefer);
+			repalloc(pr->defer, sizeof(KvlsmDeferredPut) * newmax) :
+			MemoryContextAlloc(pending_cxt, sizeof(KvlsmDeferredPut) * newmax);
+		pr->maxdefer = newmax;
 	}
-	d = &pr->defer[pr->ndefer++];
-	d->key = MemoryContextAlloc(pending_cxt, keylen);
-	memcpy(d->key, key, keylen);
+	/* allocate before the slot counts, so an error leaves no half entry */
+	copy = MemoryContextAlloc(pending_cxt, keylen);
+	memcpy(copy, key, keylen);
+	d = &pr->defer[pr->ndefer];
+	d->key = copy;
 	d->keylen = keylen;
 	d->flags = flags;
+	d->applied = false;
 	d->nestlevel = GetCurrentTransactionNestLevel();
+	pr->ndefer++;
 	ndeferred++;
 	return pr->ndefer >= KVLSM_DEFER_BATCH;
+}
+
+/* drop the entries of the list that are in the memtable already */
+static void
+trim_applied(PendingRel *pr)
+{
+	int			j = 0;
+	int			i;
+
+	for (i = 0; i < pr->ndefer; i++)
+	{
+		if (pr->defer[i].applied)
+		{
+			pfree(pr->defer[i].key);
+			ndeferred--;
+		}
+		else
+			pr->defer[j++] = pr->defer[i];
+	}
+	pr->ndefer = j;
 }
 
 /* move this backend's deferred puts of the relation into the memtable */
@@ -164,7 +191,6 @@ void
 kvlsm_apply_deferred(Relation rel, KvlsmShared *sh)
 {
 	PendingRel *pr;
-	int			done;
 
 	if (ndeferred == 0 || pending_hash == NULL)
 		return;
@@ -178,22 +204,15 @@ kvlsm_apply_deferred(Relation rel, KvlsmShared *sh)
 		pr->ndefer = 0;
 		return;
 	}
-	done = kvlsm_put_deferred(rel, sh, kvlsm_keyops(rel), pr->defer, pr->ndefer);
-
 	/*
-	 * What went in leaves the list; on a failure (memtable full) the rest
-	 * stays, so a subtransaction that catches the error cannot lose puts
-	 * of its parent.
+	 * Each entry is marked applied as it goes in, so whatever stops the
+	 * batch (a full arena reported below, or an error thrown inside) leaves
+	 * the rest listed and nothing listed twice: a subtransaction that
+	 * catches the error can neither lose nor repeat its parent's puts.
 	 */
-	{
-		int			i;
-
-		for (i = 0; i < done; i++)
-			pfree(pr->defer[i].key);
-		memmove(pr->defer, pr->defer + done, sizeof(KvlsmDeferredPut) * (pr->ndefer - done));
-		pr->ndefer -= done;
-		ndeferred -= done;
-	}
+	trim_applied(pr);
+	(void) kvlsm_put_deferred(rel, sh, kvlsm_keyops(rel), pr->defer, pr->ndefer);
+	trim_applied(pr);
 	if (pr->ndefer > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -688,6 +688,8 @@ kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	{
 		KvlsmSkipNode *node;
 
+		if (puts[i].applied)
+			continue;
 		if (sh->active.head == NULL && !kvlsm_memgen_init(&sh->active, sh->active.genid))
 			break;
 		node = kvlsm_memgen_insert(&sh->active, puts[i].key, puts[i].keylen,
@@ -699,6 +701,7 @@ kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 		if (sh->active.entries == 1)
 			sh->active_since = GetCurrentTimestamp();
 		kvlsm_log_pending_add(rel, sh, ops, node, puts[i].nestlevel);
+		puts[i].applied = true;
 	}
 	if (sh->active.bytes >= (uint64) sh->memtable_size)
 		sh->flush_requested = true;

@@ -376,12 +376,16 @@ kvlsm_idx_insert(Relation index, Datum *values, bool *isnull, ItemPointer ht_cti
 	const KvlsmKeyOps *ops = kvlsm_index_keyops(index);
 	bool		result = false;
 
-	if (checkUnique == UNIQUE_CHECK_NO)
+	if (checkUnique == UNIQUE_CHECK_NO && indexInfo->ii_ExclusionOps != NULL)
+		put_entry(index, sh, ops, values, isnull, ht_ctid, 0);
+	else if (checkUnique == UNIQUE_CHECK_NO)
 	{
 		/*
 		 * Deferred: no other backend looks for an uncommitted entry of a
-		 * non-unique index, and batching the memtable inserts takes the
-		 * LSM lock once per batch instead of once per row.
+		 * non-unique index (an exclusion constraint's check does, with a
+		 * dirty snapshot: those entries go in at once, above), and
+		 * batching the memtable inserts takes the LSM lock once per batch
+		 * instead of once per row.
 		 */
 		int			keylen;
 		char	   *key = kvlsm_index_make_key(index, KVLSM_IKEY_ENTRY,

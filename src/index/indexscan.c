@@ -129,6 +129,7 @@ typedef struct KvlsmIdxScanData
 	/* the entry returned last (in batch memory, or curbuf) and the mark */
 	const char *cur;
 	int			curlen;
+	int			cur_elem;		/* the array element it belongs to */
 	char	   *curbuf;
 	char	   *mark;
 	int			marklen;		/* -1: marked before the first entry */
@@ -190,6 +191,13 @@ kvlsm_idx_endscan(IndexScanDesc scan)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * timestamptz compares with date and timestamp in the session's time zone:
+ * bounds widen by more than any UTC offset a zone can have (POSIX zone
+ * specs allow up to a week) rather than depend on it.
+ */
+#define TZ_SLACK_DAYS	8
+
 typedef enum BoundResult
 {
 	BOUND_NONE,					/* no useful bound on this side */
@@ -202,9 +210,7 @@ typedef enum BoundResult
  * (!lower) every column value v for which "v op arg" can hold, 'arg' being
  * of type 'argtype' (the operator's right-hand type in the opfamily).
  * Only the cross-type pairs of the kvlsm_idx opfamilies are known; others
- * give no bound.  Conversions never narrow: a timestamptz compares with a
- * date or timestamp in the session's time zone, so those widen by a day or
- * two rather than depend on it.
+ * give no bound.  Conversions never narrow (see TZ_SLACK_DAYS).
  */
 static BoundResult
 convert_bound(Oid coltype, Oid argtype, Datum arg, bool lower, Datum *out)
@@ -286,7 +292,7 @@ convert_bound(Oid coltype, Oid argtype, Datum arg, bool lower, Datum *out)
 			{
 				Timestamp	t = DatumGetTimestamp(arg);
 				int64		days;
-				int			slack = (argtype == TIMESTAMPTZOID) ? 1 : 0;
+				int			slack = (argtype == TIMESTAMPTZOID) ? TZ_SLACK_DAYS : 0;
 
 				if (TIMESTAMP_NOT_FINITE(t))
 					return BOUND_NONE;
@@ -309,7 +315,7 @@ convert_bound(Oid coltype, Oid argtype, Datum arg, bool lower, Datum *out)
 			if (argtype == DATEOID)
 			{
 				DateADT		d = DatumGetDateADT(arg);
-				int64		slack = (coltype == TIMESTAMPTZOID) ? USECS_PER_DAY : 0;
+				int64		slack = (coltype == TIMESTAMPTZOID) ? TZ_SLACK_DAYS * USECS_PER_DAY : 0;
 
 				/* dates beyond the timestamp range compare as infinities */
 				if (DATE_NOT_FINITE(d) ||
@@ -325,7 +331,7 @@ convert_bound(Oid coltype, Oid argtype, Datum arg, bool lower, Datum *out)
 
 				if (TIMESTAMP_NOT_FINITE(t))
 					return BOUND_NONE;
-				*out = TimestampGetDatum(t + (lower ? -2 : 2) * USECS_PER_DAY);
+				*out = TimestampGetDatum(t + (lower ? -TZ_SLACK_DAYS : TZ_SLACK_DAYS) * USECS_PER_DAY);
 				return BOUND_VALUE;
 			}
 			return BOUND_NONE;
@@ -884,6 +890,7 @@ next_entry(IndexScanDesc scan, IndexTuple *itup_out)
 			continue;
 		so->cur = r->key;
 		so->curlen = r->keylen;
+		so->cur_elem = so->elem;
 		*itup_out = itup;
 		return true;
 	}
@@ -964,7 +971,7 @@ kvlsm_idx_markpos(IndexScanDesc scan)
 	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
 
 	so->mark_back_pos = so->back_pos;
-	so->mark_elem = so->elem;
+	so->mark_elem = so->cur_elem;
 	if (so->cur != NULL)
 	{
 		memcpy(so->mark, so->cur, so->curlen);
@@ -999,5 +1006,9 @@ kvlsm_idx_restrpos(IndexScanDesc scan)
 		elog(ERROR, "kvlsm_idx: marked range is empty");
 	memcpy(so->resume, so->mark, so->marklen);
 	so->resumelen = so->marklen;
-	so->cur = NULL;
+	/* the marked entry is the current one again (a new mark keeps it) */
+	memcpy(so->curbuf, so->mark, so->marklen);
+	so->cur = so->curbuf;
+	so->curlen = so->marklen;
+	so->cur_elem = so->mark_elem;
 }

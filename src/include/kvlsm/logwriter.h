@@ -36,6 +36,8 @@ typedef struct KvlsmDeferredPut
 	char	   *key;
 	int			keylen;
 	uint16		flags;
+	bool		applied;		/* in the memtable already (an error struck
+								 * before the list was trimmed) */
 	int			nestlevel;		/* of the (sub)transaction that made it */
 } KvlsmDeferredPut;
 
