@@ -779,6 +779,8 @@ typedef struct SstCacheEntry
 	uint32		bloom_k;
 	BlockNumber bloom_start;	/* first filter page; probed in shared buffers */
 	uint32		nbloom;			/* filter pages; 0: no filter */
+	uint8	   *bloom_checked;	/* filter pages whose checksum this backend
+								 * verified (immutable while the owner matches) */
 } SstCacheEntry;
 
 /*
@@ -899,6 +901,7 @@ sst_cache_load(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc)
 	e->bloom_k = hdr.bloom_k;
 	e->bloom_start = desc->start + 1 + hdr.ndata + hdr.nindex;
 	e->nbloom = hdr.nbloom;
+	e->bloom_checked = palloc0((hdr.nbloom + 7) / 8);
 	MemoryContextSwitchTo(old);
 
 	n = 0;
@@ -984,8 +987,20 @@ bloom_probe(Relation rel, SstCacheEntry *e, uint64 owner, uint64 h)
 				result = BLOOM_RECYCLED;
 				break;
 			}
-			/* immutable while we hold the share lock: check it in place */
-			kvlsm_page_check(rel, blk, page, KVLSM_PAGE_SST_BLOOM);
+			/*
+			 * Checked in place (immutable under the share lock), once per
+			 * page and backend: a checksum of 8 kB per probe would cost
+			 * more than the probe saves.
+			 */
+			{
+				uint32		pageno = blk - e->bloom_start;
+
+				if ((e->bloom_checked[pageno / 8] & (1 << (pageno % 8))) == 0)
+				{
+					kvlsm_page_check(rel, blk, page, KVLSM_PAGE_SST_BLOOM);
+					e->bloom_checked[pageno / 8] |= (1 << (pageno % 8));
+				}
+			}
 			cur = blk;
 		}
 		if ((((unsigned char *) page)[SizeOfPageHeaderData + byte % KVLSM_PAGE_CAPACITY] &
