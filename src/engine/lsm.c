@@ -617,6 +617,16 @@ next_seq(Relation rel, KvlsmShared *sh)
  * update when a sequence chunk runs out, so callers may hold a row stripe
  * lock.
  */
+static void
+refuse_write_in_recovery(Relation rel)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot write to kvlsm relation \"%s\" during recovery",
+						RelationGetRelationName(rel))));
+}
+
 uint64
 kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 		  const char *key, int keylen, uint16 flags,
@@ -625,11 +635,7 @@ kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	KvlsmSkipNode *node;
 	uint64		seq;
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot write to kvlsm relation \"%s\" during recovery",
-						RelationGetRelationName(rel))));
+	refuse_write_in_recovery(rel);
 	if (keylen + vallen > KVLSM_MAX_RECORD_SIZE)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -678,11 +684,7 @@ kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 {
 	int			i;
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot write to kvlsm relation \"%s\" during recovery",
-						RelationGetRelationName(rel))));
+	refuse_write_in_recovery(rel);
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	for (i = 0; i < n; i++)
 	{

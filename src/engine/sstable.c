@@ -499,16 +499,21 @@ new_image(KvlsmSstBuilder *b, uint16 type)
 	return img;
 }
 
+/* the i-th filter bit of a hash: double hashing with its two halves */
+static inline uint32
+bloom_bit(uint64 h, uint32 i, uint32 nbits)
+{
+	return ((uint32) h + i * ((uint32) (h >> 32) | 1)) % nbits;
+}
+
 static void
 bloom_set(char *bits, uint32 nbits, uint64 h, int k)
 {
-	uint32		h1 = (uint32) h;
-	uint32		h2 = (uint32) (h >> 32) | 1;
 	int			i;
 
 	for (i = 0; i < k; i++)
 	{
-		uint32		bit = (h1 + (uint32) i * h2) % nbits;
+		uint32		bit = bloom_bit(h, i, nbits);
 
 		bits[bit / 8] |= (1 << (bit % 8));
 	}
@@ -517,13 +522,11 @@ bloom_set(char *bits, uint32 nbits, uint64 h, int k)
 static bool
 bloom_test(const char *bits, uint32 nbits, uint64 h, int k)
 {
-	uint32		h1 = (uint32) h;
-	uint32		h2 = (uint32) (h >> 32) | 1;
 	int			i;
 
 	for (i = 0; i < k; i++)
 	{
-		uint32		bit = (h1 + (uint32) i * h2) % nbits;
+		uint32		bit = bloom_bit(h, i, nbits);
 
 		if ((bits[bit / 8] & (1 << (bit % 8))) == 0)
 			return false;
@@ -961,8 +964,6 @@ typedef enum BloomProbe
 static BloomProbe
 bloom_probe(Relation rel, SstCacheEntry *e, uint64 owner, uint64 h)
 {
-	uint32		h1 = (uint32) h;
-	uint32		h2 = (uint32) (h >> 32) | 1;
 	Buffer		buf = InvalidBuffer;
 	BlockNumber cur = InvalidBlockNumber;
 	Page		page = NULL;
@@ -971,7 +972,7 @@ bloom_probe(Relation rel, SstCacheEntry *e, uint64 owner, uint64 h)
 
 	for (i = 0; i < e->bloom_k; i++)
 	{
-		uint32		bit = (h1 + i * h2) % e->bloom_nbits;
+		uint32		bit = bloom_bit(h, i, e->bloom_nbits);
 		uint32		byte = bit / 8;
 		BlockNumber blk = e->bloom_start + byte / KVLSM_PAGE_CAPACITY;
 
