@@ -838,7 +838,7 @@ read_sst_page(Relation rel, BlockNumber blkno, uint16 type, uint64 owner,
 	Page		page;
 	bool		ok;
 
-	if (blkno >= RelationGetNumberOfBlocks(rel))
+	if (!kvlsm_block_exists(rel, blkno))
 		return false;
 	buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, kvlsm_sst_read_strategy);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);

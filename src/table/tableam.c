@@ -2044,12 +2044,19 @@ kvlsm_index_validate_scan(Relation tableRelation, Relation indexRelation,
 			 errhint("Use CREATE INDEX without CONCURRENTLY.")));
 }
 
+/*
+ * The main fork always exists (created with the relation), so it is sized
+ * without smgrexists(): mdexists() closes and reopens the file to notice an
+ * unlink, and the planner sizes every kvlsm table of every query this way.
+ */
 static uint64
 kvlsm_relation_size(Relation rel, ForkNumber forkNumber)
 {
 	uint64		nblocks = 0;
 
-	if (forkNumber == InvalidForkNumber)
+	if (forkNumber == MAIN_FORKNUM)
+		nblocks = smgrnblocks(RelationGetSmgr(rel), MAIN_FORKNUM);
+	else if (forkNumber == InvalidForkNumber)
 	{
 		int			i;
 

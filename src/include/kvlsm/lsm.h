@@ -122,6 +122,7 @@ typedef struct KvlsmRecordSet
 	char	   *block;			/* current block for record bytes */
 	Size		block_used;
 	Size		block_size;
+	Size		next_block_size;	/* grows from small; kept across resets */
 } KvlsmRecordSet;
 
 /*

@@ -207,6 +207,7 @@ extern char *kvlsm_page_problem(Page page, uint16 expected_type);
 extern void kvlsm_page_check(Relation rel, BlockNumber blkno, Page page,
 							 uint16 expected_type);
 extern bool kvlsm_page_owner_is(Page page, uint16 page_type, uint64 owner);
+extern bool kvlsm_block_exists(Relation rel, BlockNumber blkno);
 extern Buffer kvlsm_read_buffer(Relation rel, BlockNumber blkno);
 extern void kvlsm_read_metapage(Relation rel, KvlsmMetaPageData *meta);
 extern void kvlsm_meta_init(KvlsmMetaPageData *meta, uint32 kind);
