@@ -1278,6 +1278,43 @@ restart:
 			tmfd->traversed = true;
 			continue;
 		}
+		if (tmfd->traversed && st.exists && !st.killed &&
+			(result == TM_SelfModified || result == TM_Invisible))
+		{
+			/*
+			 * The chain, followed from a version another transaction
+			 * updated, reached versions of our own.  As heapam_tuple_lock
+			 * (which fetches them with SnapshotDirty): a version this
+			 * transaction updated is followed whatever its cmax, one it
+			 * deleted ends the chain, and a live version that a later
+			 * command of ours inserted is reported as TM_SelfModified with
+			 * its cmin, so that the executor can tell "changed by this
+			 * very command" (ignored) from "changed by a command it
+			 * triggered" (an error).
+			 */
+			if (st.deleted && st.xmax_status == KVLSM_XID_CURRENT)
+			{
+				if (st.is_update && !st.moved)
+				{
+					kvlsm_rowid_to_tid(st.successor, &cur);
+					continue;
+				}
+				result = TM_Deleted;
+				tmfd->xmax = st.xmax;
+				tmfd->cmax = InvalidCommandId;
+				tmfd->ctid = cur;
+				break;
+			}
+			if (!st.deleted && st.xmin_status == KVLSM_XID_CURRENT &&
+				st.cmin >= cid)
+			{
+				result = TM_SelfModified;
+				tmfd->xmax = st.xmin;
+				tmfd->cmax = st.cmin;
+				tmfd->ctid = cur;
+				break;
+			}
+		}
 		break;
 	}
 	/* as heap does, tell the caller which version was locked */
