@@ -2138,6 +2138,26 @@ kvlsm_estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages,
 	double		reltuples = rel->rd_rel->reltuples;
 	BlockNumber relpages = rel->rd_rel->relpages;
 
+	if (reltuples < 0 && curpages < 10 && !rel->rd_rel->relhassubclass)
+	{
+		/*
+		 * Never vacuumed or analyzed and small: plan it as heap plans a new
+		 * table (at least 10 pages, tuples from the column widths), not by
+		 * the few entries it holds now.  Heap's reason holds here too (a
+		 * cached plan must not assume a table that is being filled stays
+		 * tiny), and planning new tables alike keeps SERIALIZABLE behaviour
+		 * alike: an equality on a key of a fresh table is then an index
+		 * scan that predicate-locks the rows it reads, where a seq scan
+		 * would lock the whole relation and make every writer a conflict.
+		 */
+		table_block_relation_estimate_size(rel, attr_widths, pages, tuples,
+										   allvisfrac,
+										   MAXALIGN(SizeofHeapTupleHeader) + sizeof(ItemIdData),
+										   BLCKSZ - SizeOfPageHeaderData);
+		*allvisfrac = 0;
+		return;
+	}
+
 	*pages = curpages;
 	*allvisfrac = 0;
 	if (reltuples >= 0 && relpages > 0)
