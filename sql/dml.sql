@@ -194,3 +194,40 @@ INSERT INTO kpart SELECT g, 'a' FROM generate_series(1, 10) g;
 UPDATE kpart SET region = 'b' WHERE id <= 3;
 SELECT tableoid::regclass, count(*) FROM kpart GROUP BY 1 ORDER BY 1;
 DROP TABLE kpart;
+
+-- CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY on a kvlsm table: the
+-- index holds exactly the visible rows (amcheck's heapallindexed), deleted and
+-- updated rows included, with a partial and a unique index; a unique
+-- violation leaves an INVALID index as on heap
+CREATE EXTENSION IF NOT EXISTS amcheck;
+CREATE TABLE kcic (id int, v text, g int) USING kvlsm;
+INSERT INTO kcic SELECT g, 'v' || g, g % 10 FROM generate_series(1, 5000) g;
+DELETE FROM kcic WHERE id % 7 = 0;
+UPDATE kcic SET v = v || 'x' WHERE id % 5 = 0;
+CREATE INDEX CONCURRENTLY kcic_id ON kcic (id);
+CREATE UNIQUE INDEX CONCURRENTLY kcic_v ON kcic (v);
+CREATE INDEX CONCURRENTLY kcic_g ON kcic (g) WHERE g > 5;
+SELECT indexrelid::regclass, indisvalid, indisready FROM pg_index
+WHERE indrelid = 'kcic'::regclass ORDER BY indexrelid::regclass::text;
+SELECT bt_index_check('kcic_id', true), bt_index_check('kcic_v', true),
+  bt_index_check('kcic_g', true);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM kcic WHERE id BETWEEN 100 AND 1000;
+SELECT count(*) FROM kcic WHERE v = 'v10x';
+SELECT count(*) FROM kcic WHERE g > 7;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*) FROM kcic WHERE id BETWEEN 100 AND 1000;
+SELECT count(*) FROM kcic WHERE g > 7;
+INSERT INTO kcic VALUES (1, 'dup', 1);
+CREATE UNIQUE INDEX CONCURRENTLY kcic_dup ON kcic (id);
+SELECT indexrelid::regclass, indisvalid FROM pg_index
+WHERE indexrelid = 'kcic_dup'::regclass;
+DROP INDEX kcic_dup;
+REINDEX INDEX CONCURRENTLY kcic_id;
+REINDEX TABLE CONCURRENTLY kcic;
+SELECT indexrelid::regclass, indisvalid FROM pg_index
+WHERE indrelid = 'kcic'::regclass ORDER BY indexrelid::regclass::text;
+SELECT bt_index_check('kcic_id', true), bt_index_check('kcic_v', true);
+DROP TABLE kcic;

@@ -24,7 +24,6 @@ CREATE TABLE o4p1 PARTITION OF o4p FOR VALUES FROM (0) TO (10) USING kvlsm;
 CREATE INDEX ON o4p USING gin (a);
 DROP TABLE o4p;
 SELECT * FROM o1 TABLESAMPLE SYSTEM (10);
-CREATE INDEX CONCURRENTLY ON o1 (id);
 -- a row too wide for one page, even after TOAST
 CREATE TABLE owide (a bigint, b bigint, c bigint, d bigint, e bigint, f bigint, g bigint, h bigint,
   c1 char(2000), c2 char(2000), c3 char(2000), c4 char(2000)) USING kvlsm;

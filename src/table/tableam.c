@@ -2011,6 +2011,8 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 	KvlsmRowState st;
 	bool		own_scan = (scan == NULL);
 	GlobalVisState *vis = GlobalVisTestFor(tableRelation);
+	Snapshot	snapshot = SnapshotAny;
+	bool		mvcc;
 
 	if (start_blockno != 0 || numblocks != InvalidBlockNumber)
 		ereport(ERROR,
@@ -2023,15 +2025,43 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 	econtext->ecxt_scantuple = slot;
 	predicate = ExecPrepareQual(indexInfo->ii_Predicate, estate);
 
+	/*
+	 * As heap: a concurrent build (CREATE INDEX / REINDEX CONCURRENTLY)
+	 * indexes the rows visible to an MVCC snapshot, and validate_index later
+	 * adds those committed after it; other builds index every row that is
+	 * not dead to everyone.  A parallel build's workers get the snapshot
+	 * with their scan.
+	 */
 	if (own_scan)
-		scan = kvlsm_scan_begin(tableRelation, SnapshotAny, 0, NULL, NULL,
+	{
+		if (indexInfo->ii_Concurrent)
+			snapshot = RegisterSnapshot(GetTransactionSnapshot());
+		scan = kvlsm_scan_begin(tableRelation, snapshot, 0, NULL, NULL,
 								SO_TYPE_SEQSCAN);
+	}
+	else
+		snapshot = scan->rs_snapshot;
+	mvcc = IsMVCCSnapshot(snapshot);
 
 	while (scan_next_row((KvlsmScanDesc) scan, &st))
 	{
 		bool		alive;
 
 		CHECK_FOR_INTERRUPTS();
+		if (mvcc)
+		{
+			if (!kvlsm_row_visible(&st, snapshot))
+				continue;
+			MemoryContextReset(econtext->ecxt_per_tuple_memory);
+			store_row(tableRelation, &st, slot);
+			if (predicate != NULL && !ExecQual(predicate, econtext))
+				continue;
+			FormIndexDatum(indexInfo, slot, estate, values, isnull);
+			callback(indexRelation, &slot->tts_tid, values, isnull, true,
+					 callback_state);
+			reltuples += 1;
+			continue;
+		}
 		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
 			continue;
 		/* dead to everyone: not indexed */
@@ -2063,6 +2093,8 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 
 	/* like heap, end the scan even when the caller began it (parallel build) */
 	kvlsm_scan_end(scan);
+	if (own_scan && snapshot != SnapshotAny)
+		UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
 	FreeExecutorState(estate);
 	indexInfo->ii_ExpressionsState = NIL;
@@ -2070,15 +2102,87 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 	return reltuples;
 }
 
+/*
+ * Second pass of CREATE INDEX / REINDEX CONCURRENTLY: insert every row
+ * visible to 'snapshot' whose TID the index does not hold yet.
+ * state->tuplesort yields the TIDs the index holds, sorted; a seq scan
+ * visits rows in row id order, which is TID order, so one merge pass finds
+ * the missing ones.  Simpler than heap's: kvlsm has no HOT chains, so every
+ * version is indexed under its own TID.
+ */
 static void
 kvlsm_index_validate_scan(Relation tableRelation, Relation indexRelation,
 						  IndexInfo *indexInfo, Snapshot snapshot,
 						  ValidateIndexState *state)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("CREATE INDEX CONCURRENTLY is not supported on kvlsm tables"),
-			 errhint("Use CREATE INDEX without CONCURRENTLY.")));
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	ExprState  *predicate;
+	TupleTableSlot *slot;
+	EState	   *estate;
+	ExprContext *econtext;
+	TableScanDesc scan;
+	KvlsmRowState st;
+	ItemPointerData indexcursor;
+	bool		have_cursor = false;
+	bool		tuplesort_empty = false;
+
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	slot = table_slot_create(tableRelation, NULL);
+	econtext->ecxt_scantuple = slot;
+	predicate = ExecPrepareQual(indexInfo->ii_Predicate, estate);
+
+	scan = kvlsm_scan_begin(tableRelation, snapshot, 0, NULL, NULL,
+							SO_TYPE_SEQSCAN);
+	while (scan_next_row((KvlsmScanDesc) scan, &st))
+	{
+		ItemPointerData tid;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!kvlsm_row_visible(&st, snapshot))
+			continue;
+		state->htups += 1;
+		kvlsm_rowid_to_tid(st.rowid, &tid);
+
+		/* advance the index's TIDs up to this row's */
+		while (!tuplesort_empty &&
+			   (!have_cursor || ItemPointerCompare(&indexcursor, &tid) < 0))
+		{
+			Datum		ts_val;
+			bool		ts_isnull;
+
+			tuplesort_empty = !tuplesort_getdatum(state->tuplesort, true,
+												  &ts_val, &ts_isnull, NULL);
+			Assert(tuplesort_empty || !ts_isnull);
+			if (!tuplesort_empty)
+			{
+				itemptr_decode(&indexcursor, DatumGetInt64(ts_val));
+				have_cursor = true;
+#ifndef USE_FLOAT8_BYVAL
+				pfree(DatumGetPointer(ts_val));
+#endif
+			}
+		}
+		if (have_cursor && !tuplesort_empty &&
+			ItemPointerCompare(&indexcursor, &tid) == 0)
+			continue;			/* already indexed */
+
+		MemoryContextReset(econtext->ecxt_per_tuple_memory);
+		store_row(tableRelation, &st, slot);
+		if (predicate != NULL && !ExecQual(predicate, econtext))
+			continue;
+		FormIndexDatum(indexInfo, slot, estate, values, isnull);
+		index_insert(indexRelation, values, isnull, &tid, tableRelation,
+					 indexInfo->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, indexInfo);
+		state->tups_inserted += 1;
+	}
+	kvlsm_scan_end(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	indexInfo->ii_ExpressionsState = NIL;
+	indexInfo->ii_PredicateState = NULL;
 }
 
 /*
