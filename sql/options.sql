@@ -23,7 +23,23 @@ CREATE TABLE o4p (a int[], k int) PARTITION BY RANGE (k);
 CREATE TABLE o4p1 PARTITION OF o4p FOR VALUES FROM (0) TO (10) USING kvlsm;
 CREATE INDEX ON o4p USING gin (a);
 DROP TABLE o4p;
-SELECT * FROM o1 TABLESAMPLE SYSTEM (10);
+-- TABLESAMPLE samples TID blocks (SYSTEM) or TIDs (BERNOULLI); deleted rows are never returned
+CREATE TABLE osamp (id int, v text) USING kvlsm;
+INSERT INTO osamp SELECT g, 'x' FROM generate_series(1, 100000) g;
+DELETE FROM osamp WHERE id % 3 = 0;
+SELECT count(*) FROM osamp TABLESAMPLE SYSTEM (100);
+SELECT count(*) FROM osamp TABLESAMPLE BERNOULLI (100);
+SELECT count(*) FROM osamp TABLESAMPLE SYSTEM (0);
+SELECT count(*) BETWEEN 2000 AND 12000 AS plausible FROM osamp TABLESAMPLE SYSTEM (10) REPEATABLE (3);
+SELECT count(*) BETWEEN 5000 AND 8400 AS plausible FROM osamp TABLESAMPLE BERNOULLI (10) REPEATABLE (3);
+SELECT (SELECT array_agg(id ORDER BY id) FROM osamp TABLESAMPLE BERNOULLI (5) REPEATABLE (7)) =
+       (SELECT array_agg(id ORDER BY id) FROM osamp TABLESAMPLE BERNOULLI (5) REPEATABLE (7)) AS repeatable,
+       (SELECT array_agg(id ORDER BY id) FROM osamp TABLESAMPLE SYSTEM (5) REPEATABLE (7)) =
+       (SELECT array_agg(id ORDER BY id) FROM osamp TABLESAMPLE SYSTEM (5) REPEATABLE (7)) AS repeatable_system;
+SELECT count(*) FROM osamp TABLESAMPLE BERNOULLI (50) WHERE id % 3 = 0;
+SELECT count(*) = 0 AS all_sampled_rows_exist
+FROM (SELECT id FROM osamp TABLESAMPLE SYSTEM (30)) s LEFT JOIN osamp USING (id) WHERE osamp.id IS NULL;
+DROP TABLE osamp;
 -- a row too wide for one page, even after TOAST
 CREATE TABLE owide (a bigint, b bigint, c bigint, d bigint, e bigint, f bigint, g bigint, h bigint,
   c1 char(2000), c2 char(2000), c3 char(2000), c4 char(2000)) USING kvlsm;

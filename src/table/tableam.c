@@ -21,6 +21,7 @@
 #include "access/heaptoast.h"
 #include "access/multixact.h"
 #include "access/tableam.h"
+#include "access/tsmapi.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/index.h"
@@ -192,6 +193,13 @@ typedef struct KvlsmScanDescData
 	/* analyze */
 	uint64		analyze_hwm;
 	BlockNumber analyze_nblocks;
+	/* TABLESAMPLE: TID blocks 0..sample_nblocks-1, see sample_next_block */
+	bool		sample_started;
+	BlockNumber sample_nblocks;
+	BlockNumber sample_block;
+	bool		sample_have_row;	/* sample_row: next row of the block */
+	bool		sample_block_done;	/* no rows left in the block */
+	KvlsmRowState sample_row;
 } KvlsmScanDescData;
 
 typedef KvlsmScanDescData *KvlsmScanDesc;
@@ -233,7 +241,8 @@ kvlsm_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKey key,
 	scan->end_rowid = PG_UINT64_MAX;
 	scan->bpos = -1;
 
-	if ((flags & SO_TYPE_SEQSCAN) && snapshot && IsMVCCSnapshot(snapshot))
+	if ((flags & (SO_TYPE_SEQSCAN | SO_TYPE_SAMPLESCAN)) && snapshot &&
+		IsMVCCSnapshot(snapshot))
 		PredicateLockRelation(rel, snapshot);
 	return &scan->base;
 }
@@ -252,6 +261,8 @@ kvlsm_scan_rescan(TableScanDesc sscan, ScanKey key, bool set_params,
 	scan->resume_rowid = scan->range_lo;
 	scan->dir = 0;
 	scan->have_last = false;
+	scan->sample_started = false;
+	scan->sample_have_row = false;
 	/* a TID range set by scan_set_tidrange survives a rescan */
 }
 
@@ -2288,20 +2299,110 @@ kvlsm_estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages,
 	}
 }
 
+/*
+ * TABLESAMPLE samples the blocks of the row's TIDs: block b holds the row
+ * ids [b * KVLSM_ROWS_PER_BLOCK, (b + 1) * KVLSM_ROWS_PER_BLOCK), offsets 1
+ * to KVLSM_ROWS_PER_BLOCK, up to the row id high-water mark.  SYSTEM picks
+ * whole TID blocks, BERNOULLI single offsets, as on heap pages; which rows
+ * a given seed picks differs from heap because the layout does.
+ */
 static bool
-kvlsm_scan_sample_next_block(TableScanDesc scan, SampleScanState *scanstate)
+kvlsm_scan_sample_next_block(TableScanDesc sscan, SampleScanState *scanstate)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("TABLESAMPLE is not supported on kvlsm tables")));
-	return false;
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+	TsmRoutine *tsm = scanstate->tsmroutine;
+	BlockNumber blockno;
+	uint64		lo;
+
+	if (!scan->sample_started)
+	{
+		uint64		hwm;
+
+		SpinLockAcquire(&scan->sh->mutex);
+		hwm = scan->sh->next_rowid;
+		SpinLockRelease(&scan->sh->mutex);
+		scan->sample_nblocks = (BlockNumber)
+			((hwm + KVLSM_ROWS_PER_BLOCK - 1) / KVLSM_ROWS_PER_BLOCK);
+	}
+	if (tsm->NextSampleBlock)
+		blockno = tsm->NextSampleBlock(scanstate, scan->sample_nblocks);
+	else if (!scan->sample_started)
+		blockno = scan->sample_nblocks > 0 ? 0 : InvalidBlockNumber;
+	else if (scan->sample_block + 1 < scan->sample_nblocks)
+		blockno = scan->sample_block + 1;
+	else
+		blockno = InvalidBlockNumber;
+	scan->sample_started = true;
+	scan->sample_have_row = false;
+	scan->sample_block_done = false;
+	if (!BlockNumberIsValid(blockno))
+		return false;
+
+	scan->sample_block = blockno;
+	lo = (uint64) blockno * KVLSM_ROWS_PER_BLOCK;
+	kvlsm_recset_reset(&scan->set);
+	scan->pos = 0;
+	scan->more = false;
+	scan->resume_rowid = lo;
+	scan->end_rowid = lo + KVLSM_ROWS_PER_BLOCK;
+	scan->exhausted = false;
+	return true;
 }
 
 static bool
-kvlsm_scan_sample_next_tuple(TableScanDesc scan, SampleScanState *scanstate,
+kvlsm_scan_sample_next_tuple(TableScanDesc sscan, SampleScanState *scanstate,
 							 TupleTableSlot *slot)
 {
-	return kvlsm_scan_sample_next_block(scan, scanstate);
+	KvlsmScanDesc scan = (KvlsmScanDesc) sscan;
+	TsmRoutine *tsm = scanstate->tsmroutine;
+	uint64		base = (uint64) scan->sample_block * KVLSM_ROWS_PER_BLOCK;
+
+	for (;;)
+	{
+		OffsetNumber off;
+		uint64		want;
+		KvlsmRowState *st = &scan->sample_row;
+		bool		visible;
+
+		CHECK_FOR_INTERRUPTS();
+		off = tsm->NextSampleTuple(scanstate, scan->sample_block,
+								   KVLSM_ROWS_PER_BLOCK);
+		if (!OffsetNumberIsValid(off))
+			break;
+		want = base + off - 1;
+
+		/*
+		 * Offsets come in increasing order: walk the block's rows along.
+		 * Past its last row the sampler is still asked for every offset it
+		 * wants, as heap does, so that its per-block state ends clean.
+		 */
+		if (scan->sample_block_done)
+			continue;
+		while (!scan->sample_have_row || st->rowid < want)
+		{
+			if (!scan_next_row(scan, st))
+			{
+				scan->sample_have_row = false;
+				scan->sample_block_done = true;
+				break;
+			}
+			scan->sample_have_row = true;
+		}
+		if (!scan->sample_have_row || st->rowid != want)
+			continue;
+		visible = kvlsm_row_visible(st, scan->vis_snapshot);
+		if (scan->vis_snapshot == scan->base.rs_snapshot)
+			kvlsm_check_serializable_out(scan->base.rs_rd, st, visible,
+										 scan->base.rs_snapshot);
+		if (visible)
+		{
+			store_row(scan->base.rs_rd, st, slot);
+			pgstat_count_heap_getnext(scan->base.rs_rd);
+			return true;
+		}
+	}
+	ExecClearTuple(slot);
+	return false;
 }
 
 static const TableAmRoutine kvlsm_methods = {
