@@ -231,3 +231,52 @@ SELECT indexrelid::regclass, indisvalid FROM pg_index
 WHERE indrelid = 'kcic'::regclass ORDER BY indexrelid::regclass::text;
 SELECT bt_index_check('kcic_id', true), bt_index_check('kcic_v', true);
 DROP TABLE kcic;
+
+-- ALTER TABLE / ALTER INDEX ... SET TABLESPACE copy the LSM's pages: rows in
+-- SSTables, in the memtable, deleted rows and this transaction's own
+-- uncommitted rows and index entries all arrive; a rolled-back move changes
+-- nothing; a kvlsm_idx index on a heap table moves too
+SET allow_in_place_tablespaces = on;
+CREATE TABLESPACE kvlsm_ts LOCATION '';
+CREATE TABLE ktsp (id int PRIMARY KEY, v text) USING kvlsm;
+INSERT INTO ktsp SELECT g, repeat('x', g % 50) FROM generate_series(1, 30000) g;
+SELECT kvlsm_flush('ktsp');
+INSERT INTO ktsp SELECT g, 'mem' FROM generate_series(30001, 31000) g;
+DELETE FROM ktsp WHERE id % 10 = 0;
+BEGIN;
+INSERT INTO ktsp VALUES (50000, 'in-xact');
+UPDATE ktsp SET v = 'upd' WHERE id = 1;
+ALTER TABLE ktsp SET TABLESPACE kvlsm_ts;
+INSERT INTO ktsp VALUES (50001, 'after');
+COMMIT;
+SELECT spcname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE relname = 'ktsp';
+SELECT count(*), sum(length(v)), count(*) FILTER (WHERE v = 'upd') AS upd FROM ktsp;
+SELECT * FROM ktsp WHERE id IN (1, 10, 30500, 50000, 50001) ORDER BY id;
+SELECT count(*) AS problems FROM kvlsm_verify('ktsp', true);
+BEGIN;
+ALTER TABLE ktsp SET TABLESPACE pg_default;
+INSERT INTO ktsp VALUES (60000, 'x');
+ROLLBACK;
+SELECT count(*), sum(length(v)) FROM ktsp;
+INSERT INTO ktsp SELECT g, 'more' FROM generate_series(70001, 72000) g;
+SELECT kvlsm_flush('ktsp');
+SELECT count(*) FROM ktsp;
+CREATE TABLE htsp (id int, k int);
+CREATE INDEX htsp_k ON htsp USING kvlsm_idx (k);
+INSERT INTO htsp SELECT g, g FROM generate_series(1, 1000) g;
+BEGIN;
+INSERT INTO htsp SELECT g, g FROM generate_series(1001, 1100) g;
+ALTER INDEX htsp_k SET TABLESPACE kvlsm_ts;
+INSERT INTO htsp SELECT g, g FROM generate_series(1101, 1200) g;
+COMMIT;
+ALTER INDEX htsp_k SET TABLESPACE kvlsm_ts;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM htsp WHERE k > 0;
+SELECT count(*) FROM ktsp WHERE id > 0;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*) AS problems FROM kvlsm_verify('htsp_k', true);
+DROP TABLE ktsp, htsp;
+DROP TABLESPACE kvlsm_ts;
+RESET allow_in_place_tablespaces;

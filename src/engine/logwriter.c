@@ -548,6 +548,17 @@ kvlsm_apply_all_deferred(void)
 static void
 write_all_pending(void)
 {
+	kvlsm_log_write_all_pending();
+}
+
+/*
+ * Put every record this backend holds for any relation (deferred index
+ * entries, log records not yet written) into the memtables and onto the log
+ * pages: at pre-commit, and before DDL that copies an LSM's pages.
+ */
+void
+kvlsm_log_write_all_pending(void)
+{
 	HASH_SEQ_STATUS status;
 	PendingRel *pr;
 

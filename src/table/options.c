@@ -26,6 +26,8 @@
 #include "utils/timestamp.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
+#include "commands/tablecmds.h"
+#include "commands/tablespace.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "catalog/pg_type.h"
@@ -47,6 +49,7 @@
 #include "utils/rel.h"
 
 #include "kvlsm/kvlsm.h"
+#include "kvlsm/logwriter.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
@@ -476,6 +479,42 @@ creates_kvlsm(CreateStmt *stmt)
 	return am != NULL && strcmp(am, "kvlsm") == 0;
 }
 
+/*
+ * ALTER ... SET TABLESPACE copies a relation's pages: kvlsm tables through
+ * the table AM's relation_copy_data, indexes (kvlsm_idx too) through core's
+ * index_copy_data, which knows nothing of kvlsm.  Records this backend still
+ * holds in memory (deferred index entries, log records not yet written)
+ * would later go to the old filenode, which is dropped at commit, so they
+ * are put on the pages before the copy.  A kvlsm_idx index that really
+ * moves leaves the old filenode's shared state to be released at commit
+ * (kvlsm tables do that in relation_copy_data).
+ */
+static void
+prepare_tablespace_move(AlterTableStmt *stmt, AlterTableCmd *cmd)
+{
+	Oid			relid;
+	Relation	rel;
+	Oid			newts;
+
+	kvlsm_log_write_all_pending();
+	if (stmt->objtype != OBJECT_INDEX || cmd == NULL)
+		return;
+	/* the lock ALTER INDEX ... SET TABLESPACE takes itself, owner checked first */
+	relid = RangeVarGetRelidExtended(stmt->relation, AccessExclusiveLock,
+									 stmt->missing_ok ? RVR_MISSING_OK : 0,
+									 RangeVarCallbackOwnsRelation, NULL);
+	if (!OidIsValid(relid))
+		return;
+	rel = relation_open(relid, NoLock);
+	newts = get_tablespace_oid(cmd->name, false);
+	if (newts == MyDatabaseTableSpace)
+		newts = InvalidOid;
+	if (kvlsm_is_kvlsm_index(rel) && rel->rd_rel->relkind == RELKIND_INDEX &&
+		newts != rel->rd_rel->reltablespace)
+		kvlsm_schedule_release(rel, NULL, true);
+	relation_close(rel, NoLock);
+}
+
 static void
 kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  ProcessUtilityContext context, ParamListInfo params,
@@ -521,6 +560,8 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		{
 			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 
+			if (cmd->subtype == AT_SetTableSpace)
+				prepare_tablespace_move(stmt, cmd);
 			if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
 				refuse_fk_to_ttl_table((Constraint *) cmd->def);
 			else if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
@@ -606,6 +647,8 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			}
 		}
 	}
+	else if (IsA(parsetree, AlterTableMoveAllStmt))
+		kvlsm_log_write_all_pending();
 	else if (IsA(parsetree, IndexStmt))
 	{
 		IndexStmt  *stmt = (IndexStmt *) parsetree;

@@ -1621,13 +1621,44 @@ kvlsm_relation_nontransactional_truncate(Relation rel)
 	kvlsm_forget(rel);
 }
 
+/*
+ * ALTER TABLE ... SET TABLESPACE: copy the file page by page, as heap does.
+ * Everything an LSM holds is on its pages (metapage, manifest, SSTables,
+ * and the log pages that the memtable is rebuilt from), so the copy is a
+ * complete LSM: the first backend to use the new filenode loads it as after
+ * a restart.  This transaction's records still in backend memory are
+ * written to the log first, and dirty buffers reach the file before it is
+ * read; the AccessExclusiveLock keeps writers and workers out meanwhile.
+ */
 static void
 kvlsm_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("moving kvlsm table \"%s\" to another tablespace is not supported",
-					RelationGetRelationName(rel))));
+	SMgrRelation dstrel;
+	char		persistence = rel->rd_rel->relpersistence;
+	ForkNumber	fork;
+
+	kvlsm_log_write_all(rel, kvlsm_attach(rel));
+	FlushRelationBuffers(rel);
+
+	/* the old filenode's shared state goes at commit, the new one's on abort */
+	kvlsm_schedule_release(rel, NULL, true);
+	kvlsm_schedule_release(rel, newrnode, false);
+
+	dstrel = RelationCreateStorage(*newrnode, persistence, true);
+	RelationCopyStorage(RelationGetSmgr(rel), dstrel, MAIN_FORKNUM, persistence);
+	for (fork = MAIN_FORKNUM + 1; fork <= MAX_FORKNUM; fork++)
+	{
+		if (!smgrexists(RelationGetSmgr(rel), fork))
+			continue;
+		smgrcreate(dstrel, fork, false);
+		/* as heap: the init fork of an unlogged table is WAL-logged too */
+		if (persistence == RELPERSISTENCE_PERMANENT ||
+			(persistence == RELPERSISTENCE_UNLOGGED && fork == INIT_FORKNUM))
+			log_smgrcreate(newrnode, fork);
+		RelationCopyStorage(RelationGetSmgr(rel), dstrel, fork, persistence);
+	}
+	RelationDropStorage(rel);
+	smgrclose(dstrel);
 }
 
 static void

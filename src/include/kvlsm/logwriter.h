@@ -57,6 +57,7 @@ extern int	kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *
 extern void kvlsm_log_write_full_pages(Relation rel, KvlsmShared *sh);
 extern void kvlsm_log_write_all(Relation rel, KvlsmShared *sh);
 extern bool kvlsm_log_has_pending(void);
+extern void kvlsm_log_write_all_pending(void);
 
 /* lsm.c helpers used by the log writer */
 extern Buffer kvlsm_new_page(Relation rel);
