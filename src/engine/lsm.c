@@ -2257,6 +2257,35 @@ kvlsm_release_shared(const KvlsmLsmTag *tag)
 	LWLockRelease(registry->lock);
 }
 
+/* DROP DATABASE: release the shared state of all its relations */
+void
+kvlsm_release_database(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	KvlsmShared *sh;
+	List	   *tags = NIL;
+	ListCell   *lc;
+
+	if (lsm_hash == NULL)
+		return;
+	LWLockAcquire(registry->lock, LW_SHARED);
+	hash_seq_init(&status, lsm_hash);
+	while ((sh = hash_seq_search(&status)) != NULL)
+	{
+		if (sh->tag.node.dbNode == dbid)
+		{
+			KvlsmLsmTag *t = palloc(sizeof(KvlsmLsmTag));
+
+			*t = sh->tag;
+			tags = lappend(tags, t);
+		}
+	}
+	LWLockRelease(registry->lock);
+	foreach(lc, tags)
+		kvlsm_release_shared((KvlsmLsmTag *) lfirst(lc));
+	list_free_deep(tags);
+}
+
 void
 kvlsm_schedule_release(Relation rel, const RelFileNode *node, bool on_commit)
 {

@@ -25,6 +25,7 @@
 #include "datatype/timestamp.h"
 #include "utils/timestamp.h"
 #include "catalog/pg_am.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
 #include "commands/tablespace.h"
@@ -50,6 +51,8 @@
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
+#include "kvlsm/snapshots.h"
+#include "kvlsm/worker.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
@@ -515,6 +518,45 @@ prepare_tablespace_move(AlterTableStmt *stmt, AlterTableCmd *cmd)
 	relation_close(rel, NoLock);
 }
 
+/*
+ * The database a statement needs free of other sessions (kvlsm workers
+ * included, see kvlsm_workers_exclude_database), or InvalidOid.
+ */
+static Oid
+database_needing_exclusion(Node *parsetree, bool *dropping)
+{
+	ListCell   *lc;
+
+	*dropping = false;
+	if (IsA(parsetree, DropdbStmt))
+	{
+		*dropping = true;
+		return get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+	}
+	if (IsA(parsetree, RenameStmt) &&
+		((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		return get_database_oid(((RenameStmt *) parsetree)->subname, true);
+	if (IsA(parsetree, AlterDatabaseStmt))
+	{
+		AlterDatabaseStmt *stmt = (AlterDatabaseStmt *) parsetree;
+
+		foreach(lc, stmt->options)
+			if (strcmp(lfirst_node(DefElem, lc)->defname, "tablespace") == 0)
+				return get_database_oid(stmt->dbname, true);
+	}
+	if (IsA(parsetree, CreatedbStmt))
+	{
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *d = lfirst_node(DefElem, lc);
+
+			if (strcmp(d->defname, "template") == 0 && d->arg != NULL)
+				return get_database_oid(defGetString(d), true);
+		}
+	}
+	return InvalidOid;
+}
+
 static void
 kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  ProcessUtilityContext context, ParamListInfo params,
@@ -524,6 +566,8 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	KvlsmOptions opts = {-1, 0, -1, -1, -1};
 	bool		found = false;
 	RangeVar   *target = NULL;
+	Oid			exclude_db;
+	bool		dropping_db = false;
 
 	if (IsA(parsetree, CreateStmt))
 	{
@@ -716,6 +760,9 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		}
 	}
 
+	exclude_db = database_needing_exclusion(parsetree, &dropping_db);
+	if (OidIsValid(exclude_db))
+		kvlsm_workers_exclude_database(exclude_db, dropping_db);
 	PG_TRY();
 	{
 		if (prev_utility_hook)
@@ -728,8 +775,17 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	PG_FINALLY();
 	{
 		capture_index = false;
+		if (OidIsValid(exclude_db))
+			kvlsm_workers_unexclude_database(exclude_db);
 	}
 	PG_END_TRY();
+
+	if (dropping_db && OidIsValid(exclude_db))
+	{
+		/* the database is gone: so is the shared state of its relations */
+		kvlsm_release_database(exclude_db);
+		kvlsm_snapshots_forget_database(exclude_db);
+	}
 
 	/* the kvlsm_idx indexes just built get their options */
 	if (found && IsA(parsetree, IndexStmt))

@@ -139,6 +139,21 @@ db_slot(Oid dbid, bool create)
 	return free_slot;
 }
 
+/* DROP DATABASE: its pin slot is free again */
+void
+kvlsm_snapshots_forget_database(Oid dbid)
+{
+	DbPins	   *slot;
+
+	if (pins == NULL)
+		return;
+	SpinLockAcquire(&pins->mutex);
+	slot = db_slot(dbid, false);
+	if (slot != NULL)
+		memset(slot, 0, sizeof(DbPins));
+	SpinLockRelease(&pins->mutex);
+}
+
 /* the catalog table, or InvalidOid if the extension is not in this database */
 static Oid
 catalog_relid(void)

@@ -58,6 +58,8 @@
 #define WORKER_IDLE_EXIT_MS 30000
 #define LAUNCHER_NAP_MS		1000
 #define MAX_JOB_FAILURES	3
+#define MAX_DB_EXCLUSIONS	16
+#define EXCLUDE_WAIT_MS		10000
 
 typedef struct KvlsmJob
 {
@@ -82,9 +84,23 @@ typedef struct WorkerSlot
 	TimestampTz launched;
 } WorkerSlot;
 
+/*
+ * A database that DROP DATABASE, ALTER DATABASE RENAME / SET TABLESPACE or
+ * CREATE DATABASE ... TEMPLATE is about to work on: those refuse to run
+ * while other sessions are connected to it, and PostgreSQL 15 asks only
+ * autovacuum workers to leave, so kvlsm's workers leave by themselves and
+ * none is started there until the command is over.
+ */
+typedef struct DbExclusion
+{
+	Oid			dbid;
+	int			pid;			/* the backend running the command; 0: free */
+} DbExclusion;
+
 typedef struct KvlsmWorkerShared
 {
 	slock_t		mutex;
+	DbExclusion excluded[MAX_DB_EXCLUSIONS];
 	int			launcher_pid;
 	Latch	   *launcher_latch;
 	ConditionVariable progress_cv;
@@ -98,6 +114,19 @@ typedef struct KvlsmWorkerShared
 static KvlsmWorkerShared *ws = NULL;
 static int	my_slot = -1;
 static int	my_job = -1;
+static bool exclusion_callback_registered = false;
+
+/* is 'dbid' excluded from workers?  The caller holds ws->mutex. */
+static bool
+db_excluded(Oid dbid)
+{
+	int			i;
+
+	for (i = 0; i < MAX_DB_EXCLUSIONS; i++)
+		if (ws->excluded[i].pid != 0 && ws->excluded[i].dbid == dbid)
+			return true;
+	return false;
+}
 
 Size
 kvlsm_workers_shmem_size(void)
@@ -525,7 +554,7 @@ launch_needed_workers(void)
 		KvlsmJob   *j = &ws->jobs[i];
 		bool		served = false;
 
-		if (!j->in_use || j->running)
+		if (!j->in_use || j->running || db_excluded(j->dbid))
 			continue;
 		/* a compaction waits for a compacting worker to finish (take_job) */
 		if (j->kind == KVLSM_JOB_COMPACT && kvlsm_max_workers > 1 &&
@@ -751,6 +780,13 @@ kvlsm_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		SpinLockAcquire(&ws->mutex);
+		if (db_excluded(MyDatabaseId))
+		{
+			SpinLockRelease(&ws->mutex);
+			break;
+		}
+		SpinLockRelease(&ws->mutex);
 		if (!take_job(&job))
 		{
 			if (TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(),
@@ -789,6 +825,107 @@ kvlsm_worker_main(Datum main_arg)
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
+}
+
+/* ---------------------------------------------------------------------
+ * Databases closed to workers
+ * ---------------------------------------------------------------------
+ */
+
+/* a backend that dies while excluding a database gives it back */
+static void
+unexclude_mine(int code, Datum arg)
+{
+	int			i;
+
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < MAX_DB_EXCLUSIONS; i++)
+		if (ws->excluded[i].pid == MyProcPid)
+			ws->excluded[i].pid = 0;
+	SpinLockRelease(&ws->mutex);
+}
+
+/*
+ * Close 'dbid' to workers: none starts there, and those connected leave
+ * (SIGTERM; a job in progress is abandoned and rolled back, and queued
+ * again by the next write).  Waits up to EXCLUDE_WAIT_MS for them to be
+ * gone; the caller's command then reports any session still there, as it
+ * would for a user's.  With 'forget_jobs', the database's queued jobs are
+ * dropped (DROP DATABASE).
+ */
+void
+kvlsm_workers_exclude_database(Oid dbid, bool forget_jobs)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	int			i;
+
+	if (ws == NULL || !OidIsValid(dbid))
+		return;
+	if (!exclusion_callback_registered)
+	{
+		before_shmem_exit(unexclude_mine, 0);
+		exclusion_callback_registered = true;
+	}
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < MAX_DB_EXCLUSIONS; i++)
+		if (ws->excluded[i].pid == 0)
+		{
+			ws->excluded[i].dbid = dbid;
+			ws->excluded[i].pid = MyProcPid;
+			break;
+		}
+	if (forget_jobs)
+		for (i = 0; i < MAX_JOBS; i++)
+			if (ws->jobs[i].in_use && !ws->jobs[i].running && ws->jobs[i].dbid == dbid)
+				ws->jobs[i].in_use = false;
+	SpinLockRelease(&ws->mutex);
+	/* all slots taken (16 such commands at once): the wait below still helps */
+
+	for (;;)
+	{
+		int			pids[MAX_WORKER_SLOTS];
+		int			npids = 0;
+		bool		any = false;
+
+		SpinLockAcquire(&ws->mutex);
+		for (i = 0; i < MAX_WORKER_SLOTS; i++)
+		{
+			if (!ws->slots[i].in_use || ws->slots[i].dbid != dbid)
+				continue;
+			any = true;
+			if (ws->slots[i].pid != 0)
+				pids[npids++] = ws->slots[i].pid;
+		}
+		SpinLockRelease(&ws->mutex);
+		if (!any ||
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), EXCLUDE_WAIT_MS))
+			break;
+		for (i = 0; i < npids; i++)
+			(void) kill(pids[i], SIGTERM);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* open 'dbid' to workers again (this backend's exclusion of it) */
+void
+kvlsm_workers_unexclude_database(Oid dbid)
+{
+	int			i;
+	Latch	   *launcher;
+
+	if (ws == NULL || !OidIsValid(dbid))
+		return;
+	SpinLockAcquire(&ws->mutex);
+	for (i = 0; i < MAX_DB_EXCLUSIONS; i++)
+		if (ws->excluded[i].pid == MyProcPid && ws->excluded[i].dbid == dbid)
+			ws->excluded[i].pid = 0;
+	launcher = ws->launcher_latch;
+	SpinLockRelease(&ws->mutex);
+	if (launcher)
+		SetLatch(launcher);
 }
 
 /* ---------------------------------------------------------------------

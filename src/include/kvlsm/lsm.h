@@ -159,6 +159,7 @@ extern void kvlsm_lsm_init(void);
 extern void kvlsm_schedule_release(Relation rel, const RelFileNode *node,
 								   bool on_commit);
 extern void kvlsm_release_shared(const KvlsmLsmTag *tag);
+extern void kvlsm_release_database(Oid dbid);
 extern void kvlsm_note_temp_relation(void);
 extern int64 kvlsm_attached_count(void);
 extern KvlsmShared *kvlsm_lookup_shared(const KvlsmLsmTag *tag);

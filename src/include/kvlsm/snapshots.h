@@ -31,6 +31,7 @@ extern int	kvlsm_snapshot_max_age;
 extern Size kvlsm_snapshots_shmem_size(void);
 extern void kvlsm_snapshots_shmem_init(void);
 extern void kvlsm_snapshots_init(void);
+extern void kvlsm_snapshots_forget_database(Oid dbid);
 
 /*
  * The oldest xmin any named snapshot of this database needs (Invalid: none)

@@ -52,6 +52,8 @@ typedef struct KvlsmWorkerInfo
 } KvlsmWorkerInfo;
 extern int	kvlsm_worker_info(KvlsmWorkerInfo *out, int max);
 extern int	kvlsm_queued_jobs(void);
+extern void kvlsm_workers_exclude_database(Oid dbid, bool forget_jobs);
+extern void kvlsm_workers_unexclude_database(Oid dbid);
 
 extern PGDLLEXPORT void kvlsm_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void kvlsm_worker_main(Datum main_arg);
