@@ -184,6 +184,15 @@ FROM kvt ORDER BY id;
 CREATE INDEX kvt_id ON kvt (id);
 CLUSTER kvt USING kvt_id;
 SELECT count(*), sum(length(big)) FROM kvt;
+-- the rewrite keeps the caller's multixact cutoff (the new TOAST table is a
+-- heap and needs a valid relminmxid) and a relfrozenxid no newer than the
+-- xids it kept; VACUUM of both then works
+SELECT c.relminmxid <> '0' AS table_minmxid_valid, t.relminmxid <> '0' AS toast_minmxid_valid,
+       age(c.relfrozenxid) >= 0 AS table_frozenxid_sane
+FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.relname = 'kvt';
+VACUUM kvt;
+VACUUM FREEZE kvt;
+SELECT count(*), sum(length(big)) FROM kvt;
 DROP TABLE kvt;
 
 -- rows moved to another partition by UPDATE

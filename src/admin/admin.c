@@ -383,8 +383,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
-	Datum		values[46];
-	bool		nulls[46] = {0};
+	Datum		values[45];
+	bool		nulls[45] = {0};
 	int			i = 0;
 	uint64		written;
 	uint64		level_bytes[KVLSM_MAX_LEVELS] = {0};

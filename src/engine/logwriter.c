@@ -528,7 +528,8 @@ kvlsm_apply_all_deferred(void)
 
 		if (pr->ndefer == 0)
 			continue;
-		rel = try_relation_open(pr->relid, NoLock);
+		/* held already when the entries came through the executor */
+		rel = try_relation_open(pr->relid, RowExclusiveLock);
 		if (rel == NULL)
 		{
 			drop_deferred(pr, 0);
@@ -571,7 +572,13 @@ kvlsm_log_write_all_pending(void)
 
 		if (pr->nrefs == 0 && pr->ndefer == 0)
 			continue;
-		rel = try_relation_open(pr->relid, NoLock);
+
+		/*
+		 * The lock a writer takes (already held when this transaction wrote
+		 * through the executor, so then nothing is acquired): records are
+		 * never put into a relation this backend does not hold locked.
+		 */
+		rel = try_relation_open(pr->relid, RowExclusiveLock);
 		if (rel == NULL)
 		{
 			/* dropped in this transaction: its storage goes with it */

@@ -344,8 +344,25 @@ kvlsm_xid_removable(GlobalVisState *vis, TransactionId xid)
 TransactionId
 kvlsm_gc_horizon(Relation rel)
 {
-	TransactionId horizon = GetOldestNonRemovableTransactionId(rel);
+	TransactionId horizon;
 	TransactionId pin = kvlsm_snapshot_pin(NULL);
+
+	/*
+	 * The horizon of an index is its table's (the horizon functions take
+	 * tables only); the index's lock keeps the table from being dropped.
+	 */
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+	{
+		Relation	heap = RelationIdGetRelation(rel->rd_index->indrelid);
+
+		if (!RelationIsValid(heap))
+			elog(ERROR, "could not open the table of index \"%s\"",
+				 RelationGetRelationName(rel));
+		horizon = GetOldestNonRemovableTransactionId(heap);
+		RelationClose(heap);
+	}
+	else
+		horizon = GetOldestNonRemovableTransactionId(rel);
 
 	if (TransactionIdIsValid(pin) && TransactionIdPrecedes(pin, horizon))
 		horizon = pin;

@@ -1050,7 +1050,12 @@ modify_row(Relation rel, KvlsmShared *sh, uint64 rowid, ModifyKind kind,
 								RelationGetRelationName(rel))));
 		}
 		else
-			XactLockTableWait(wait_xid, rel, NULL, XLTW_Lock);
+		{
+			ItemPointerData tid;
+
+			kvlsm_rowid_to_tid(rowid, &tid);
+			XactLockTableWait(wait_xid, rel, &tid, XLTW_Lock);
+		}
 	}
 	if (have_tuple_lock)
 	{
@@ -1661,6 +1666,15 @@ kvlsm_relation_copy_data(Relation rel, const RelFileNode *newrnode)
 	smgrclose(dstrel);
 }
 
+/* remember the oldest normal xid a rewrite writes unfrozen */
+static void
+note_kept_xid(TransactionId *oldest, TransactionId xid)
+{
+	if (TransactionIdIsNormal(xid) &&
+		(!TransactionIdIsValid(*oldest) || TransactionIdPrecedes(xid, *oldest)))
+		*oldest = xid;
+}
+
 static void
 kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 								Relation OldIndex, bool use_sort,
@@ -1685,6 +1699,7 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 	double		live = 0,
 				dead = 0;
 	GlobalVisState *vis = GlobalVisTestFor(OldTable);
+	TransactionId oldest_kept = InvalidTransactionId;
 
 	(void) oldsh;
 	if (OldIndex != NULL && use_sort)
@@ -1737,6 +1752,7 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 			FrozenTransactionId : st.xmin;
 		rr.cid = st.cmin;
 		rr.expires = st.expires;
+		note_kept_xid(&oldest_kept, rr.xid);
 		put_row_record(NewTable, newsh, rowid, &rr, mtup);
 		if (st.deleted && st.xmax_status != KVLSM_XID_ABORTED)
 		{
@@ -1744,6 +1760,7 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 			rr.kind = KVLSM_REC_DELETE;
 			rr.xid = st.xmax;
 			rr.cid = st.cmax;
+			note_kept_xid(&oldest_kept, rr.xid);
 			put_row_record(NewTable, newsh, rowid, &rr, NULL);
 		}
 		pfree(t);
@@ -1753,8 +1770,19 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 	*num_tuples = live;
 	*tups_vacuumed = 0;
 	*tups_recently_dead = dead;
-	*xid_cutoff = RecentXmin;
-	*multi_cutoff = InvalidMultiXactId;
+
+	/*
+	 * The new relfrozenxid (for the table and, through the swap, its new
+	 * TOAST table): committed inserts older than OldestXmin were frozen, so
+	 * the oldest xid written unfrozen bounds it, as OldestXmin does.  Versions
+	 * kept for a named snapshot can be older than OldestXmin.  The caller's
+	 * multixact cutoff stands: kvlsm stores no multixacts, and the TOAST
+	 * table, a heap, needs a valid relminmxid.
+	 */
+	*xid_cutoff = OldestXmin;
+	if (TransactionIdIsValid(oldest_kept) &&
+		TransactionIdPrecedes(oldest_kept, *xid_cutoff))
+		*xid_cutoff = oldest_kept;
 }
 
 static IndexVacuumInfo
