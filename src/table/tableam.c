@@ -43,6 +43,7 @@
 #include "catalog/pg_am.h"
 #include <math.h>
 #include "utils/memutils.h"
+#include "utils/tuplesort.h"
 #include "utils/rel.h"
 
 #include "kvlsm/kvlsm.h"
@@ -1675,6 +1676,58 @@ note_kept_xid(TransactionId *oldest, TransactionId xid)
 		*oldest = xid;
 }
 
+/* what a rewrite keeps of a row version besides its tuple */
+typedef struct RewriteRowMeta
+{
+	TransactionId xmin;			/* FrozenTransactionId once frozen */
+	CommandId	cmin;
+	bool		deleted;
+	TransactionId xmax;
+	CommandId	cmax;
+	TimestampTz expires;
+} RewriteRowMeta;
+
+/* write one row version into the rewritten table, re-toasted */
+static void
+rewrite_put_row(Relation NewTable, KvlsmShared *newsh, HeapTuple oldtup,
+				const RewriteRowMeta *m, TransactionId *oldest_kept)
+{
+	KvlsmRowRecord rr;
+	MinimalTuple mtup;
+	uint64		rowid;
+
+	/*
+	 * Re-toast into the new table's toast relation, as heap's rewrite does:
+	 * the old toast relation goes away with the old filenode.
+	 */
+	{
+		HeapTuple	newtup = prepare_tuple(NewTable, oldtup, NULL, 0);
+
+		mtup = minimal_tuple_from_heap_tuple(newtup);
+		if (newtup != oldtup)
+			heap_freetuple(newtup);
+	}
+	rowid = kvlsm_alloc_rowids(NewTable, newsh, 1);
+	memset(&rr, 0, sizeof(rr));
+	rr.kind = KVLSM_REC_INSERT;
+	rr.xid = m->xmin;
+	rr.cid = m->cmin;
+	rr.expires = m->expires;
+	note_kept_xid(oldest_kept, rr.xid);
+	put_row_record(NewTable, newsh, rowid, &rr, mtup);
+	if (m->deleted)
+	{
+		memset(&rr, 0, sizeof(rr));
+		rr.kind = KVLSM_REC_DELETE;
+		rr.xid = m->xmax;
+		rr.cid = m->cmax;
+		note_kept_xid(oldest_kept, rr.xid);
+		put_row_record(NewTable, newsh, rowid, &rr, NULL);
+	}
+	pfree(mtup);
+	kvlsm_maybe_flush(NewTable, newsh);
+}
+
 static void
 kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 								Relation OldIndex, bool use_sort,
@@ -1689,9 +1742,14 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 	 * VACUUM FULL / CLUSTER: copy every row still visible to anyone into
 	 * the new filenode.  Rows are re-inserted with their original xmin so
 	 * that snapshots older than the rewrite keep their view; the rewrite
-	 * holds AccessExclusiveLock, so no writer races it.
+	 * holds AccessExclusiveLock, so no writer races it.  CLUSTER orders the
+	 * new row ids (the table's physical order) by the index: the rows go
+	 * through a tuplesort on the index's key, their other fields in an
+	 * array whose position travels in the tuple's t_self.  (Row id order is
+	 * what a seq scan returns, so an index scan would buy nothing over the
+	 * sort; for a non-btree index, which tuplesort cannot order by, heap
+	 * scans the index: here the rows keep their row id order.)
 	 */
-	KvlsmShared *oldsh = kvlsm_attach(OldTable);
 	KvlsmShared *newsh = kvlsm_attach(NewTable);
 	TableScanDesc scan;
 	KvlsmScanDesc kscan;
@@ -1700,21 +1758,22 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 				dead = 0;
 	GlobalVisState *vis = GlobalVisTestFor(OldTable);
 	TransactionId oldest_kept = InvalidTransactionId;
+	Tuplesortstate *sorter = NULL;
+	RewriteRowMeta *metas = NULL;
+	Size		nmeta = 0,
+				maxmeta = 0;
 
-	(void) oldsh;
-	if (OldIndex != NULL && use_sort)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("CLUSTER of kvlsm tables with a sort is not supported")));
+	if (OldIndex != NULL && OldIndex->rd_rel->relam == BTREE_AM_OID)
+		sorter = tuplesort_begin_cluster(RelationGetDescr(OldTable), OldIndex,
+										 maintenance_work_mem, NULL,
+										 TUPLESORT_NONE);
 
 	scan = kvlsm_scan_begin(OldTable, SnapshotAny, 0, NULL, NULL, SO_TYPE_SEQSCAN);
 	kscan = (KvlsmScanDesc) scan;
 	while (scan_next_row(kscan, &st))
 	{
-		KvlsmRowRecord rr;
-		MinimalTuple mtup;
-		uint64		rowid;
-		char	   *t;
+		RewriteRowMeta m;
+		HeapTuple	oldtup;
 
 		CHECK_FOR_INTERRUPTS();
 		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
@@ -1729,44 +1788,55 @@ kvlsm_relation_copy_for_cluster(Relation OldTable, Relation NewTable,
 			dead++;
 		else
 			live++;
-		/*
-		 * Re-toast into the new table's toast relation, as heap's rewrite
-		 * does: the old toast relation goes away with the old filenode.
-		 */
-		{
-			HeapTuple	oldtup = row_to_heaptuple(OldTable, &st);
-			HeapTuple	newtup = prepare_tuple(NewTable, oldtup, NULL, 0);
 
-			mtup = minimal_tuple_from_heap_tuple(newtup);
-			if (newtup != oldtup)
-				heap_freetuple(newtup);
-			heap_freetuple(oldtup);
-			t = (char *) mtup;
-		}
-		rowid = kvlsm_alloc_rowids(NewTable, newsh, 1);
-		memset(&rr, 0, sizeof(rr));
-		rr.kind = KVLSM_REC_INSERT;
+		memset(&m, 0, sizeof(m));
 		/* freeze only what no snapshot can still see as in progress */
-		rr.xid = (st.xmin_status == KVLSM_XID_COMMITTED &&
+		m.xmin = (st.xmin_status == KVLSM_XID_COMMITTED &&
 				  TransactionIdPrecedes(st.xmin, OldestXmin)) ?
 			FrozenTransactionId : st.xmin;
-		rr.cid = st.cmin;
-		rr.expires = st.expires;
-		note_kept_xid(&oldest_kept, rr.xid);
-		put_row_record(NewTable, newsh, rowid, &rr, mtup);
-		if (st.deleted && st.xmax_status != KVLSM_XID_ABORTED)
+		m.cmin = st.cmin;
+		m.expires = st.expires;
+		m.deleted = st.deleted && st.xmax_status != KVLSM_XID_ABORTED;
+		m.xmax = st.xmax;
+		m.cmax = st.cmax;
+		oldtup = row_to_heaptuple(OldTable, &st);
+		if (sorter == NULL)
 		{
-			memset(&rr, 0, sizeof(rr));
-			rr.kind = KVLSM_REC_DELETE;
-			rr.xid = st.xmax;
-			rr.cid = st.cmax;
-			note_kept_xid(&oldest_kept, rr.xid);
-			put_row_record(NewTable, newsh, rowid, &rr, NULL);
+			rewrite_put_row(NewTable, newsh, oldtup, &m, &oldest_kept);
+			heap_freetuple(oldtup);
+			continue;
 		}
-		pfree(t);
-		kvlsm_maybe_flush(NewTable, newsh);
+		if (nmeta == maxmeta)
+		{
+			maxmeta = maxmeta ? maxmeta * 2 : 1024;
+			metas = metas ?
+				repalloc_huge(metas, maxmeta * sizeof(RewriteRowMeta)) :
+				MemoryContextAllocHuge(CurrentMemoryContext, maxmeta * sizeof(RewriteRowMeta));
+		}
+		metas[nmeta] = m;
+		kvlsm_rowid_to_tid(nmeta, &oldtup->t_self);
+		nmeta++;
+		tuplesort_putheaptuple(sorter, oldtup);
+		heap_freetuple(oldtup);
 	}
 	kvlsm_scan_end(scan);
+
+	if (sorter != NULL)
+	{
+		HeapTuple	tup;
+
+		tuplesort_performsort(sorter);
+		while ((tup = tuplesort_getheaptuple(sorter, true)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			rewrite_put_row(NewTable, newsh, tup,
+							&metas[kvlsm_tid_to_rowid(&tup->t_self)], &oldest_kept);
+		}
+		tuplesort_end(sorter);
+		if (metas)
+			pfree(metas);
+	}
+
 	*num_tuples = live;
 	*tups_vacuumed = 0;
 	*tups_recently_dead = dead;
