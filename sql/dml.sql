@@ -311,3 +311,17 @@ SELECT count(*) AS problems FROM kvlsm_verify('htsp_k', true);
 DROP TABLE ktsp, htsp;
 DROP TABLESPACE kvlsm_ts;
 RESET allow_in_place_tablespaces;
+
+-- RETURNING shows the writing transaction in xmin (a row version token for
+-- optimistic concurrency), and xmax = our xid once ON CONFLICT locked the row
+CREATE TABLE kups (a int PRIMARY KEY, b text) USING kvlsm;
+INSERT INTO kups VALUES (1, 'x') RETURNING xmin = pg_current_xact_id()::xid AS xmin_ok, xmax = 0 AS xmax_ok;
+BEGIN;
+INSERT INTO kups VALUES (2, 'Beeble') ON CONFLICT (a) DO UPDATE SET b = excluded.b
+  RETURNING xmin = pg_current_xact_id()::xid AS xmin_correct, xmax = 0 AS xmax_correct;
+INSERT INTO kups VALUES (2, 'Brox') ON CONFLICT (a) DO UPDATE SET b = excluded.b
+  RETURNING xmin = pg_current_xact_id()::xid AS xmin_correct, xmax = pg_current_xact_id()::xid AS xmax_correct;
+UPDATE kups SET b = 'u' WHERE a = 1 RETURNING xmin = pg_current_xact_id()::xid AS xmin_correct, xmax = 0 AS xmax_zero;
+SELECT a, b, xmin = pg_current_xact_id()::xid AS mine FROM kups ORDER BY a;
+COMMIT;
+DROP TABLE kups;

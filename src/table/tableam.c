@@ -697,6 +697,36 @@ prepare_tuple(Relation rel, HeapTuple tup, HeapTuple oldtup, int options)
 	return tup;
 }
 
+/*
+ * The slot's tuple after an insert or update shows the writing transaction
+ * in its header, as heap_insert / heap_update leave it: RETURNING xmin (a
+ * row version token for optimistic concurrency in ORMs), cmin, and xmax =
+ * our own xid, lock only, when we had locked the row we updated.
+ */
+static void
+set_written_header(HeapTuple tup, ItemPointer tid, TransactionId xid,
+				   CommandId cid, TransactionId locker)
+{
+	HeapTupleHeader hdr = tup->t_data;
+
+	hdr->t_infomask &= ~HEAP_XACT_MASK;
+	hdr->t_infomask2 &= ~HEAP2_XACT_MASK;
+	HeapTupleHeaderSetXmin(hdr, xid);
+	HeapTupleHeaderSetCmin(hdr, cid);
+	if (TransactionIdIsValid(locker))
+	{
+		HeapTupleHeaderSetXmax(hdr, locker);
+		hdr->t_infomask |= HEAP_XMAX_LOCK_ONLY | HEAP_XMAX_EXCL_LOCK;
+	}
+	else
+	{
+		HeapTupleHeaderSetXmax(hdr, InvalidTransactionId);
+		hdr->t_infomask |= HEAP_XMAX_INVALID;
+	}
+	tup->t_self = *tid;
+	hdr->t_ctid = *tid;
+}
+
 static void
 insert_one(Relation rel, KvlsmShared *sh, TupleTableSlot *slot, CommandId cid,
 		   int options, uint32 spec_token)
@@ -731,6 +761,8 @@ insert_one(Relation rel, KvlsmShared *sh, TupleTableSlot *slot, CommandId cid,
 
 	kvlsm_rowid_to_tid(rowid, &slot->tts_tid);
 	slot->tts_tableOid = RelationGetRelid(rel);
+	if (!shouldFree)
+		set_written_header(tup, &slot->tts_tid, xid, cid, InvalidTransactionId);
 	if (totup != tup)
 		heap_freetuple(totup);
 	if (shouldFree)
@@ -1251,6 +1283,15 @@ kvlsm_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 
 	kvlsm_rowid_to_tid(newrowid, &slot->tts_tid);
 	slot->tts_tableOid = RelationGetRelid(rel);
+	if (!shouldFree)
+	{
+		TransactionId locker = InvalidTransactionId;
+
+		for (i = 0; i < oldst.nlockers; i++)
+			if (oldst.lockers[i].status == KVLSM_XID_CURRENT)
+				locker = ins.xid;
+		set_written_header(newtup, &slot->tts_tid, ins.xid, cid, locker);
+	}
 	*update_indexes = true;
 	if (totup != newtup)
 		heap_freetuple(totup);
