@@ -27,6 +27,12 @@
 #   KVLSM_UPSTREAM_TIMEOUT  seconds allowed per suite run (default 3600)
 #   KVLSM_UPSTREAM_SCHEDULE serial (default: one regress test at a time, so a crash
 #                        only hurts its own test) or parallel (upstream's groups)
+#   KVLSM_UPSTREAM_CHECK=1  (or the argument --check) CI mode: configurations
+#                        "heap_nobitmap kvlsm" unless given, then fail unless
+#                        every test whose kvlsm output differs from heap_nobitmap
+#                        is listed in test/upstream/known-differences with an
+#                        automatic class at least as severe as now, and no
+#                        server process crashed (see that file's header)
 #
 # Output: $KVLSM_UPSTREAM_DIR/summary.md (pass counts, every test whose kvlsm
 # output differs from the heap_nobitmap output, each diff hunk auto-classified
@@ -34,14 +40,24 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CHECK=${KVLSM_UPSTREAM_CHECK:-0}
+[ "${1:-}" = --check ] && CHECK=1
+KNOWN=$SCRIPT_DIR/../test/upstream/known-differences
 TEST_USER=kvlsm_test
-PGBIN=/usr/lib/postgresql/15/bin
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+# The PostgreSQL install to test: KVLSM_PG_CONFIG names its pg_config
+# (default: Debian's PostgreSQL 15; e.g. a local --enable-cassert build)
+PG_CONFIG=${KVLSM_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$("$PG_CONFIG" --bindir)
+PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 PG_REGRESS=$PGXS_DIR/src/test/regress/pg_regress
 PG_ISO_REGRESS=$PGXS_DIR/src/test/isolation/pg_isolation_regress
-INCDIR=$($PGBIN/pg_config --includedir-server)
+INCDIR=$("$PG_CONFIG" --includedir-server)
 WORK=${KVLSM_UPSTREAM_DIR:-/tmp/kvlsm-upstream}
-CONFIGS=${KVLSM_UPSTREAM_CONFIGS:-heap heap_kvlsm heap_nobitmap kvlsm}
+if [ "$CHECK" = 1 ]; then
+    CONFIGS=${KVLSM_UPSTREAM_CONFIGS:-heap_nobitmap kvlsm}
+else
+    CONFIGS=${KVLSM_UPSTREAM_CONFIGS:-heap heap_kvlsm heap_nobitmap kvlsm}
+fi
 SUITES=${KVLSM_UPSTREAM_SUITES:-regress isolation}
 SUITE_TIMEOUT=${KVLSM_UPSTREAM_TIMEOUT:-3600}
 
@@ -50,7 +66,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 id "$TEST_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$TEST_USER"
-[ -f "$($PGBIN/pg_config --pkglibdir)/kvlsm.so" ] || {
+[ -x "$PG_ISO_REGRESS" ] || {
+    echo "upstream-tests: $PG_ISO_REGRESS is missing" >&2; exit 1; }
+[ -f "$("$PG_CONFIG" --pkglibdir)/kvlsm.so" ] || {
     echo "upstream-tests: kvlsm is not installed (run scripts/build-install.sh)" >&2; exit 1; }
 
 mkdir -p "$WORK"
@@ -61,8 +79,9 @@ as_user() { runuser -u "$TEST_USER" -- env -u PGHOST -u PGHOSTADDR -u PGPORT -u 
 # ---------------------------------------------------------------- source ----
 # The test files must come from the same minor release as the installed server
 # (psql and server behaviour change between minor releases, e.g. 15.18 -> 15.20).
-DEB_VERSION=$(dpkg-query -W -f='${Version}' postgresql-15)
-UP_VERSION=${DEB_VERSION%%-*}
+DEB_VERSION=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+# the version of the server under test (not necessarily Debian's package)
+UP_VERSION=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9][0-9.]*\).*/\1/p')
 src_version() { sed -n "s/^PACKAGE_VERSION='\(.*\)'$/\1/p" "$1/configure" 2>/dev/null; }
 SRC=${KVLSM_PGSRC:-}
 if [ -z "$SRC" ]; then
@@ -71,7 +90,37 @@ fi
 if [ ! -f "$SRC/src/test/regress/parallel_schedule" ]; then
     SRC=$(find "$WORK/pgsrc" -maxdepth 1 -type d -name 'postgresql-15.*' 2>/dev/null | sort -V | tail -n1)
 fi
+# apt-get source needs deb-src entries: derive them from the machine's own
+# deb entries (deb822 .sources files and one-line lists) when there are none
+ensure_deb_src() {
+    [ -n "$(apt-cache showsrc postgresql-15 2>/dev/null | head -n1)" ] && return 0
+    local f out=/etc/apt/sources.list.d/kvlsm-deb-src
+    echo "upstream-tests: no deb-src entries for postgresql-15; deriving them from the deb entries"
+    rm -f "$out.sources" "$out.list"
+    # deb822 stanzas whose Types include "deb", as deb-src stanzas
+    python3 - "$out.sources" /etc/apt/sources.list.d/*.sources <<'PY'
+import re, sys
+out, files = sys.argv[1], sys.argv[2:]
+stanzas = []
+for f in files:
+    if f == out:
+        continue
+    for st in re.split(r'\n\s*\n', open(f).read()):
+        m = re.search(r'^Types:(.*)$', st, re.M)
+        if m and 'deb' in m.group(1).split():
+            stanzas.append(re.sub(r'^Types:.*$', 'Types: deb-src', st.strip(), flags=re.M))
+open(out, 'w').write('\n\n'.join(stanzas) + '\n' if stanzas else '')
+PY
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        sed -n 's/^deb \(.*\)$/deb-src \1/p' "$f" >>"$out.list"
+    done
+    apt-get update -q >/dev/null
+}
+
 if [ ! -f "$SRC/src/test/regress/parallel_schedule" ]; then
+    [ -n "$DEB_VERSION" ] || { echo "upstream-tests: no postgresql-15 package; set KVLSM_PGSRC" >&2; exit 1; }
+    ensure_deb_src
     echo "upstream-tests: downloading Debian's postgresql-15 $DEB_VERSION source package into $WORK/pgsrc"
     rm -rf "$WORK/pgsrc"; mkdir -p "$WORK/pgsrc"
     # the installed version first; if the mirror no longer has it, the newest it has
@@ -103,7 +152,9 @@ cp -r "$SRC/src/test/regress" "$T/regress"
 cp -r "$SRC/src/test/isolation" "$T/isolation"
 for f in "$SRC/src/test/regress/regress.c" "$SRC/contrib/spi/autoinc.c" "$SRC/contrib/spi/refint.c"; do
     b=$(basename "$f" .c)
-    if ! gcc -O2 -fPIC -shared -I"$INCDIR" -o "$T/lib/$b.so" "$f" 2>"$T/lib/$b.log"; then
+    # as contrib/spi's Makefile builds it (the triggers test expects refint's NOTICEs)
+    extra=""; [ "$b" = refint ] && extra=-DREFINT_VERBOSE
+    if ! gcc -O2 -fPIC -shared $extra -I"$INCDIR" -o "$T/lib/$b.so" "$f" 2>"$T/lib/$b.log"; then
         echo "upstream-tests: could not build $b.so (tests needing it fail on every configuration)"
     fi
 done
@@ -394,6 +445,7 @@ if 'heap_kvlsm' in configs and 'heap' in configs:
 if 'heap_nobitmap' in configs and 'heap_kvlsm' in configs:
     pairs.append(('heap_nobitmap', 'heap_kvlsm'))
 
+tsv = open(os.path.join(work, 'differences.tsv'), 'w')
 P('## Differences\n')
 P('Classes: A plan-only, B order-only, C physical/statistics, D documented limitation with a clear '
   'ERROR (and its follow-on errors), E catalog presence, F everything else (bug candidates; crashes first). '
@@ -414,6 +466,8 @@ for new_cfg, ref_cfg in pairs:
                     same += 1; continue
                 lines.append('- `%s`: no result file to compare (%s: %s, %s: %s) -> F' % (t, ref_cfg, rr.get(t), new_cfg, rn.get(t)))
                 per_class['F'] += 1
+                if new_cfg == 'kvlsm':
+                    tsv.write('%s\t%s\tF\tno result file to compare\n' % (s, t))
                 continue
             if a == b:
                 same += 1; continue
@@ -422,6 +476,9 @@ for new_cfg, ref_cfg in pairs:
                 same += 1; continue
             w = worst({c for c, _, _ in h})
             per_class[w] += 1
+            if new_cfg == 'kvlsm':
+                why0 = next((why for c, why, _ in h if c == w), '')
+                tsv.write('%s\t%s\t%s\t%s\n' % (s, t, w, why0.replace('\t', ' ')))
             for c, _, _ in h:
                 hunk_class[c] += 1
             lines.append('- `%s` **%s** (%s: %s, %s: %s)' % (t, w, ref_cfg, rr.get(t), new_cfg, rn.get(t)))
@@ -444,9 +501,60 @@ for c in configs:
     P('- %s: %d crash/PANIC/TRAP log lines' % (c, len(cl)))
     for l in cl[:20]:
         P('    - `%s`' % l[:200].replace('`', "'"))
+tsv.close()
 print('\n'.join(out))
 PY
 }
 classify "$WORK" "$CONFIGS" "$SUITES" >"$WORK/summary.md"
 echo "upstream-tests: summary in $WORK/summary.md"
 sed -n '1,/^## Differences/p' "$WORK/summary.md"
+
+# ---------------------------------------------------------------- check -----
+# CI mode: every difference must be a known, classified one.
+[ "$CHECK" = 1 ] || exit 0
+python3 - "$WORK" "$KNOWN" "$SUITES" <<'PY'
+import os, sys
+
+work, known_path, suites = sys.argv[1], sys.argv[2], sys.argv[3].split()
+SEVERITY = {c: i for i, c in enumerate('BAECDF')}
+known = {}
+for n, line in enumerate(open(known_path), 1):
+    if not line.strip() or line.lstrip().startswith('#'):
+        continue
+    f = line.split(None, 4)
+    if len(f) < 4 or f[2] not in SEVERITY or not f[3].startswith('auto='):
+        sys.exit('upstream-check: %s:%d: expected "suite test class auto=X reason"' % (known_path, n))
+    known[(f[0], f[1])] = (f[2], f[3][5:], f[4].strip() if len(f) > 4 else '')
+found = {}
+tsv = os.path.join(work, 'differences.tsv')
+for line in open(tsv):
+    s, t, c, why = line.rstrip('\n').split('\t', 3)
+    found[(s, t)] = (c, why)
+
+bad = []
+for s in suites:
+    counts = {}
+    for cfg in ('heap_nobitmap', 'kvlsm'):
+        log = os.path.join(work, cfg, s, 'run.log')
+        counts[cfg] = sum(1 for l in open(log) if ' ... ' in l) if os.path.exists(log) else 0
+    if counts['kvlsm'] == 0 or counts['kvlsm'] != counts['heap_nobitmap']:
+        bad.append('%s: kvlsm ran %d tests, heap_nobitmap %d' % (s, counts['kvlsm'], counts['heap_nobitmap']))
+crashes = [l for l in open(os.path.join(work, 'kvlsm', 'crashes.log')) if l.strip()] \
+    if os.path.exists(os.path.join(work, 'kvlsm', 'crashes.log')) else []
+if crashes:
+    bad.append('the kvlsm server log reports crashes: ' + crashes[0].strip()[:200])
+for k, (c, why) in sorted(found.items()):
+    if k not in known:
+        bad.append('%s/%s differs from heap (automatic class %s: %s) and is not in known-differences' % (k[0], k[1], c, why))
+    elif SEVERITY[c] > SEVERITY[known[k][1]]:
+        bad.append('%s/%s: automatic class %s, listed as auto=%s (%s): a new kind of difference' % (k[0], k[1], c, known[k][1], why))
+fixed = sorted(k for k in known if k[0] in suites and k not in found)
+print('upstream-check: %d tests differ from heap_nobitmap, all listed; %d listed tests now give heap\'s output'
+      % (len(found), len(fixed)) if not bad else 'upstream-check: FAILED')
+for k in fixed:
+    print('upstream-check: %s/%s now identical: remove it from known-differences' % k)
+for b in bad:
+    print('upstream-check: ' + b)
+sys.exit(1 if bad else 0)
+PY
+

@@ -674,6 +674,20 @@ kvlsm_idx_rescan(IndexScanDesc scan, ScanKey scankey, int nscankeys,
  */
 
 /*
+ * The batch memory is about to be reused: copy the current entry (mark and
+ * restore, the next batch's resume point) out of it first.
+ */
+static void
+keep_current_entry(KvlsmIdxScan so)
+{
+	if (so->cur != NULL && so->cur != so->curbuf)
+	{
+		memcpy(so->curbuf, so->cur, so->curlen);
+		so->cur = so->curbuf;
+	}
+}
+
+/*
  * Set up the range of the current element (or the one range of a scan
  * without a driving array).  False when it is empty.
  */
@@ -691,6 +705,7 @@ setup_range(IndexScanDesc scan)
 	bool		isnull = false;
 	bool		ok = true;
 
+	keep_current_entry(so);
 	MemoryContextReset(so->range_cxt);
 	kvlsm_recset_reset(&so->set);
 	so->pos = 0;
@@ -771,12 +786,7 @@ fetch_batch(IndexScanDesc scan)
 
 	if (so->range_done)
 		return false;
-	/* the batch memory is about to be reused: keep the current entry */
-	if (so->cur != NULL && so->cur != so->curbuf)
-	{
-		memcpy(so->curbuf, so->cur, so->curlen);
-		so->cur = so->curbuf;
-	}
+	keep_current_entry(so);
 	if (so->resumelen >= 0)
 		more = kvlsm_collect(scan->indexRelation, so->sh, so->ops,
 							 so->resume, so->resumelen, true,

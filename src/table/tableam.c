@@ -1566,6 +1566,7 @@ kvlsm_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 	GlobalVisState *vis = GlobalVisTestFor(rel);
 	TransactionId latest = InvalidTransactionId;
 	int			i;
+	int			ndeletable_prefix = 0;
 
 	kvlsm_recset_init(&set, cxt);
 	for (i = 0; i < delstate->ndeltids; i++)
@@ -1591,11 +1592,18 @@ kvlsm_index_delete_tuples(Relation rel, TM_IndexDeleteOp *delstate)
 		if (dead)
 		{
 			s->knowndeletable = true;
+			ndeletable_prefix = i + 1;
 			if (delstate->bottomup)
 				delstate->bottomupfreespace += s->freespace;
 		}
 	}
 	MemoryContextDelete(cxt);
+
+	/*
+	 * As heap_index_delete_tuples: the array ends at the last deletable
+	 * entry, so that it is empty when nothing is (nbtree relies on that).
+	 */
+	delstate->ndeltids = ndeletable_prefix;
 	return latest;
 }
 
@@ -2252,7 +2260,10 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 		if (st.xmin_status == KVLSM_XID_IN_PROGRESS && indexInfo->ii_Unique)
 		{
 			/* wait for the inserter so the unique check sees its outcome */
-			XactLockTableWait(st.xmin, tableRelation, NULL, XLTW_InsertIndexUnique);
+			ItemPointerData tid;
+
+			kvlsm_rowid_to_tid(st.rowid, &tid);
+			XactLockTableWait(st.xmin, tableRelation, &tid, XLTW_InsertIndexUnique);
 			st.xmin_status = kvlsm_xid_status(st.xmin);
 			if (st.xmin_status == KVLSM_XID_ABORTED)
 				continue;
