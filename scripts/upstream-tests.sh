@@ -31,8 +31,10 @@
 #                        "heap_nobitmap kvlsm" unless given, then fail unless
 #                        every test whose kvlsm output differs from heap_nobitmap
 #                        is listed in test/upstream/known-differences with an
-#                        automatic class at least as severe as now, and no
-#                        server process crashed (see that file's header)
+#                        automatic class at least as severe as now (unlisted
+#                        plan-only or order-only differences are reported, not
+#                        failed: plans move with statistics), and no server
+#                        process crashed (see that file's header)
 #
 # Output: $KVLSM_UPSTREAM_DIR/summary.md (pass counts, every test whose kvlsm
 # output differs from the heap_nobitmap output, each diff hunk auto-classified
@@ -532,6 +534,7 @@ for line in open(tsv):
     found[(s, t)] = (c, why)
 
 bad = []
+notes = []
 for s in suites:
     counts = {}
     for cfg in ('heap_nobitmap', 'kvlsm'):
@@ -544,15 +547,21 @@ crashes = [l for l in open(os.path.join(work, 'kvlsm', 'crashes.log')) if l.stri
 if crashes:
     bad.append('the kvlsm server log reports crashes: ' + crashes[0].strip()[:200])
 for k, (c, why) in sorted(found.items()):
-    if k not in known:
+    if k not in known and c in 'AB':
+        # plans and row order move with statistics: reported, not failed
+        notes.append('%s/%s differs from heap in plans or row order only (%s: %s): add it to known-differences'
+                     % (k[0], k[1], c, why))
+    elif k not in known:
         bad.append('%s/%s differs from heap (automatic class %s: %s) and is not in known-differences' % (k[0], k[1], c, why))
     elif SEVERITY[c] > SEVERITY[known[k][1]]:
         bad.append('%s/%s: automatic class %s, listed as auto=%s (%s): a new kind of difference' % (k[0], k[1], c, known[k][1], why))
 fixed = sorted(k for k in known if k[0] in suites and k not in found)
-print('upstream-check: %d tests differ from heap_nobitmap, all listed; %d listed tests now give heap\'s output'
+print('upstream-check: %d tests differ from heap_nobitmap, none in an unlisted way; %d listed tests now give heap\'s output'
       % (len(found), len(fixed)) if not bad else 'upstream-check: FAILED')
 for k in fixed:
     print('upstream-check: %s/%s now identical: remove it from known-differences' % k)
+for n in notes:
+    print('upstream-check: note: ' + n)
 for b in bad:
     print('upstream-check: ' + b)
 sys.exit(1 if bad else 0)
