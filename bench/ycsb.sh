@@ -39,6 +39,7 @@ SHARED_BUFFERS=1GB
 start_server "checkpoint_timeout = $CKPT
 synchronous_commit = on"
 limit_memory   # KVLSM_BENCH_MEMORY_LIMIT=1536M: the page cache cannot hide misses
+bench_databases yheap ykv
 
 psql_ -d postgres -c "CREATE DATABASE yheap" -c "CREATE DATABASE ykv"
 psql_ -d ykv -c "CREATE EXTENSION kvlsm" -c "ALTER DATABASE ykv SET default_table_access_method = kvlsm"
@@ -176,8 +177,20 @@ for w in A B C D E F; do
     th=${TPS[heap_$w]}; tk=${TPS[kv_$w]}
     lo=$(( th < tk ? th : tk ))
     RATE[$w]=$(( lo * 7 / 10 )); [ "${RATE[$w]}" -ge 1 ] || RATE[$w]=1
+    # open loop: as many repeats, alternated; the median of each percentile
+    for sys in heap kv; do : > "$DIR/ol_${sys}_$w"; done
+    for rep in $(seq 1 "$REPEATS"); do
+        if [ $((rep % 2)) = 1 ]; then order="heap kv"; else order="kv heap"; fi
+        for sys in $order; do
+            open_loop "y$sys" "$w" "${RATE[$w]}" >> "$DIR/ol_${sys}_$w"
+        done
+    done
     for sys in heap kv; do
-        read -r a b c d < <(open_loop "y$sys" "$w" "${RATE[$w]}")
+        a=$(awk '$1 != "-" {print $1}' "$DIR/ol_${sys}_$w" | median)
+        b=$(awk '$2 != "-" {print $2}' "$DIR/ol_${sys}_$w" | median)
+        c=$(awk '$3 != "-" {print $3}' "$DIR/ol_${sys}_$w" | median)
+        d=$(awk '{print $4}' "$DIR/ol_${sys}_$w" | median)
+        if grep -q '^-' "$DIR/ol_${sys}_$w"; then a=-; fi
         P50[${sys}_$w]=$a; P99[${sys}_$w]=$b; P999[${sys}_$w]=$c; OTPS[${sys}_$w]=$d
         if [ "${TPS[${sys}_$w]}" = 0 ] || [ "$a" = "-" ]; then
             echo "ycsb: workload $w on $sys produced no numbers" >&2; FAILED=1
@@ -197,15 +210,16 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
     echo "# YCSB-style workloads: kvlsm vs heap+btree"
     echo
     echo "Produced by \`sudo bash bench/ycsb.sh$([ "$QUICK" = 1 ] && echo ' --quick')\` on $(date -u +%Y-%m-%d)"
-    echo "($(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, PostgreSQL $(as_user "$BIN/postgres" --version | awk '{print $3}'),"
-    echo "shared_buffers = $SHARED_BUFFERS, synchronous_commit = on, checkpoint_timeout = $CKPT)."
+    echo "($(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, PostgreSQL $(server_version),"
+    echo "shared_buffers = $(server_setting shared_buffers), synchronous_commit = $(server_setting synchronous_commit),"
+    echo "checkpoint_timeout = $(server_setting checkpoint_timeout); server: $SERVER_NOTE)."
     echo
     echo "$RECORDS records of 10 text fields (about 1 kB a row), primary key btree index on both."
     echo "$CLIENTS clients (no more than the cores). Keys: \`permute(random_zipfian(1, n, 1.01))\`."
     echo "Throughput: closed-loop runs of ${DURATION} s, median of $REPEATS, systems alternated."
     echo "Latency: open-loop runs of ${DURATION} s at the same rate for both (70% of the slower"
     echo "system's throughput), percentiles of pgbench's per-transaction log, measured from each"
-    echo "transaction's scheduled start. Memory: $MEMORY_NOTE."
+    echo "transaction's scheduled start; median of $REPEATS such runs per system, alternated. Memory: $MEMORY_NOTE."
     [ -n "${KVLSM_BENCH_MEMORY_LIMIT:-}" ] ||
         echo "The data fits in shared buffers and the OS page cache: these are cached-read numbers."
     echo
