@@ -23,6 +23,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
 BASE=${KVLSM_BENCH_DIR:-/tmp/kvlsm-bench}
+export KVLSM_BENCH_BY=bench/bench.sh
 
 if [ "$QUICK" = 1 ]; then
     KVLSM_BENCH_DIR=$BASE/ycsb KVLSM_BENCH_OUT=$BASE/YCSB.md \

@@ -167,7 +167,7 @@ read -r se_k50 se_k99 se_k999 <<< "${R[sel_lat_kv]}"
 {
 echo "# kvlsm benchmark results"
 echo
-echo "Produced by \`sudo bash bench/bench.sh$( [ "$QUICK" = 1 ] && echo ' --quick')\` on $(date -u +%Y-%m-%d): this file's workloads"
+echo "Produced by \`sudo bash ${KVLSM_BENCH_BY:-bench/run.sh}$( [ "$QUICK" = 1 ] && echo ' --quick')\` on $(date -u +%Y-%m-%d): this file's workloads"
 echo "come from \`bench/run.sh\`, the YCSB section from \`bench/ycsb.sh\` (also \`bench/YCSB.md\`, with plots), the"
 echo "write amplification curve from \`bench/wa.sh\` (\`bench/WA.md\`); random-key inserts into indexes larger than"
 echo "shared_buffers: \`bench/INDEXES.md\`, from \`bench/indexes.sh\`."
