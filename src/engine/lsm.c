@@ -2257,9 +2257,12 @@ kvlsm_release_shared(const KvlsmLsmTag *tag)
 	LWLockRelease(registry->lock);
 }
 
-/* DROP DATABASE: release the shared state of all its relations */
-void
-kvlsm_release_database(Oid dbid)
+/*
+ * Release the shared state of every relation of database 'dbid' (DROP
+ * DATABASE), or of every temporary relation of backend 'backend' (its exit).
+ */
+static void
+release_entries(Oid dbid, BackendId backend)
 {
 	HASH_SEQ_STATUS status;
 	KvlsmShared *sh;
@@ -2272,7 +2275,8 @@ kvlsm_release_database(Oid dbid)
 	hash_seq_init(&status, lsm_hash);
 	while ((sh = hash_seq_search(&status)) != NULL)
 	{
-		if (sh->tag.node.dbNode == dbid)
+		if ((OidIsValid(dbid) && sh->tag.node.dbNode == dbid) ||
+			(backend != InvalidBackendId && sh->tag.backend == backend))
 		{
 			KvlsmLsmTag *t = palloc(sizeof(KvlsmLsmTag));
 
@@ -2284,6 +2288,12 @@ kvlsm_release_database(Oid dbid)
 	foreach(lc, tags)
 		kvlsm_release_shared((KvlsmLsmTag *) lfirst(lc));
 	list_free_deep(tags);
+}
+
+void
+kvlsm_release_database(Oid dbid)
+{
+	release_entries(dbid, InvalidBackendId);
 }
 
 void
@@ -2305,28 +2315,7 @@ kvlsm_schedule_release(Relation rel, const RelFileNode *node, bool on_commit)
 static void
 release_temp_entries(int code, Datum arg)
 {
-	HASH_SEQ_STATUS status;
-	KvlsmShared *sh;
-	List	   *tags = NIL;
-	ListCell   *lc;
-
-	if (lsm_hash == NULL)
-		return;
-	LWLockAcquire(registry->lock, LW_SHARED);
-	hash_seq_init(&status, lsm_hash);
-	while ((sh = hash_seq_search(&status)) != NULL)
-	{
-		if (sh->tag.backend == MyBackendId)
-		{
-			KvlsmLsmTag *t = palloc(sizeof(KvlsmLsmTag));
-
-			*t = sh->tag;
-			tags = lappend(tags, t);
-		}
-	}
-	LWLockRelease(registry->lock);
-	foreach(lc, tags)
-		kvlsm_release_shared((KvlsmLsmTag *) lfirst(lc));
+	release_entries(InvalidOid, MyBackendId);
 }
 
 /* called when a backend first attaches a temporary kvlsm relation */

@@ -2241,36 +2241,31 @@ kvlsm_index_build_range_scan(Relation tableRelation, Relation indexRelation,
 		{
 			if (!kvlsm_row_visible(&st, snapshot))
 				continue;
-			MemoryContextReset(econtext->ecxt_per_tuple_memory);
-			store_row(tableRelation, &st, slot);
-			if (predicate != NULL && !ExecQual(predicate, econtext))
-				continue;
-			FormIndexDatum(indexInfo, slot, estate, values, isnull);
-			callback(indexRelation, &slot->tts_tid, values, isnull, true,
-					 callback_state);
-			reltuples += 1;
-			continue;
-		}
-		if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
-			continue;
-		/* dead to everyone: not indexed */
-		if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
-			kvlsm_xid_removable(vis, st.xmax))
-			continue;
-		if (st.xmin_status == KVLSM_XID_IN_PROGRESS && indexInfo->ii_Unique)
-		{
-			/* wait for the inserter so the unique check sees its outcome */
-			ItemPointerData tid;
-
-			kvlsm_rowid_to_tid(st.rowid, &tid);
-			XactLockTableWait(st.xmin, tableRelation, &tid, XLTW_InsertIndexUnique);
-			st.xmin_status = kvlsm_xid_status(st.xmin);
-			if (st.xmin_status == KVLSM_XID_ABORTED)
-				continue;
-		}
-		alive = !(st.deleted && st.xmax_status == KVLSM_XID_COMMITTED);
-		if (st.xmin_status == KVLSM_XID_IN_PROGRESS)
 			alive = true;
+		}
+		else
+		{
+			if (st.killed || st.xmin_status == KVLSM_XID_ABORTED)
+				continue;
+			/* dead to everyone: not indexed */
+			if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
+				kvlsm_xid_removable(vis, st.xmax))
+				continue;
+			if (st.xmin_status == KVLSM_XID_IN_PROGRESS && indexInfo->ii_Unique)
+			{
+				/* wait for the inserter so the unique check sees its outcome */
+				ItemPointerData tid;
+
+				kvlsm_rowid_to_tid(st.rowid, &tid);
+				XactLockTableWait(st.xmin, tableRelation, &tid, XLTW_InsertIndexUnique);
+				st.xmin_status = kvlsm_xid_status(st.xmin);
+				if (st.xmin_status == KVLSM_XID_ABORTED)
+					continue;
+			}
+			alive = !(st.deleted && st.xmax_status == KVLSM_XID_COMMITTED);
+			if (st.xmin_status == KVLSM_XID_IN_PROGRESS)
+				alive = true;
+		}
 
 		MemoryContextReset(econtext->ecxt_per_tuple_memory);
 		store_row(tableRelation, &st, slot);

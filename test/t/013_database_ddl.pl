@@ -32,6 +32,13 @@ sub busy_database
 		CREATE TABLE t (id int, v text) USING kvlsm WITH (memtable_size = '256kB');
 		INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 100000) g;
 	});
+	worker_in($dbname);
+}
+
+# wait until a kvlsm worker is connected to 'dbname'
+sub worker_in
+{
+	my ($dbname) = @_;
 	$node->poll_query_until('postgres', qq{
 		SELECT count(*) > 0 FROM pg_stat_activity
 		WHERE backend_type = 'kvlsm worker' AND datname = '$dbname'})
@@ -46,18 +53,14 @@ is($rc, 0, 'ALTER DATABASE RENAME while kvlsm workers were connected')
 
 $node->safe_psql('postgres', q{CREATE TABLESPACE ts LOCATION ''});
 $node->safe_psql('d2', q{INSERT INTO t SELECT g, repeat('y', 100) FROM generate_series(1, 50000) g});
-$node->poll_query_until('postgres', q{
-	SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'kvlsm worker' AND datname = 'd2'})
-  or die 'no kvlsm worker in d2';
+worker_in('d2');
 ($rc, $out, $err) = $node->psql('postgres', 'ALTER DATABASE d2 SET TABLESPACE ts');
 is($rc, 0, 'ALTER DATABASE SET TABLESPACE while kvlsm workers were connected')
   or diag($err);
 is($node->safe_psql('d2', 'SELECT count(*) FROM t'), '150000', 'the rows moved with the database');
 
 $node->safe_psql('d2', q{INSERT INTO t SELECT g, 'z' FROM generate_series(1, 50000) g});
-$node->poll_query_until('postgres', q{
-	SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'kvlsm worker' AND datname = 'd2'})
-  or die 'no kvlsm worker in d2';
+worker_in('d2');
 ($rc, $out, $err) = $node->psql('postgres', 'CREATE DATABASE d3 TEMPLATE d2');
 is($rc, 0, 'CREATE DATABASE ... TEMPLATE of a database with kvlsm workers')
   or diag($err);
@@ -66,9 +69,7 @@ $node->safe_psql('d3', q{INSERT INTO t VALUES (0, 'new')});
 is($node->safe_psql('d3', 'SELECT count(*) FROM t'), '200001', 'the copy takes writes');
 
 $node->safe_psql('d2', q{INSERT INTO t SELECT g, 'w' FROM generate_series(1, 50000) g});
-$node->poll_query_until('postgres', q{
-	SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'kvlsm worker' AND datname = 'd2'})
-  or die 'no kvlsm worker in d2';
+worker_in('d2');
 ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE d2');
 is($rc, 0, 'DROP DATABASE while kvlsm workers were connected') or diag($err);
 is($node->safe_psql('postgres',
