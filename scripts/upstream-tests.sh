@@ -90,7 +90,7 @@ if [ -z "$SRC" ]; then
     SRC=$WORK/pgsrc/postgresql-$UP_VERSION
 fi
 if [ ! -f "$SRC/src/test/regress/parallel_schedule" ]; then
-    SRC=$(find "$WORK/pgsrc" -maxdepth 1 -type d -name 'postgresql-15.*' 2>/dev/null | sort -V | tail -n1)
+    SRC=$({ find "$WORK/pgsrc" -maxdepth 1 -type d -name 'postgresql-15.*' 2>/dev/null || true; } | sort -V | tail -n1)
 fi
 # apt-get source needs deb-src entries: derive them from the machine's own
 # deb entries (deb822 .sources files and one-line lists) when there are none
