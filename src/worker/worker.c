@@ -114,6 +114,7 @@ typedef struct KvlsmWorkerShared
 static KvlsmWorkerShared *ws = NULL;
 static int	my_slot = -1;
 static int	my_job = -1;
+static bool worker_connected = false;
 static bool exclusion_callback_registered = false;
 
 /* is 'dbid' excluded from workers?  The caller holds ws->mutex. */
@@ -187,7 +188,7 @@ enqueue(Oid dbid, Oid relid, const RelFileNode *node, int kind)
 	bool		ok = true;
 
 	SpinLockAcquire(&ws->mutex);
-	if (ws->launcher_pid == 0)
+	if (ws->launcher_pid == 0 || db_excluded(dbid))
 	{
 		SpinLockRelease(&ws->mutex);
 		return false;
@@ -632,6 +633,20 @@ worker_exit(int code, Datum arg)
 		ws->jobs[my_job].running = false;
 		ws->jobs[my_job].failures++;
 	}
+	if (my_slot >= 0 && !worker_connected)
+	{
+		/*
+		 * The database could not be connected to (dropped, or closed to
+		 * connections): its waiting jobs cannot run, and left queued they
+		 * would make the launcher start worker after worker for it.
+		 */
+		Oid			dbid = ws->slots[my_slot].dbid;
+		int			i;
+
+		for (i = 0; i < MAX_JOBS; i++)
+			if (ws->jobs[i].in_use && !ws->jobs[i].running && ws->jobs[i].dbid == dbid)
+				ws->jobs[i].in_use = false;
+	}
 	if (my_slot >= 0)
 		ws->slots[my_slot].in_use = false;
 	if (ws->launcher_latch)
@@ -765,6 +780,7 @@ kvlsm_worker_main(Datum main_arg)
 	before_shmem_exit(worker_exit, 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	worker_connected = true;
 	pgstat_report_appname("kvlsm worker");
 
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "kvlsm worker job",
