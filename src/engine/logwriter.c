@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "executor/instrument.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -295,6 +296,107 @@ serialize(KvlsmShared *sh, PendingRel *pr, int from, int to, char *dst)
 	}
 }
 
+/* records [from, to) are in WAL now: a flush may take them */
+static void
+mark_logged(KvlsmShared *sh, PendingRel *pr, int from, int to)
+{
+	int			i;
+
+	for (i = from; i < to; i++)
+	{
+		KvlsmSkipNode *n = locate(sh, pr, &pr->refs[i]);
+
+		n->logged = 1;
+	}
+}
+
+/*
+ * Write pending record 'idx', larger than a page, as a span of fresh pages
+ * at the end of the chain (page.h): every piece and the metapage in one
+ * generic WAL record, so that no reader, standbys included, sees a part.
+ * The pages are new ones at the end of the file, taken under one hold of
+ * the extension lock: the free reserve hands out single pages, and spans
+ * are rare (rows of STORAGE plain columns beyond a page).  The span's last
+ * page is marked full in the metapage, so nothing is appended after the
+ * record on it and every span ends a page.  The caller holds the LSM lock.
+ */
+static void
+write_span(Relation rel, KvlsmShared *sh, PendingRel *pr, int idx)
+{
+	PendingRef *ref = &pr->refs[idx];
+	int			npieces = (ref->size + KVLSM_PAGE_CAPACITY - 1) / KVLSM_PAGE_CAPACITY;
+	char	   *rec;
+	Buffer		bufs[KVLSM_MAX_SPAN_PAGES];
+	Buffer		metabuf;
+	GenericXLogState *state;
+	Page		mpage;
+	KvlsmMetaPageData *meta;
+	BlockNumber prev;
+	uint64		wal_before;
+	int			i;
+
+	if (npieces < 2 || npieces > KVLSM_MAX_SPAN_PAGES)
+		elog(ERROR, "kvlsm: log record of %u bytes cannot span %d pages",
+			 ref->size, npieces);
+	rec = palloc(ref->size);
+	serialize(sh, pr, idx, idx + 1, rec);
+
+	if (!RELATION_IS_LOCAL(rel))
+		LockRelationForExtension(rel, ExclusiveLock);
+	for (i = 0; i < npieces; i++)
+	{
+		bufs[i] = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+		LockBuffer(bufs[i], BUFFER_LOCK_EXCLUSIVE);
+	}
+	metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+	if (meta->active.genid != sh->active.genid)
+		elog(ERROR, "kvlsm: metapage generation %llu differs from memtable generation %llu",
+			 (unsigned long long) meta->active.genid,
+			 (unsigned long long) sh->active.genid);
+
+	wal_before = pgWalUsage.wal_bytes;
+	state = GenericXLogStart(rel);
+	prev = meta->active.tail;
+	for (i = 0; i < npieces; i++)
+	{
+		Page		page = GenericXLogRegisterBuffer(state, bufs[i],
+													 GENERIC_XLOG_FULL_IMAGE);
+		KvlsmPageOpaque opaque;
+		uint32		piece = Min(KVLSM_PAGE_CAPACITY, ref->size - i * KVLSM_PAGE_CAPACITY);
+
+		kvlsm_page_init(page, KVLSM_PAGE_LOG, meta->active.genid);
+		opaque = KvlsmPageGetOpaque(page);
+		opaque->link = prev;
+		opaque->flags |= (i == 0) ? KVLSM_PAGE_FLAG_SPAN : KVLSM_PAGE_FLAG_CONT;
+		opaque->nitems = (i == 0) ? 1 : 0;
+		memcpy((char *) page + SizeOfPageHeaderData, rec + (Size) i * KVLSM_PAGE_CAPACITY, piece);
+		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + piece;
+		kvlsm_page_set_crc(page);
+		prev = BufferGetBlockNumber(bufs[i]);
+	}
+	mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	meta = KvlsmPageGetMeta(mpage);
+	if (meta->active.head == InvalidBlockNumber)
+		meta->active.head = BufferGetBlockNumber(bufs[0]);
+	meta->active.tail = prev;
+	meta->active.tail_used = BLCKSZ - MAXALIGN(sizeof(KvlsmPageOpaqueData));
+	meta->active.npages += npieces;
+	meta->log_bytes += (uint64) npieces * BLCKSZ;
+	meta->logical_bytes += ref->size;
+	kvlsm_page_set_crc(mpage);
+	GenericXLogFinish(state);
+	for (i = 0; i < npieces; i++)
+		UnlockReleaseBuffer(bufs[i]);
+	UnlockReleaseBuffer(metabuf);
+	if (!RELATION_IS_LOCAL(rel))
+		UnlockRelationForExtension(rel, ExclusiveLock);
+	pfree(rec);
+	sh->stats.log_pages += npieces;
+	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
+}
+
 /*
  * Write pending records [0, upto) of 'pr'.  With 'final' everything is
  * written and a remainder that fits the tail page is appended to it;
@@ -331,7 +433,13 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			used += pr->refs[i++].size;
 		end = i;
 		if (end == written)
-			elog(ERROR, "kvlsm: log record larger than a page");
+		{
+			/* a record larger than a page: a span of fresh pages */
+			write_span(rel, sh, pr, written);
+			mark_logged(sh, pr, written, written + 1);
+			written++;
+			continue;
+		}
 		if (end == pr->nrefs && !final && used < KVLSM_PAGE_CAPACITY - 256)
 			break;				/* a partial page stays pending */
 
@@ -454,13 +562,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 		}
 
-		/* now in WAL: a flush may take these records */
-		for (i = written; i < end; i++)
-		{
-			KvlsmSkipNode *n = locate(sh, pr, &pr->refs[i]);
-
-			n->logged = 1;
-		}
+		mark_logged(sh, pr, written, end);
 		written = end;
 	}
 	LWLockRelease(&sh->lock);
@@ -508,17 +610,16 @@ kvlsm_log_write_all(Relation rel, KvlsmShared *sh)
 }
 
 /*
- * Put every deferred record of this backend into the memtables, for every
- * relation: before a parallel query, whose workers read the memtables but
- * not this backend's deferred puts.
+ * Put every deferred record this backend holds, for any relation, into the
+ * memtables, and with 'write_log' also write every pending log record.
  */
-void
-kvlsm_apply_all_deferred(void)
+static void
+put_all_pending(bool write_log)
 {
 	HASH_SEQ_STATUS status;
 	PendingRel *pr;
 
-	if (ndeferred == 0 || pending_hash == NULL)
+	if (pending_hash == NULL || (write_log ? npending_rels == 0 : ndeferred == 0))
 		return;
 	hash_seq_init(&status, pending_hash);
 	while ((pr = hash_seq_search(&status)) != NULL)
@@ -526,30 +627,51 @@ kvlsm_apply_all_deferred(void)
 		Relation	rel;
 		KvlsmShared *sh;
 
-		if (pr->ndefer == 0)
+		if (pr->ndefer == 0 && (!write_log || pr->nrefs == 0))
 			continue;
-		/* held already when the entries came through the executor */
+
+		/*
+		 * The lock a writer takes (already held when this transaction wrote
+		 * through the executor, so then nothing is acquired): records are
+		 * never put into a relation this backend does not hold locked.
+		 */
 		rel = try_relation_open(pr->relid, RowExclusiveLock);
-		if (rel == NULL)
+		if (rel == NULL || !RelFileNodeEquals(rel->rd_node, pr->tag.node))
 		{
+			/* dropped or given a new filenode: the old storage goes away */
+			if (write_log)
+				drop_written(pr, pr->nrefs);
 			drop_deferred(pr, 0);
+			if (rel != NULL)
+				relation_close(rel, NoLock);
 			continue;
 		}
-		sh = RelFileNodeEquals(rel->rd_node, pr->tag.node) ?
-			kvlsm_lookup_shared(&pr->tag) : NULL;
-		if (sh != NULL)
-			kvlsm_apply_deferred(rel, sh);	/* adds no hash entry: pr exists */
-		else
+		sh = kvlsm_lookup_shared(&pr->tag);
+		if (sh == NULL && write_log)
+			elog(ERROR, "kvlsm: shared state of relation \"%s\" disappeared",
+				 RelationGetRelationName(rel));
+		if (sh == NULL)
 			drop_deferred(pr, 0);
+		else
+		{
+			/* the hash is being scanned: this adds no entry, pr exists */
+			kvlsm_apply_deferred(rel, sh);
+			if (write_log)
+				drop_written(pr, write_pending(rel, sh, pr, true));
+		}
 		relation_close(rel, NoLock);
 	}
 }
 
-/* write everything pending, for every relation (pre-commit) */
-static void
-write_all_pending(void)
+/*
+ * Put every deferred record of this backend into the memtables, for every
+ * relation: before a parallel query, whose workers read the memtables but
+ * not this backend's deferred puts.
+ */
+void
+kvlsm_apply_all_deferred(void)
 {
-	kvlsm_log_write_all_pending();
+	put_all_pending(false);
 }
 
 /*
@@ -560,50 +682,7 @@ write_all_pending(void)
 void
 kvlsm_log_write_all_pending(void)
 {
-	HASH_SEQ_STATUS status;
-	PendingRel *pr;
-
-	if (pending_hash == NULL || npending_rels == 0)
-		return;
-	hash_seq_init(&status, pending_hash);
-	while ((pr = hash_seq_search(&status)) != NULL)
-	{
-		Relation	rel;
-
-		if (pr->nrefs == 0 && pr->ndefer == 0)
-			continue;
-
-		/*
-		 * The lock a writer takes (already held when this transaction wrote
-		 * through the executor, so then nothing is acquired): records are
-		 * never put into a relation this backend does not hold locked.
-		 */
-		rel = try_relation_open(pr->relid, RowExclusiveLock);
-		if (rel == NULL)
-		{
-			/* dropped in this transaction: its storage goes with it */
-			drop_written(pr, pr->nrefs);
-			drop_deferred(pr, 0);
-			continue;
-		}
-		if (!RelFileNodeEquals(rel->rd_node, pr->tag.node))
-		{
-			drop_written(pr, pr->nrefs);
-			drop_deferred(pr, 0);
-		}
-		else
-		{
-			KvlsmShared *sh = kvlsm_lookup_shared(&pr->tag);
-
-			if (sh == NULL)
-				elog(ERROR, "kvlsm: shared state of relation \"%s\" disappeared",
-					 RelationGetRelationName(rel));
-			/* the hash is being scanned: this adds no entry, pr exists */
-			kvlsm_apply_deferred(rel, sh);
-			drop_written(pr, write_pending(rel, sh, pr, true));
-		}
-		relation_close(rel, NoLock);
-	}
+	put_all_pending(true);
 }
 
 /* forget deferred puts of nest level >= 'level' (they never went in) */
@@ -702,7 +781,7 @@ pending_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			committing_with_log = npending_rels > 0;
-			write_all_pending();
+			kvlsm_log_write_all_pending();
 			if (committing_with_log)
 				kvlsm_crash_point(KVLSM_CP_LOG_BEFORE_COMMIT);
 			break;
@@ -735,7 +814,7 @@ pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		case SUBXACT_EVENT_PRE_COMMIT_SUB:
 			/* write while this subtransaction's xid is current */
-			write_all_pending();
+			kvlsm_log_write_all_pending();
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			abort_pending(GetCurrentTransactionNestLevel());

@@ -302,6 +302,50 @@ replay_chain(Relation rel, KvlsmShared *sh, KvlsmMemGen *gen,
 		char	   *endp = (char *) page + ((PageHeader) page)->pd_lower;
 		uint32		item = 0;
 		uint32		skip = (blocks[i] == gen->replay_block) ? gen->replay_nitems : 0;
+		uint32		npages = 1;
+		char	   *span = NULL;
+
+		if (opaque->flags & KVLSM_PAGE_FLAG_CONT)
+		{
+			/*
+			 * Only the last piece of a span applied before (the tail then)
+			 * comes alone: a span is written in one WAL record with the
+			 * tail moved to its last piece.
+			 */
+			if (blocks[i] != gen->replay_block)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: log page continues a record whose first page is missing",
+								RelationGetRelationName(rel), blocks[i])));
+			pfree(pages[i]);
+			continue;
+		}
+		if (opaque->flags & KVLSM_PAGE_FLAG_SPAN)
+		{
+			/* a record larger than a page: join its pieces */
+			Size		len = endp - p;
+
+			span = palloc(KVLSM_MAX_SPAN_PAGES * KVLSM_PAGE_CAPACITY);
+			memcpy(span, p, len);
+			while (i - (int) npages >= 0 &&
+				   (KvlsmPageGetOpaque((Page) pages[i - npages])->flags & KVLSM_PAGE_FLAG_CONT) &&
+				   npages < KVLSM_MAX_SPAN_PAGES)
+			{
+				Page		cont = (Page) pages[i - npages];
+				Size		piece = ((PageHeader) cont)->pd_lower - SizeOfPageHeaderData;
+
+				memcpy(span + len, (char *) cont + SizeOfPageHeaderData, piece);
+				len += piece;
+				npages++;
+			}
+			if (npages < 2 || opaque->nitems != 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: log record spanning pages is incomplete",
+								RelationGetRelationName(rel), blocks[i])));
+			p = span;
+			endp = span + len;
+		}
 
 		while (p < endp && item < opaque->nitems)
 		{
@@ -331,10 +375,21 @@ replay_chain(Relation rel, KvlsmShared *sh, KvlsmMemGen *gen,
 			p += sizeof(rh) + rh.keylen + rh.vallen;
 			item++;
 		}
+		if (span != NULL)
+		{
+			int			k;
+
+			/* the span's last piece is where the chain went on from */
+			for (k = 0; k < (int) npages - 1; k++)
+				pfree(pages[i - k]);
+			i -= npages - 1;
+			pfree(span);
+			item = 0;
+		}
 		gen->replay_block = blocks[i];
 		gen->replay_nitems = item;
 		if (blocks[i] != gen->replay_block || skip == 0)
-			gen->replay_npages++;
+			gen->replay_npages += npages;
 		pfree(pages[i]);
 	}
 	if (pages)

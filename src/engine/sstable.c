@@ -125,12 +125,13 @@ kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
 	 */
 	b->payload_max = (compression == KVLSM_COMPRESSION_LZ4) ?
 		KVLSM_MAX_PAYLOAD : KVLSM_PAGE_CAPACITY;
-	b->payload = MemoryContextAlloc(cxt, b->payload_max);
+	/* a record larger than a page takes a block of its own, up to this */
+	b->payload = MemoryContextAlloc(cxt, KVLSM_MAX_PAYLOAD);
 	b->lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
 	b->fit_lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
 	b->next_trial = KVLSM_PAGE_CAPACITY;
 	if (compression == KVLSM_COMPRESSION_LZ4)
-		b->trialbuf = MemoryContextAlloc(cxt, LZ4_compressBound(b->payload_max));
+		b->trialbuf = MemoryContextAlloc(cxt, LZ4_compressBound(KVLSM_MAX_PAYLOAD));
 	b->maxpages = 64;
 	b->pages = MemoryContextAlloc(cxt, sizeof(char *) * b->maxpages);
 	b->maxhashes = 1024;
@@ -178,68 +179,160 @@ stored_size(KvlsmSstBuilder *b, uint32 len)
 	return clen;
 }
 
-/* emit payload bytes [0, len) holding 'items' entries as a data page */
+/*
+ * Emit payload bytes [0, len) holding 'items' entries as a data block: one
+ * page, or a span of pages when even the stored (maybe compressed) form is
+ * larger than a page, which only a record larger than a page causes.
+ */
 static void
 emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 {
-	char	   *img;
-	Page		page;
-	KvlsmPageOpaque opaque;
-	char	   *dst;
-	int			clen = 0;
+	const char *stored = b->payload;
+	uint32		storedlen = len;
+	bool		lz4 = false;
+	uint32		npieces;
+	uint32		i;
 
-	img = MemoryContextAlloc(b->cxt, BLCKSZ);
-	page = (Page) img;
-	kvlsm_page_init(page, KVLSM_PAGE_SST_DATA, b->id);
-	opaque = KvlsmPageGetOpaque(page);
-	opaque->nitems = items;
-	opaque->datalen = len;
-	dst = (char *) page + SizeOfPageHeaderData;
+	if (b->compression == KVLSM_COMPRESSION_LZ4)
+	{
+		int			clen;
 
-	/* the last trial compressed exactly this page: reuse it */
-	if (b->compression == KVLSM_COMPRESSION_LZ4 && b->trial_len == len &&
-		b->trial_clen > 0 && b->trial_clen <= KVLSM_PAGE_CAPACITY)
-	{
-		clen = b->trial_clen;
-		memcpy(dst, b->trialbuf, clen);
-	}
-	else if (b->compression == KVLSM_COMPRESSION_LZ4)
-		clen = LZ4_compress_default(b->payload, dst, len, KVLSM_PAGE_CAPACITY);
-	b->trial_len = 0;
-	if (clen > 0 && (uint32) clen < len)
-	{
+		/* the last trial compressed exactly this payload: reuse it */
+		if (b->trial_len == len && b->trial_clen > 0)
+			clen = b->trial_clen;
+		else
+			clen = LZ4_compress_default(b->payload, b->trialbuf, len,
+										LZ4_compressBound(KVLSM_MAX_PAYLOAD));
 		/* keep the compressed form only when it saves something */
-		opaque->flags |= KVLSM_PAGE_FLAG_LZ4;
-		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + clen;
+		if (clen > 0 && (uint32) clen < len)
+		{
+			stored = b->trialbuf;
+			storedlen = clen;
+			lz4 = true;
+		}
 	}
-	else
-	{
-		if (len > KVLSM_PAGE_CAPACITY)
-			elog(ERROR, "kvlsm: data page payload of %u bytes does not fit", len);
-		memcpy(dst, b->payload, len);
-		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + len;
-	}
+	b->trial_len = 0;
 
-	if (b->npages == b->maxpages)
-	{
-		b->maxpages *= 2;
-		b->pages = repalloc(b->pages, sizeof(char *) * b->maxpages);
-	}
-	b->pages[b->npages++] = img;
+	npieces = Max(1, (storedlen + KVLSM_PAGE_CAPACITY - 1) / KVLSM_PAGE_CAPACITY);
+	if (len > KVLSM_MAX_PAYLOAD || npieces > KVLSM_MAX_PAYLOAD / KVLSM_PAGE_CAPACITY)
+		elog(ERROR, "kvlsm: data block payload of %u bytes does not fit", len);
 
-	/*
-	 * A compaction pays for its data pages as it makes them, so that the
-	 * rate limiter paces the merge itself, not only the final write.
-	 */
-	if (b->compaction)
+	for (i = 0; i < npieces; i++)
 	{
-		kvlsm_rate_limit(BLCKSZ, false);
-		b->charged++;
+		char	   *img = MemoryContextAlloc(b->cxt, BLCKSZ);
+		Page		page = (Page) img;
+		KvlsmPageOpaque opaque;
+		uint32		piece = Min(KVLSM_PAGE_CAPACITY, storedlen - i * KVLSM_PAGE_CAPACITY);
+
+		kvlsm_page_init(page, KVLSM_PAGE_SST_DATA, b->id);
+		opaque = KvlsmPageGetOpaque(page);
+		if (i == 0)
+		{
+			opaque->nitems = items;
+			opaque->datalen = len;
+			if (lz4)
+				opaque->flags |= KVLSM_PAGE_FLAG_LZ4;
+			if (npieces > 1)
+			{
+				opaque->flags |= KVLSM_PAGE_FLAG_SPAN;
+				opaque->link = npieces;
+			}
+		}
+		else
+		{
+			opaque->flags |= KVLSM_PAGE_FLAG_CONT;
+			opaque->link = i;
+		}
+		memcpy((char *) page + SizeOfPageHeaderData,
+			   stored + (Size) i * KVLSM_PAGE_CAPACITY, piece);
+		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + piece;
+
+		if (b->npages == b->maxpages)
+		{
+			b->maxpages *= 2;
+			b->pages = repalloc(b->pages, sizeof(char *) * b->maxpages);
+		}
+		b->pages[b->npages++] = img;
+
+		/*
+		 * A compaction pays for its data pages as it makes them, so that
+		 * the rate limiter paces the merge itself, not only the final
+		 * write.
+		 */
+		if (b->compaction)
+		{
+			kvlsm_rate_limit(BLCKSZ, false);
+			b->charged++;
+		}
 	}
 }
 
 static void place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
 						uint64 seq, uint16 flags, const char *val, int vallen);
+
+/* the payload was emitted: the next entry starts a new data block */
+static void
+start_new_page(KvlsmSstBuilder *b)
+{
+	b->payload_len = 0;
+	b->page_items = 0;
+	b->fit_len = 0;
+	b->fit_items = 0;
+	b->next_trial = KVLSM_PAGE_CAPACITY;
+	b->page_trials = 0;
+}
+
+/*
+ * Append one entry to the payload (an index entry first when it starts a
+ * data block: its first key and the page the block will start at).
+ */
+static void
+append_entry(KvlsmSstBuilder *b, const char *key, int keylen, int shared,
+			 uint64 seq, uint16 flags, const char *val, int vallen)
+{
+	EntryHeader eh;
+	char	   *p;
+
+	if (b->page_items == 0)
+	{
+		uint16		kl = keylen;
+		uint32		pageno = b->npages;
+
+		appendBinaryStringInfo(&b->index, (char *) &kl, sizeof(kl));
+		appendBinaryStringInfo(&b->index, key, keylen);
+		appendBinaryStringInfo(&b->index, (char *) &pageno, sizeof(pageno));
+		b->index_entries++;
+	}
+
+	eh.shared = shared;
+	eh.unshared = keylen - shared;
+	eh.vallen = vallen;
+	eh.seq = seq;
+	eh.flags = flags;
+	p = b->payload + b->payload_len;
+	memcpy(p, &eh.shared, 2);
+	memcpy(p + 2, &eh.unshared, 2);
+	memcpy(p + 4, &eh.vallen, 4);
+	memcpy(p + 8, &eh.seq, 8);
+	memcpy(p + 16, &eh.flags, 2);
+	p += ENTRY_HEADER_SIZE;
+	memcpy(p, key + shared, keylen - shared);
+	p += keylen - shared;
+	if (vallen > 0)
+		memcpy(p, val, vallen);
+	b->payload_len += ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
+	b->page_items++;
+	if (b->payload_len <= KVLSM_PAGE_CAPACITY)
+	{
+		/* an uncompressed page's worth always fits */
+		b->fit_len = b->payload_len;
+		b->fit_items = b->page_items;
+		memcpy(b->fit_lastkey, key, keylen);
+		b->fit_lastkeylen = keylen;
+	}
+	memcpy(b->lastkey, key, keylen);
+	b->lastkeylen = keylen;
+}
 
 /*
  * Finish the current data page.  An lz4 payload that no longer compresses
@@ -270,12 +363,7 @@ finish_data_page(KvlsmSstBuilder *b)
 		items = b->fit_items;
 	}
 	emit_data_page(b, len, items);
-	b->payload_len = 0;
-	b->page_items = 0;
-	b->fit_len = 0;
-	b->fit_items = 0;
-	b->next_trial = KVLSM_PAGE_CAPACITY;
-	b->page_trials = 0;
+	start_new_page(b);
 
 	if (rest != NULL)
 	{
@@ -314,8 +402,23 @@ place_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 {
 	int			shared = 0;
 	Size		need;
-	EntryHeader eh;
-	char	   *p;
+
+	/*
+	 * An entry larger than a page shares no block: it gets one of its own,
+	 * which spans pages unless lz4 makes it fit one.
+	 */
+	if ((Size) ENTRY_HEADER_SIZE + keylen + vallen > KVLSM_PAGE_CAPACITY)
+	{
+		if ((Size) ENTRY_HEADER_SIZE + keylen + vallen > KVLSM_MAX_PAYLOAD)
+			elog(ERROR, "kvlsm record of %d bytes does not fit a data block",
+				 keylen + vallen);
+		while (b->page_items > 0)
+			finish_data_page(b);
+		append_entry(b, key, keylen, 0, seq, flags, val, vallen);
+		emit_data_page(b, b->payload_len, 1);
+		start_new_page(b);
+		return;
+	}
 
 	/* share a prefix with the previous key, except at restart points */
 	if (b->page_items % KVLSM_RESTART_INTERVAL != 0)
@@ -374,47 +477,7 @@ place_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 		place_entry(b, key, keylen, seq, flags, val, vallen);
 		return;
 	}
-	if (need > b->payload_max)
-		elog(ERROR, "kvlsm record of %zu bytes does not fit a page", need);
-
-	if (b->page_items == 0)
-	{
-		/* index entry: first key of this data page */
-		uint16		kl = keylen;
-
-		appendBinaryStringInfo(&b->index, (char *) &kl, sizeof(kl));
-		appendBinaryStringInfo(&b->index, key, keylen);
-		b->index_entries++;
-	}
-
-	eh.shared = shared;
-	eh.unshared = keylen - shared;
-	eh.vallen = vallen;
-	eh.seq = seq;
-	eh.flags = flags;
-	p = b->payload + b->payload_len;
-	memcpy(p, &eh.shared, 2);
-	memcpy(p + 2, &eh.unshared, 2);
-	memcpy(p + 4, &eh.vallen, 4);
-	memcpy(p + 8, &eh.seq, 8);
-	memcpy(p + 16, &eh.flags, 2);
-	p += ENTRY_HEADER_SIZE;
-	memcpy(p, key + shared, keylen - shared);
-	p += keylen - shared;
-	if (vallen > 0)
-		memcpy(p, val, vallen);
-	b->payload_len += need;
-	b->page_items++;
-	if (b->payload_len <= KVLSM_PAGE_CAPACITY)
-	{
-		/* an uncompressed page's worth always fits */
-		b->fit_len = b->payload_len;
-		b->fit_items = b->page_items;
-		memcpy(b->fit_lastkey, key, keylen);
-		b->fit_lastkeylen = keylen;
-	}
-	memcpy(b->lastkey, key, keylen);
-	b->lastkeylen = keylen;
+	append_entry(b, key, keylen, shared, seq, flags, val, vallen);
 }
 
 void
@@ -592,7 +655,7 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 				used = 0;
 			}
 			used += 2 + kl + 4;
-			off += 2 + kl;
+			off += 2 + kl + 4;
 		}
 	}
 
@@ -632,10 +695,12 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 	for (i = 0; i < b->npages; i++)
 		b->extent[pos++] = b->pages[i];
 
-	/* index pages: (uint16 keylen, key, uint32 data page number) */
+	/*
+	 * index pages: (uint16 keylen, key, uint32 data page number), one per
+	 * data block, as b->index holds them already
+	 */
 	{
 		uint32		off = 0;
-		uint32		dataidx = 0;
 		char	   *cur = NULL;
 		uint32		used = 0;
 
@@ -650,14 +715,11 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 				b->extent[pos++] = cur;
 				used = 0;
 			}
-			memcpy(cur + SizeOfPageHeaderData + used, &kl, 2);
-			memcpy(cur + SizeOfPageHeaderData + used + 2, b->index.data + off + 2, kl);
-			memcpy(cur + SizeOfPageHeaderData + used + 2 + kl, &dataidx, 4);
+			memcpy(cur + SizeOfPageHeaderData + used, b->index.data + off, 2 + kl + 4);
 			used += 2 + kl + 4;
 			((PageHeader) cur)->pd_lower = SizeOfPageHeaderData + used;
 			KvlsmPageGetOpaque((Page) cur)->nitems++;
-			off += 2 + kl;
-			dataidx++;
+			off += 2 + kl + 4;
 		}
 	}
 
@@ -776,8 +838,9 @@ typedef struct SstCacheEntry
 	BlockNumber start;
 	uint32		ndata;
 	uint32		nindex_entries;
-	char	  **index_keys;		/* first key of each data page */
+	char	  **index_keys;		/* first key of each data block */
 	uint16	   *index_keylens;
+	uint32	   *index_pagenos;	/* first data page of each block */
 	uint32		bloom_nbits;
 	uint32		bloom_k;
 	BlockNumber bloom_start;	/* first filter page; probed in shared buffers */
@@ -900,6 +963,7 @@ sst_cache_load(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc)
 	e->nindex_entries = hdr.index_entries;
 	e->index_keys = palloc(sizeof(char *) * Max(1, hdr.index_entries));
 	e->index_keylens = palloc(sizeof(uint16) * Max(1, hdr.index_entries));
+	e->index_pagenos = palloc(sizeof(uint32) * Max(1, hdr.index_entries));
 	e->bloom_nbits = hdr.bloom_nbits;
 	e->bloom_k = hdr.bloom_k;
 	e->bloom_start = desc->start + 1 + hdr.ndata + hdr.nindex;
@@ -931,7 +995,17 @@ sst_cache_load(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc)
 			e->index_keys[n] = MemoryContextAlloc(sst_cache_cxt, Max(kl, 1));
 			memcpy(e->index_keys[n], p + 2, kl);
 			e->index_keylens[n] = kl;
-			sst_cache_bytes += kl + 16;
+			memcpy(&e->index_pagenos[n], p + 2 + kl, 4);
+			/* blocks ascend from page 0 and lie within the data pages */
+			if (e->index_pagenos[n] >= hdr.ndata ||
+				(n == 0 && e->index_pagenos[n] != 0) ||
+				(n > 0 && e->index_pagenos[n] <= e->index_pagenos[n - 1]))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("kvlsm relation \"%s\" block %u: SSTable index entry %u points to data page %u",
+								RelationGetRelationName(rel), blk, n,
+								e->index_pagenos[n])));
+			sst_cache_bytes += kl + 20;
 			n++;
 			off += 2 + kl + 4;
 		}
@@ -1084,24 +1158,61 @@ page_cache_slot(const SstCacheKey *sst, uint32 pageno)
 }
 
 /*
- * The payload of data page 'pageno' of an SSTable: from the page cache, or
- * read through shared buffers (checked and decompressed).  Returns false
- * when the page was recycled.
+ * Read the pieces of a span that follow its first page, blocks
+ * first+1 .. first+npieces-1, appending them to 'dst' after the first
+ * piece's 'len' bytes.  Returns the stored length, or 0 when a page was
+ * recycled.
+ */
+static uint32
+read_span(Relation rel, const KvlsmSstDesc *desc, BlockNumber first,
+		  uint32 npieces, char *pagebuf, char *dst, uint32 len)
+{
+	uint32		i;
+
+	for (i = 1; i < npieces; i++)
+	{
+		KvlsmPageOpaque opaque;
+		uint32		piece;
+
+		if (!read_sst_page(rel, first + i, KVLSM_PAGE_SST_DATA, desc->id, pagebuf))
+			return 0;
+		opaque = KvlsmPageGetOpaque((Page) pagebuf);
+		piece = ((PageHeader) pagebuf)->pd_lower - SizeOfPageHeaderData;
+		if (!(opaque->flags & KVLSM_PAGE_FLAG_CONT) || opaque->link != i ||
+			len + piece > KVLSM_MAX_PAYLOAD)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: not piece %u of the data block at block %u",
+							RelationGetRelationName(rel), first + i, i, first)));
+		memcpy(dst + len, pagebuf + SizeOfPageHeaderData, piece);
+		len += piece;
+	}
+	return len;
+}
+
+/*
+ * The payload of data block 'blockno' of an SSTable: from the page cache,
+ * or read through shared buffers (checked, reassembled when it spans pages,
+ * and decompressed).  Returns false when a page was recycled.
  */
 static bool
 get_data_page(Relation rel, SstCacheEntry *e, const KvlsmSstDesc *desc,
-			  uint32 pageno, bool use_cache, char *pagebuf, char **payload,
+			  uint32 blockno, bool use_cache, char *pagebuf, char **payload,
 			  DataPage *dp)
 {
 	PageCacheSlot *slot = NULL;
 	KvlsmPageOpaque opaque;
-	BlockNumber blkno = e->start + 1 + pageno;
+	BlockNumber blkno = e->start + 1 + e->index_pagenos[blockno];
 	char	   *target;
+	char	   *stored;
+	uint32		storedlen;
+	char	   *spanbuf = NULL;
+	uint16		flags;
 
 	if (use_cache)
 	{
-		slot = page_cache_slot(&e->key, pageno);
-		if (slot->valid && slot->pageno == pageno &&
+		slot = page_cache_slot(&e->key, blockno);
+		if (slot->valid && slot->pageno == blockno &&
 			memcmp(&slot->sst, &e->key, sizeof(SstCacheKey)) == 0)
 		{
 			dp->data = slot->data;
@@ -1123,42 +1234,81 @@ get_data_page(Relation rel, SstCacheEntry *e, const KvlsmSstDesc *desc,
 
 	if (!read_sst_page(rel, blkno, KVLSM_PAGE_SST_DATA, desc->id, pagebuf))
 		return false;
+	/* the first page's trailer: pagebuf is reused for the pieces of a span */
 	opaque = KvlsmPageGetOpaque((Page) pagebuf);
+	flags = opaque->flags;
 	dp->nitems = opaque->nitems;
 	dp->datalen = opaque->datalen;
-	if (opaque->flags & KVLSM_PAGE_FLAG_LZ4)
+	stored = pagebuf + SizeOfPageHeaderData;
+	storedlen = ((PageHeader) pagebuf)->pd_lower - SizeOfPageHeaderData;
+	if (flags & KVLSM_PAGE_FLAG_CONT)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u: SSTable index points into the middle of a data block",
+						RelationGetRelationName(rel), blkno)));
+	if (flags & KVLSM_PAGE_FLAG_SPAN)
 	{
-		int			clen = ((PageHeader) pagebuf)->pd_lower - SizeOfPageHeaderData;
-		int			dlen;
+		uint32		npieces = opaque->link;
 
-		dlen = LZ4_decompress_safe(pagebuf + SizeOfPageHeaderData, target, clen,
-								   KVLSM_MAX_PAYLOAD);
-		if (dlen < 0 || (uint32) dlen != opaque->datalen)
+		if (npieces < 2 || npieces > KVLSM_MAX_PAYLOAD / KVLSM_PAGE_CAPACITY ||
+			e->index_pagenos[blockno] + npieces > e->ndata)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("kvlsm relation \"%s\" block %u: lz4 data page does not decompress",
+					 errmsg("kvlsm relation \"%s\" block %u: data block spans %u pages",
+							RelationGetRelationName(rel), blkno, npieces)));
+		/* raw pieces go straight to the target; lz4 ones via a buffer */
+		spanbuf = (flags & KVLSM_PAGE_FLAG_LZ4) ? palloc(KVLSM_MAX_PAYLOAD) : target;
+		memcpy(spanbuf, stored, storedlen);
+		storedlen = read_span(rel, desc, blkno, npieces, pagebuf, spanbuf, storedlen);
+		if (storedlen == 0)
+		{
+			if (spanbuf != target)
+				pfree(spanbuf);
+			return false;
+		}
+		stored = spanbuf;
+	}
+
+	if (dp->datalen > KVLSM_MAX_PAYLOAD)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the largest data block",
+						RelationGetRelationName(rel), blkno, dp->datalen)));
+	if (flags & KVLSM_PAGE_FLAG_LZ4)
+	{
+		int			dlen;
+
+		dlen = LZ4_decompress_safe(stored, target, storedlen, KVLSM_MAX_PAYLOAD);
+		if (dlen < 0 || (uint32) dlen != dp->datalen)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: lz4 data block does not decompress",
 							RelationGetRelationName(rel), blkno)));
 		dp->data = target;
 	}
 	else
 	{
-		if (opaque->datalen > KVLSM_PAGE_CAPACITY)
+		if (dp->datalen > storedlen)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the page",
-							RelationGetRelationName(rel), blkno, opaque->datalen)));
-		if (slot != NULL)
+					 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the block",
+							RelationGetRelationName(rel), blkno, dp->datalen)));
+		if (stored == target)
+			dp->data = target;
+		else if (slot != NULL)
 		{
-			memcpy(target, pagebuf + SizeOfPageHeaderData, opaque->datalen);
+			memcpy(target, stored, dp->datalen);
 			dp->data = target;
 		}
 		else
-			dp->data = pagebuf + SizeOfPageHeaderData;
+			dp->data = stored;
 	}
+	if (spanbuf != NULL && spanbuf != target)
+		pfree(spanbuf);
 	if (slot != NULL)
 	{
 		slot->sst = e->key;
-		slot->pageno = pageno;
+		slot->pageno = blockno;
 		slot->datalen = dp->datalen;
 		slot->nitems = dp->nitems;
 		slot->valid = true;
@@ -1222,7 +1372,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 		nkeys_before_probe = out->n;
 
 	pageno = start ? index_search(e, ops, start, startlen) : 0;
-	for (; pageno < e->ndata; pageno++)
+	for (; pageno < e->nindex_entries; pageno++)
 	{
 		DataPage	dp;
 		uint32		i;
@@ -1246,7 +1396,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("kvlsm relation \"%s\" block %u: entry %u runs past the page data",
-								RelationGetRelationName(rel), e->start + 1 + pageno, i)));
+								RelationGetRelationName(rel), e->start + 1 + e->index_pagenos[pageno], i)));
 			decode_entry_header(p, &eh);
 			keylen = eh.shared + eh.unshared;
 			if (keylen > KVLSM_MAX_KEY_SIZE ||
@@ -1254,7 +1404,7 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("kvlsm relation \"%s\" block %u: entry %u has bad lengths",
-								RelationGetRelationName(rel), e->start + 1 + pageno, i)));
+								RelationGetRelationName(rel), e->start + 1 + e->index_pagenos[pageno], i)));
 			memcpy(keybuf + eh.shared, p + ENTRY_HEADER_SIZE, eh.unshared);
 			off += ENTRY_HEADER_SIZE + eh.unshared + eh.vallen;
 
@@ -1428,7 +1578,10 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 			   *maxkey = NULL;
 	char	  **index_keys;
 	uint16	   *index_keylens;
+	uint32	   *index_pagenos;
 	uint32		nindex = 0;
+	uint32		nblock = 0;		/* data blocks seen */
+	char	   *spanbuf;
 	char	   *bloom = NULL;
 	char	   *payload;
 	char	   *prevkey;
@@ -1485,6 +1638,7 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 	/* index pages: (uint16 keylen, key, uint32 data page number) */
 	index_keys = palloc0(sizeof(char *) * Max(1, hdr->ndata));
 	index_keylens = palloc0(sizeof(uint16) * Max(1, hdr->ndata));
+	index_pagenos = palloc0(sizeof(uint32) * Max(1, hdr->ndata));
 	for (i = 0; i < hdr->nindex; i++)
 	{
 		BlockNumber blk = desc->start + 1 + hdr->ndata + i;
@@ -1512,8 +1666,10 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 				break;
 			}
 			memcpy(&dataidx, p + 2 + kl, 4);
-			if (dataidx != nindex)
+			if (dataidx >= hdr->ndata || (nindex == 0 && dataidx != 0) ||
+				(nindex > 0 && dataidx <= index_pagenos[nindex - 1]))
 				walk_problem(w, blk, "SSTable index entry %u points to data page %u", nindex, dataidx);
+			index_pagenos[nindex] = dataidx;
 			index_keys[nindex] = palloc(Max(kl, 1));
 			memcpy(index_keys[nindex], p + 2, kl);
 			index_keylens[nindex] = kl;
@@ -1547,8 +1703,9 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 		}
 	}
 
-	/* data pages */
+	/* data blocks: one page each, or a span of pages */
 	payload = palloc(KVLSM_MAX_PAYLOAD);
+	spanbuf = palloc(KVLSM_MAX_PAYLOAD);
 	prevkey = palloc(KVLSM_MAX_KEY_SIZE);
 	curkey = palloc(KVLSM_MAX_KEY_SIZE);
 	for (i = 0; i < hdr->ndata; i++)
@@ -1556,7 +1713,11 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 		BlockNumber blk = desc->start + 1 + i;
 		KvlsmPageOpaque opaque;
 		char	   *data;
+		char	   *stored;
+		uint32		storedlen;
 		uint32		datalen;
+		uint32		nitems;
+		uint16		flags;
 		uint32		off = 0;
 		uint32		j;
 		int			curkeylen = 0;
@@ -1571,15 +1732,75 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 		}
 		opaque = KvlsmPageGetOpaque((Page) pagebuf.data);
 		datalen = opaque->datalen;
-		if (opaque->flags & KVLSM_PAGE_FLAG_LZ4)
+		nitems = opaque->nitems;
+		flags = opaque->flags;
+		stored = pagebuf.data + SizeOfPageHeaderData;
+		storedlen = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
+		if (flags & KVLSM_PAGE_FLAG_CONT)
 		{
-			int			clen = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
-			int			dlen = LZ4_decompress_safe(pagebuf.data + SizeOfPageHeaderData,
-												   payload, clen, KVLSM_MAX_PAYLOAD);
+			walk_problem(w, blk, "data page is piece %u of a span whose first page was not seen",
+						 opaque->link);
+			entries_complete = false;
+			prevkeylen = -1;
+			continue;
+		}
+		if (nindex != UINT32_MAX && (nblock >= nindex || index_pagenos[nblock] != i))
+			walk_problem(w, blk, "data block %u starts at data page %u, its index entry says %u",
+						 nblock, i, nblock < nindex ? index_pagenos[nblock] : UINT32_MAX);
+		nblock++;
+		if (flags & KVLSM_PAGE_FLAG_SPAN)
+		{
+			uint32		npieces = opaque->link;
+			uint32		k;
+			bool		ok = true;
+
+			if (npieces < 2 || npieces > KVLSM_MAX_PAYLOAD / KVLSM_PAGE_CAPACITY ||
+				i + npieces > hdr->ndata)
+			{
+				walk_problem(w, blk, "data block spans %u pages", npieces);
+				entries_complete = false;
+				prevkeylen = -1;
+				continue;
+			}
+			memcpy(spanbuf, stored, storedlen);
+			for (k = 1; k < npieces && ok; k++)
+			{
+				uint32		piece;
+
+				ok = walk_read_page(rel, w, blk + k, KVLSM_PAGE_SST_DATA, desc->id,
+									nblocks, pagebuf.data);
+				if (!ok)
+					break;
+				opaque = KvlsmPageGetOpaque((Page) pagebuf.data);
+				piece = ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData;
+				if (!(opaque->flags & KVLSM_PAGE_FLAG_CONT) || opaque->link != k ||
+					storedlen + piece > KVLSM_MAX_PAYLOAD)
+				{
+					walk_problem(w, blk + k, "data page is not piece %u of the span at block %u",
+								 k, blk);
+					ok = false;
+					break;
+				}
+				memcpy(spanbuf + storedlen, pagebuf.data + SizeOfPageHeaderData, piece);
+				storedlen += piece;
+			}
+			i += npieces - 1;
+			if (!ok)
+			{
+				entries_complete = false;
+				prevkeylen = -1;
+				continue;
+			}
+			stored = spanbuf;
+		}
+		if (flags & KVLSM_PAGE_FLAG_LZ4)
+		{
+			int			dlen = LZ4_decompress_safe(stored, payload, storedlen,
+												   KVLSM_MAX_PAYLOAD);
 
 			if (dlen < 0 || (uint32) dlen != datalen)
 			{
-				walk_problem(w, blk, "lz4 data page does not decompress to its %u bytes", datalen);
+				walk_problem(w, blk, "lz4 data block does not decompress to its %u bytes", datalen);
 				entries_complete = false;
 				prevkeylen = -1;
 				continue;
@@ -1588,17 +1809,17 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 		}
 		else
 		{
-			if (datalen > ((PageHeader) pagebuf.data)->pd_lower - SizeOfPageHeaderData)
+			if (datalen > storedlen)
 			{
-				walk_problem(w, blk, "data length %u exceeds the page contents", datalen);
+				walk_problem(w, blk, "data length %u exceeds the block contents", datalen);
 				entries_complete = false;
 				prevkeylen = -1;
 				continue;
 			}
-			data = pagebuf.data + SizeOfPageHeaderData;
+			data = stored;
 		}
 
-		for (j = 0; j < opaque->nitems; j++)
+		for (j = 0; j < nitems; j++)
 		{
 			EntryHeader eh;
 			char	   *p = data + off;
@@ -1626,10 +1847,11 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 			off += ENTRY_HEADER_SIZE + eh.unshared + eh.vallen;
 			nentries++;
 
-			if (j == 0 && nindex != UINT32_MAX && i < nindex &&
-				(index_keylens[i] != keylen ||
-				 memcmp(index_keys[i], curkey, keylen) != 0))
-				walk_problem(w, blk, "first key of data page %u differs from its index entry", i);
+			if (j == 0 && nindex != UINT32_MAX && nblock - 1 < nindex &&
+				(index_keylens[nblock - 1] != keylen ||
+				 memcmp(index_keys[nblock - 1], curkey, keylen) != 0))
+				walk_problem(w, blk, "first key of data block %u differs from its index entry",
+							 nblock - 1);
 			if (first_entry && minkey != NULL &&
 				(hdr->minkeylen != keylen || memcmp(minkey, curkey, keylen) != 0))
 				walk_problem(w, blk, "first key differs from the smallest key in the SSTable header");
@@ -1665,6 +1887,9 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 	}
 	if (entries_complete)
 	{
+		if (nindex != UINT32_MAX && nblock != nindex)
+			walk_problem(w, desc->start, "SSTable has %u data blocks, its index %u entries",
+						 nblock, nindex);
 		if (nentries != hdr->nentries)
 			walk_problem(w, desc->start, "SSTable holds %llu entries, the header says %u",
 						 (unsigned long long) nentries, hdr->nentries);
@@ -1674,6 +1899,7 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 						 "last key differs from the largest key in the SSTable header");
 	}
 	pfree(payload);
+	pfree(spanbuf);
 	pfree(prevkey);
 	pfree(curkey);
 	return true;

@@ -676,25 +676,35 @@ toast_deferred(Relation rel)
 		TransactionIdIsValid(kvlsm_snapshot_pin(NULL));
 }
 
-/* toast the tuple if needed; returns the tuple to store (maybe the input) */
+/*
+ * Toast the tuple if needed; returns the tuple to store (maybe the input).
+ * What remains must not be larger than heap would take (MaxHeapTupleSize,
+ * with heap's error): the engine could store more (records span pages),
+ * but a row heap refuses would make the table impossible to move back to
+ * heap with ALTER TABLE ... SET ACCESS METHOD, or to restore into heap.
+ */
 static HeapTuple
 prepare_tuple(Relation rel, HeapTuple tup, HeapTuple oldtup, int options)
 {
+	HeapTuple	result = tup;
+
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_MATVIEW)
 		return tup;
 	if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD ||
 		(oldtup != NULL && HeapTupleHasExternal(oldtup)))
 	{
-		if (!OidIsValid(rel->rd_rel->reltoastrelid))
-		{
-			if (HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD)
-				return heap_toast_insert_or_update(rel, tup, oldtup, options);
-			return tup;
-		}
-		return heap_toast_insert_or_update(rel, tup, oldtup, options);
+		if (OidIsValid(rel->rd_rel->reltoastrelid) ||
+			HeapTupleHasExternal(tup) || tup->t_len > TOAST_TUPLE_THRESHOLD)
+			result = heap_toast_insert_or_update(rel, tup, oldtup, options);
 	}
-	return tup;
+	/* heap measures the aligned length (RelationGetBufferForTuple) */
+	if (MAXALIGN(result->t_len) > MaxHeapTupleSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row is too big: size %zu, maximum size %zu",
+						(Size) MAXALIGN(result->t_len), (Size) MaxHeapTupleSize)));
+	return result;
 }
 
 /*

@@ -39,6 +39,11 @@ my @compare = (
 		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
 		  SELECT count(*), sum(n) FROM r WHERE id BETWEEN 100 AND 30000}
 	],
+	[
+		'rows larger than a page',
+		q{SELECT count(*), sum(length(b)), md5(string_agg(id || ':' || md5(b), ',' ORDER BY id))
+		  FROM big}
+	],
 );
 
 sub compare_nodes
@@ -76,6 +81,7 @@ wal_consistency_checking = 'generic'
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION kvlsm');
 
+$primary->safe_psql('postgres', $big_val_sql);
 $primary->safe_psql(
 	'postgres', q{
 CREATE TABLE r (id int NOT NULL, n int, v text) USING kvlsm;
@@ -86,6 +92,16 @@ INSERT INTO r SELECT g, g % 89, 'w' || g FROM generate_series(20001, 25000) g;
 UPDATE r SET n = n + 2000 WHERE id % 11 = 0;
 DELETE FROM r WHERE id % 13 = 0;
 CREATE INDEX r_id_idx ON r (id);
+-- rows of STORAGE plain columns larger than a page: records spanning log
+-- pages (memtable) and SSTable data pages (flushed), replayed on the
+-- standby with every page image checked
+CREATE TABLE big (id int NOT NULL, b text) USING kvlsm;
+ALTER TABLE big ALTER COLUMN b SET STORAGE plain;
+INSERT INTO big SELECT g, big_val(g, CASE WHEN g % 3 = 0 THEN 50 ELSE 8060 + g % 60 END)
+  FROM generate_series(1, 30) g;
+SELECT kvlsm_flush('big');
+INSERT INTO big SELECT g, big_val(g, 8000 + g % 128) FROM generate_series(31, 60) g;
+UPDATE big SET b = big_val(id + 100, 8128) WHERE id % 4 = 0;
 });
 my $st = $primary->safe_psql('postgres',
 	q{SELECT sstables, memtable_entries FROM kvlsm_stats('r')});
@@ -118,6 +134,11 @@ SELECT kvlsm_compact('r');
 INSERT INTO r SELECT g, 2, 'z' || g FROM generate_series(37001, 40000) g;
 UPDATE r SET n = -n WHERE id BETWEEN 30000 AND 30100;
 DELETE FROM r WHERE id BETWEEN 38000 AND 38100;
+INSERT INTO big SELECT g, big_val(g, 8100) FROM generate_series(61, 80) g;
+SELECT kvlsm_flush('big');
+SELECT kvlsm_compact('big');
+UPDATE big SET b = big_val(id + 200, 8090) WHERE id % 5 = 0;
+DELETE FROM big WHERE id % 7 = 0;
 });
 cmp_ok($primary->safe_psql('postgres', q{SELECT compactions FROM kvlsm_stats('r')}),
 	'>', 0, 'primary: a compaction happened');

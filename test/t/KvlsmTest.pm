@@ -12,7 +12,16 @@ use IPC::Run;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(proc_gone crash_node start_psql_script);
+our @EXPORT = qw(proc_gone crash_node start_psql_script $big_val_sql);
+
+# SQL that creates big_val(g, len): len characters out of 94 printable ones,
+# hashed from g, which lz4 cannot shrink much.  With a STORAGE plain column
+# such values make rows larger than a page (records that span pages).
+our $big_val_sql = q{
+CREATE FUNCTION big_val(g int, len int) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT string_agg(chr(33 + (hashint4(g * 10000 + i) & 2147483647) % 94), '' ORDER BY i)
+     FROM generate_series(1, len) i $$;
+};
 
 # Is the process gone?  A zombie counts as still there: a new postmaster
 # refuses to start while the old postmaster's pid exists at all, so wait

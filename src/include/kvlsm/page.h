@@ -47,6 +47,22 @@
 /* opaque flags */
 #define KVLSM_PAGE_FLAG_LZ4		0x0001	/* data region is an lz4 blob */
 
+/*
+ * A record larger than a page (a row of up to MaxHeapTupleSize bytes with
+ * STORAGE plain columns, as heap takes) spans several consecutive pages:
+ * the first carries KVLSM_PAGE_FLAG_SPAN and, in 'link', how many pages
+ * the span has; each following page carries KVLSM_PAGE_FLAG_CONT and, in
+ * 'link' on SSTable data pages, its position in the span.  The stored bytes
+ * (an SSTable data block, possibly lz4-compressed, or one serialized log
+ * record) are simply cut into page-sized pieces, in order.  Log pages keep
+ * 'link' for the chain, so there only the flags mark a span: its first page
+ * holds the record's first piece with nitems = 1, each continuation page
+ * the next piece with nitems = 0.  Every page of a span is written in one
+ * generic WAL record, so a span is never seen in part.
+ */
+#define KVLSM_PAGE_FLAG_SPAN	0x0002	/* first page of a multi-page span */
+#define KVLSM_PAGE_FLAG_CONT	0x0004	/* a later page of a span */
+
 /* LSM kinds */
 #define KVLSM_KIND_TABLE		1
 #define KVLSM_KIND_INDEX		2
@@ -57,7 +73,8 @@ typedef struct KvlsmPageOpaqueData
 	uint16		page_type;
 	uint16		flags;
 	uint64		owner;			/* SSTable id, log generation, or 0 */
-	BlockNumber link;			/* log page: previous page of its chain */
+	BlockNumber link;			/* log page: previous page of its chain;
+								 * SSTable data page: see FLAG_SPAN */
 	uint32		nitems;			/* records on a log or data page */
 	uint32		crc;			/* crc32c of SSTable pages, see page.c */
 	uint32		datalen;		/* uncompressed payload length (data pages) */
@@ -196,8 +213,17 @@ typedef struct KvlsmRecordHeader
 } KvlsmRecordHeader;
 
 #define KVLSM_MAX_KEY_SIZE		2048
-/* a key plus value must fit on one SSTable data page with its header */
-#define KVLSM_MAX_RECORD_SIZE	(KVLSM_PAGE_CAPACITY - 64)
+
+/*
+ * Largest key plus value: a serialized log record of this size spans at
+ * most KVLSM_MAX_SPAN_PAGES log pages, which with the metapage is what one
+ * generic WAL record can hold (MAX_GENERIC_XLOG_PAGES), and an SSTable
+ * entry of this size fits one data block (KVLSM_MAX_PAYLOAD).  Heap's
+ * largest tuple, MaxHeapTupleSize, fits with room to spare.
+ */
+#define KVLSM_MAX_SPAN_PAGES	3
+#define KVLSM_MAX_RECORD_SIZE \
+	(KVLSM_MAX_SPAN_PAGES * KVLSM_PAGE_CAPACITY - 64)
 
 extern void kvlsm_page_init(Page page, uint16 page_type, uint64 owner);
 extern uint32 kvlsm_page_crc(Page page);
