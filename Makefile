@@ -34,7 +34,7 @@ SHLIB_LINK = -llz4
 REGRESS = basic dml options index index_types compaction ttl tools stats snapshots large_rows
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)
-ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew kvlsm_idx_unique kvlsm_idx_vacuum partition_move epq_self_modified cic_kvlsm
+ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew kvlsm_idx_unique kvlsm_idx_vacuum partition_move epq_self_modified cic_kvlsm snapshot_toast
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)/test/isolation \
 	--outputdir=output_iso

@@ -31,6 +31,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -40,6 +41,8 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -84,9 +87,22 @@ typedef struct PinShared
 {
 	slock_t		mutex;
 	DbPins		dbs[PIN_DBS];
+
+	/*
+	 * TOAST deleters, one slot per PGPROC (pgprocno): the top-level xid of
+	 * the last transaction of that process that may have deleted TOAST
+	 * values of a kvlsm table at once rather than leaving them to
+	 * compaction (kvlsm_toast_delete_now).  A creating snapshot waits for
+	 * these transactions and checks that it sees their outcome.
+	 */
+	int			ndeleters;
+	TransactionId deleters[FLEXIBLE_ARRAY_MEMBER];
 } PinShared;
 
 static PinShared *pins = NULL;
+
+/* this transaction's TOAST deletes went ahead at once (its slot holds it) */
+static TransactionId toast_deleted_now_xid = InvalidTransactionId;
 
 /* this transaction created or dropped a snapshot: reload at its end */
 static bool pins_changed = false;
@@ -99,10 +115,18 @@ static List *tt_checked = NIL;	/* relids that passed the checks */
 
 static get_relation_info_hook_type prev_get_relation_info = NULL;
 
+/* one TOAST-deleter slot per PGPROC, as ProcGlobal->allProcs has them */
+static int
+deleter_slots(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
 Size
 kvlsm_snapshots_shmem_size(void)
 {
-	return MAXALIGN(sizeof(PinShared));
+	return MAXALIGN(add_size(offsetof(PinShared, deleters),
+							 mul_size(deleter_slots(), sizeof(TransactionId))));
 }
 
 void
@@ -110,12 +134,86 @@ kvlsm_snapshots_shmem_init(void)
 {
 	bool		found;
 
-	pins = ShmemInitStruct("kvlsm named snapshot pins", sizeof(PinShared), &found);
+	pins = ShmemInitStruct("kvlsm named snapshot pins", kvlsm_snapshots_shmem_size(),
+						   &found);
 	if (!found)
 	{
-		memset(pins, 0, sizeof(PinShared));
+		memset(pins, 0, kvlsm_snapshots_shmem_size());
 		SpinLockInit(&pins->mutex);
+		pins->ndeleters = deleter_slots();
 	}
+}
+
+/*
+ * May this transaction delete the TOAST values of a row version of a kvlsm
+ * table now, as heap does, rather than leave them to the compaction that
+ * drops the version (the deferred cleanup)?  Only while no named snapshot
+ * of the database exists.
+ *
+ * A snapshot being created can still need values deleted by a transaction
+ * it does not see as finished, though, and a VACUUM of the TOAST table
+ * would remove them regardless of named snapshots.  So before it looks at
+ * the pins a deleter records its xid in its slot, and a creator, after
+ * publishing its pin, waits for every recorded transaction and checks that
+ * its snapshot sees how each ended (kvlsm_snapshot_create).  The spinlock
+ * of the pin check orders the two: either the deleter sees the pin (and
+ * defers), or the creator sees the slot.  A slot is reused only once every
+ * running snapshot sees its old transaction as finished; until then its
+ * process defers instead.
+ */
+bool
+kvlsm_toast_delete_now(void)
+{
+	TransactionId xid = GetTopTransactionId();
+	volatile TransactionId *slot;
+	bool		now;
+
+	if (pins == NULL || MyProc == NULL || MyProc->pgprocno >= pins->ndeleters)
+		return false;			/* not preloaded: defer, which is always safe */
+	slot = &pins->deleters[MyProc->pgprocno];
+	if (*slot != xid)
+	{
+		TransactionId old = *slot;
+
+		if (TransactionIdIsValid(old) && !GlobalVisCheckRemovableXid(NULL, old))
+			return false;
+		*slot = xid;
+	}
+	now = !TransactionIdIsValid(kvlsm_snapshot_pin(NULL));
+	if (now)
+		toast_deleted_now_xid = xid;
+	else if (toast_deleted_now_xid != xid)
+		*slot = InvalidTransactionId;	/* nothing was deleted at once after all */
+	return now;
+}
+
+/*
+ * Wait for every transaction that may have deleted TOAST values at once
+ * (see above) and return their xids.  Called by a creator after its pin is
+ * published.
+ */
+static TransactionId *
+wait_for_toast_deleters(int *nxids)
+{
+	TransactionId *xids;
+	int			n = 0;
+	int			i;
+	TransactionId me = GetTopTransactionIdIfAny();
+
+	xids = palloc(sizeof(TransactionId) * pins->ndeleters);
+	pg_memory_barrier();
+	for (i = 0; i < pins->ndeleters; i++)
+	{
+		TransactionId x = ((volatile PinShared *) pins)->deleters[i];
+
+		if (TransactionIdIsValid(x) && !TransactionIdEquals(x, me) &&
+			!GlobalVisCheckRemovableXid(NULL, x))
+			xids[n++] = x;
+	}
+	for (i = 0; i < n; i++)
+		XactLockTableWait(xids[i], NULL, NULL, XLTW_None);
+	*nxids = n;
+	return xids;
 }
 
 /* the slot of a database; the caller holds the mutex */
@@ -555,6 +653,9 @@ kvlsm_snapshot_create(PG_FUNCTION_ARGS)
 	TransactionId me;
 	DbPins	   *slot;
 	bool		published;
+	TransactionId *deleters;
+	int			ndeleters;
+	Snapshot	fresh = NULL;
 	Oid			argtypes[7] = {TEXTOID, TIMESTAMPTZOID, OIDOID, XID8OID, XID8OID,
 	XID8ARRAYOID, XID8OID};
 	Datum		values[7];
@@ -580,6 +681,55 @@ kvlsm_snapshot_create(PG_FUNCTION_ARGS)
 	snap = GetActiveSnapshot();
 	if (snap == NULL || snap->snapshot_type != SNAPSHOT_MVCC)
 		elog(ERROR, "kvlsm_snapshot_create needs an MVCC snapshot");
+
+	/*
+	 * Publish the pin before the row exists (see the file header), with the
+	 * statement's xmin, which no snapshot taken later precedes.
+	 */
+	me = GetTopTransactionId();
+	SpinLockAcquire(&pins->mutex);
+	slot = db_slot(MyDatabaseId, true);
+	published = (slot != NULL && slot->ncreators < PIN_CREATORS);
+	if (published)
+	{
+		slot->creators[slot->ncreators].creator = me;
+		slot->creators[slot->ncreators].xmin = snap->xmin;
+		slot->creators[slot->ncreators].time = now;
+		slot->ncreators++;
+	}
+	SpinLockRelease(&pins->mutex);
+	if (!published)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many named snapshots are being created at once"),
+				 errhint("Retry when the other creating transactions have ended.")));
+	pins_changed = true;
+
+	/*
+	 * Transactions that deleted TOAST values at once, not knowing of the pin
+	 * yet, must have ended, and the snapshot must see how: else it could
+	 * need values that a VACUUM of the TOAST table removes.  In READ
+	 * COMMITTED the snapshot is taken after the wait, so it does; a
+	 * transaction snapshot taken earlier may not, and then creating the
+	 * snapshot fails (retrying in a new transaction succeeds).
+	 */
+	deleters = wait_for_toast_deleters(&ndeleters);
+	if (!IsolationUsesXactSnapshot())
+	{
+		fresh = RegisterSnapshot(GetLatestSnapshot());
+		snap = fresh;
+		now = GetCurrentTimestamp();
+	}
+	for (i = 0; i < ndeleters; i++)
+	{
+		if (XidInMVCCSnapshot(deleters[i], snap) && TransactionIdDidCommit(deleters[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not create named snapshot \"%s\" because of a concurrent delete", name),
+					 errdetail("Transaction %u, which committed after this transaction's snapshot was taken, deleted TOAST values of a kvlsm table that the snapshot could need.",
+							   deleters[i]),
+					 errhint("Retry in a new transaction, or create the snapshot in a READ COMMITTED transaction.")));
+	}
 
 	/*
 	 * Every xid in progress for the snapshot, subtransactions included.  An
@@ -630,26 +780,6 @@ kvlsm_snapshot_create(PG_FUNCTION_ARGS)
 	expires = FullTransactionIdFromU64(U64FromFullTransactionId(ReadNextFullTransactionId()) +
 									   (uint64) kvlsm_snapshot_max_age);
 
-	/* publish the pin before the row exists (see the file header) */
-	me = GetTopTransactionId();
-	SpinLockAcquire(&pins->mutex);
-	slot = db_slot(MyDatabaseId, true);
-	published = (slot != NULL && slot->ncreators < PIN_CREATORS);
-	if (published)
-	{
-		slot->creators[slot->ncreators].creator = me;
-		slot->creators[slot->ncreators].xmin = snap->xmin;
-		slot->creators[slot->ncreators].time = now;
-		slot->ncreators++;
-	}
-	SpinLockRelease(&pins->mutex);
-	if (!published)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many named snapshots are being created at once"),
-				 errhint("Retry when the other creating transactions have ended.")));
-	pins_changed = true;
-
 	SPI_connect();
 	sql = psprintf("SELECT 1 FROM %s WHERE name = $1", catalog_name());
 	values[0] = CStringGetTextDatum(name);
@@ -673,6 +803,8 @@ kvlsm_snapshot_create(PG_FUNCTION_ARGS)
 	result[0] = CStringGetTextDatum(name);
 	result[1] = FullTransactionIdGetDatum(full_xid(snap->xmin));
 	result[2] = TimestampTzGetDatum(now);
+	if (fresh != NULL)
+		UnregisterSnapshot(fresh);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls)));
 }
 

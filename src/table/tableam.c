@@ -667,13 +667,13 @@ put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRowRecord *rr,
  * TOAST values alone: they are heap rows in the TOAST table, which a
  * VACUUM there would remove with no regard for the snapshots.  The
  * compaction that drops the old version deletes them (the deferred
- * cleanup; see kvlsm_table_gc).
+ * cleanup; see kvlsm_table_gc).  kvlsm_toast_delete_now() also covers a
+ * snapshot being created meanwhile.
  */
 static bool
 toast_deferred(Relation rel)
 {
-	return OidIsValid(rel->rd_rel->reltoastrelid) &&
-		TransactionIdIsValid(kvlsm_snapshot_pin(NULL));
+	return OidIsValid(rel->rd_rel->reltoastrelid) && !kvlsm_toast_delete_now();
 }
 
 /*

@@ -54,6 +54,13 @@ extern Snapshot kvlsm_scan_snapshot(Relation rel, Snapshot snapshot);
 /* the time TTL is judged at under this snapshot, or 0 if not a named one */
 extern TimestampTz kvlsm_snapshot_ttl_time(Snapshot snapshot);
 
+/*
+ * May this transaction delete a kvlsm row version's TOAST values now (no
+ * named snapshot exists), or must it leave them to compaction?  Records
+ * the transaction for snapshot creators (snapshots.c).
+ */
+extern bool kvlsm_toast_delete_now(void);
+
 /* is a named snapshot in use in this transaction? */
 extern bool kvlsm_time_travel_active(void);
 
