@@ -40,7 +40,10 @@
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/plancat.h"
+#include "optimizer/planner.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -114,6 +117,7 @@ static char tt_name[NAMEDATALEN];
 static List *tt_checked = NIL;	/* relids that passed the checks */
 
 static get_relation_info_hook_type prev_get_relation_info = NULL;
+static planner_hook_type prev_planner = NULL;
 
 /* one TOAST-deleter slot per PGPROC, as ProcGlobal->allProcs has them */
 static int
@@ -525,6 +529,72 @@ snapshots_get_relation_info(PlannerInfo *root, Oid relationObjectId,
 	}
 }
 
+/* does a policy expression read tables (a subquery, or a function not built in)? */
+static bool
+user_function_checker(Oid funcid, void *context)
+{
+	return funcid >= FirstGenbkiObjectId;
+}
+
+static bool
+policy_reads_tables(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink) || IsA(node, SubPlan))
+		return true;
+	if (check_functions_in_node(node, user_function_checker, NULL))
+		return true;
+	return expression_tree_walker(node, policy_reads_tables, context);
+}
+
+/*
+ * Row-level security policies are evaluated by the query itself, with its
+ * snapshot: while time travelling, a policy's subquery would read the
+ * named snapshot's data, where PostgreSQL's rules want current data (a
+ * revoked permission must stay revoked).  No scan can take another
+ * snapshot than its query's, so such a query is refused; policies that
+ * only look at the row itself are evaluated as usual.
+ */
+static bool
+refuse_historic_policies(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+		ListCell   *lc;
+
+		foreach(lc, q->rtable)
+		{
+			RangeTblEntry *rte = lfirst(lc);
+
+			if (rte->securityQuals != NIL &&
+				policy_reads_tables((Node *) rte->securityQuals, NULL))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot evaluate row-level security policies of \"%s\" while a named snapshot is in use",
+								rte->relid ? get_rel_name(rte->relid) : "?"),
+						 errdetail("A policy with a subquery or a user-defined function would read the snapshot's data instead of current data."),
+						 errhint("Run the query outside the transaction that uses the snapshot, or as a role the policies do not apply to.")));
+		}
+		return query_tree_walker(q, refuse_historic_policies, context, 0);
+	}
+	return expression_tree_walker(node, refuse_historic_policies, context);
+}
+
+static PlannedStmt *
+snapshots_planner(Query *parse, const char *query_string, int cursorOptions,
+				  ParamListInfo boundParams)
+{
+	if (tt_snapshot != NULL)
+		refuse_historic_policies((Node *) parse, NULL);
+	if (prev_planner)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
 void
 kvlsm_snapshots_init(void)
 {
@@ -536,6 +606,8 @@ kvlsm_snapshots_init(void)
 	RegisterXactCallback(snapshots_xact_callback, NULL);
 	prev_get_relation_info = get_relation_info_hook;
 	get_relation_info_hook = snapshots_get_relation_info;
+	prev_planner = planner_hook;
+	planner_hook = snapshots_planner;
 }
 
 /* ---------------------------------------------------------------------
