@@ -361,9 +361,29 @@ LANGUAGE C STRICT VOLATILE;
 REVOKE ALL ON FUNCTION kvlsm_snapshot_create(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION kvlsm_snapshot_drop(text) FROM PUBLIC;
 
+-- what a snapshot keeps alive: per kvlsm table, the row versions it sees
+-- that nothing else keeps any more, and their bytes; reads every version
+-- of every kvlsm table (like pgstattuple)
+CREATE FUNCTION kvlsm_snapshot_retained(name text,
+    OUT relation regclass, OUT row_versions bigint, OUT bytes bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kvlsm_snapshot_retained'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION kvlsm_snapshot_retained(text) FROM PUBLIC;
+
+-- the latest kvlsm_snapshot_retained() total of a snapshot since the
+-- server started (NULL if none)
+CREATE FUNCTION kvlsm_snapshot_retained_estimate(name text,
+    OUT bytes bigint, OUT estimated_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kvlsm_snapshot_retained_estimate'
+LANGUAGE C STRICT VOLATILE;
+
 CREATE VIEW kvlsm_snapshots AS
-SELECT name, created_at, created_by, snap_xmin AS xmin, snap_xmax AS xmax,
-       cardinality(xip) AS in_progress,
-       age(snap_xmin::text::xid) AS xmin_age,
-       pg_snapshot_xmax(pg_current_snapshot()) < expires_xid AS usable
-  FROM kvlsm_named_snapshot;
+SELECT s.name, s.created_at, s.created_by, s.snap_xmin AS xmin, s.snap_xmax AS xmax,
+       cardinality(s.xip) AS in_progress,
+       age(s.snap_xmin::text::xid) AS xmin_age,
+       pg_snapshot_xmax(pg_current_snapshot()) < s.expires_xid AS usable,
+       e.bytes AS retained_bytes, e.estimated_at AS retained_estimated_at
+  FROM kvlsm_named_snapshot s
+  LEFT JOIN LATERAL kvlsm_snapshot_retained_estimate(s.name) e ON true;

@@ -146,3 +146,37 @@ RESET ROLE;
 SELECT kvlsm_snapshot_drop('rls');
 DROP TABLE doc, acl;
 DROP ROLE regress_kvlsm_rls;
+
+-- what a snapshot retains: the versions it sees that nothing else keeps
+-- (wait until no other session holds back the horizon, e.g. autovacuum)
+CREATE TABLE rb (id int, v text) USING kvlsm;
+INSERT INTO rb SELECT g, repeat('x', 100) FROM generate_series(1, 1000) g;
+SELECT name FROM kvlsm_snapshot_create('rb');
+SELECT retained_bytes, retained_estimated_at FROM kvlsm_snapshots WHERE name = 'rb';
+DELETE FROM rb WHERE id <= 500;
+UPDATE rb SET v = 'y' WHERE id > 900;
+DO $$
+BEGIN
+  FOR i IN 1 .. 300 LOOP
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                           WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid());
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SELECT row_versions, bytes > 600 * 100 AS bytes_ok
+  FROM kvlsm_snapshot_retained('rb') WHERE relation = 'rb'::regclass;
+SELECT retained_bytes > 600 * 100 AS in_view, retained_estimated_at IS NOT NULL AS dated
+  FROM kvlsm_snapshots WHERE name = 'rb';
+-- a table created after the snapshot keeps nothing for it
+CREATE TABLE rb_later (id int) USING kvlsm;
+SELECT count(*) FROM kvlsm_snapshot_retained('rb') WHERE relation = 'rb_later'::regclass;
+-- not for PUBLIC; unknown names are errors
+CREATE ROLE regress_kvlsm_rb;
+SET ROLE regress_kvlsm_rb;
+SELECT * FROM kvlsm_snapshot_retained('rb');
+RESET ROLE;
+DROP ROLE regress_kvlsm_rb;
+SELECT * FROM kvlsm_snapshot_retained('no such snapshot');
+SELECT kvlsm_snapshot_drop('rb');
+SELECT bytes FROM kvlsm_snapshot_retained_estimate('rb');
+DROP TABLE rb, rb_later;

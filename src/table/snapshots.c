@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
@@ -86,6 +87,16 @@ typedef struct DbPins
 	PinCreator	creators[PIN_CREATORS];
 } DbPins;
 
+#define PIN_ESTIMATES 64
+
+typedef struct RetainedEstimate
+{
+	Oid			dbid;			/* InvalidOid: free */
+	char		name[NAMEDATALEN];
+	int64		bytes;
+	TimestampTz at;
+} RetainedEstimate;
+
 typedef struct PinShared
 {
 	slock_t		mutex;
@@ -98,6 +109,9 @@ typedef struct PinShared
 	 * compaction (kvlsm_toast_delete_now).  A creating snapshot waits for
 	 * these transactions and checks that it sees their outcome.
 	 */
+	/* the latest kvlsm_snapshot_retained() result of each snapshot */
+	RetainedEstimate estimates[PIN_ESTIMATES];
+
 	int			ndeleters;
 	TransactionId deleters[FLEXIBLE_ARRAY_MEMBER];
 } PinShared;
@@ -110,6 +124,10 @@ static TransactionId toast_deleted_now_xid = InvalidTransactionId;
 /* this transaction created or dropped a snapshot: reload at its end */
 static bool pins_changed = false;
 
+/* the named snapshot kvlsm_snapshot_retained() is measuring */
+static Snapshot est_snapshot = NULL;
+static TimestampTz est_time = 0;
+
 /* the named snapshot in use in this transaction */
 static Snapshot tt_snapshot = NULL;
 static TimestampTz tt_time = 0;
@@ -118,6 +136,9 @@ static List *tt_checked = NIL;	/* relids that passed the checks */
 
 static get_relation_info_hook_type prev_get_relation_info = NULL;
 static planner_hook_type prev_planner = NULL;
+
+static void record_estimate(const char *name, int64 bytes);
+static void forget_estimate(const char *name);
 
 /* one TOAST-deleter slot per PGPROC, as ProcGlobal->allProcs has them */
 static int
@@ -624,7 +645,11 @@ kvlsm_time_travel_active(void)
 TimestampTz
 kvlsm_snapshot_ttl_time(Snapshot snapshot)
 {
-	return (snapshot != NULL && snapshot == tt_snapshot) ? tt_time : 0;
+	if (snapshot != NULL && snapshot == tt_snapshot)
+		return tt_time;
+	if (snapshot != NULL && snapshot == est_snapshot)
+		return est_time;
+	return 0;
 }
 
 /* may this relation be read through the named snapshot?  Errors if not. */
@@ -907,18 +932,18 @@ kvlsm_snapshot_drop(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("named snapshot \"%s\" does not exist", name)));
 	pins_changed = true;
+	forget_estimate(name);
 	PG_RETURN_BOOL(true);
 }
 
 /*
- * kvlsm_snapshot_use(name): for the rest of the transaction, scans of kvlsm
- * tables see what was visible when the snapshot was taken.
+ * Read the named snapshot 'name' from the catalog into a snapshot allocated
+ * in 'cxt', and its creation time.  Errors if there is no such snapshot or
+ * it is too old to use.
  */
-PG_FUNCTION_INFO_V1(kvlsm_snapshot_use);
-Datum
-kvlsm_snapshot_use(PG_FUNCTION_ARGS)
+static Snapshot
+load_named_snapshot(const char *name, MemoryContext cxt, TimestampTz *created)
 {
-	char		name[NAMEDATALEN];
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	bool		isnull;
@@ -930,26 +955,6 @@ kvlsm_snapshot_use(PG_FUNCTION_ARGS)
 	int			nelems;
 	Snapshot	snap;
 	int			i;
-
-	check_name(PG_GETARG_TEXT_PP(0), name);
-	RequireTransactionBlock(true, "kvlsm_snapshot_use()");
-	if (tt_snapshot != NULL)
-	{
-		if (strcmp(tt_name, name) == 0)
-			PG_RETURN_VOID();
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("named snapshot \"%s\" is already in use in this transaction", tt_name)));
-	}
-	if (InSecurityRestrictedOperation() || InLocalUserIdChange())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot use a named snapshot inside a security-restricted operation or a SECURITY DEFINER function")));
-	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("cannot use a named snapshot in a transaction that has written"),
-				 errhint("Call kvlsm_snapshot_use() first in a read-only transaction.")));
 
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
@@ -971,14 +976,14 @@ kvlsm_snapshot_use(PG_FUNCTION_ARGS)
 				 errdetail("It is older than kvlsm.snapshot_max_age allowed when it was created: garbage collection no longer keeps what it needs."),
 				 errhint("Drop it with kvlsm_snapshot_drop().")));
 
-	snap = MemoryContextAllocZero(TopTransactionContext, sizeof(SnapshotData));
+	snap = MemoryContextAllocZero(cxt, sizeof(SnapshotData));
 	snap->snapshot_type = SNAPSHOT_MVCC;
 	snap->xmin = xid_of(SPI_getbinval(tup, desc, 2, &isnull));
 	snap->xmax = xid_of(SPI_getbinval(tup, desc, 3, &isnull));
 	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull));
 	deconstruct_array(arr, XID8OID, sizeof(FullTransactionId), true, TYPALIGN_DOUBLE,
 					  &elems, NULL, &nelems);
-	snap->xip = MemoryContextAlloc(TopTransactionContext,
+	snap->xip = MemoryContextAlloc(cxt,
 								   sizeof(TransactionId) * Max(nelems, 1));
 	for (i = 0; i < nelems; i++)
 		snap->xip[i] = xid_of(elems[i]);
@@ -989,8 +994,207 @@ kvlsm_snapshot_use(PG_FUNCTION_ARGS)
 	snap->takenDuringRecovery = false;
 	snap->copied = true;
 	snap->curcid = GetCurrentCommandId(false);
-	tt_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
+	*created = DatumGetTimestampTz(SPI_getbinval(tup, desc, 1, &isnull));
 	SPI_finish();
+
+	return snap;
+}
+
+/*
+ * kvlsm_snapshot_retained(name): per kvlsm table of the database, the row
+ * versions the snapshot sees that nothing else keeps any more (deleted by
+ * transactions every running snapshot sees as committed, or past their
+ * TTL), and their record bytes: roughly what compaction could reclaim if
+ * the snapshot were dropped (less what other named snapshots still see).
+ * Reads every version of every kvlsm table, like pgstattuple; the total is
+ * kept in shared memory for the kvlsm_snapshots view.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_snapshot_retained);
+Datum
+kvlsm_snapshot_retained(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char		name[NAMEDATALEN];
+	Snapshot	snap;
+	TimestampTz created;
+	List	   *relids = NIL;
+	ListCell   *lc;
+	int64		total = 0;
+	uint64		i;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	check_name(PG_GETARG_TEXT_PP(0), name);
+	InitMaterializedSRF(fcinfo, 0);
+	snap = load_named_snapshot(name, callercxt, &created);
+
+	SPI_connect();
+	if (SPI_execute("SELECT c.oid FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
+					"WHERE a.amname = 'kvlsm' AND c.relkind IN ('r', 'm') ORDER BY c.oid",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kvlsm: could not list kvlsm tables");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull));
+		/* outside SPI's context, which SPI_finish frees */
+		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
+
+		relids = lappend_oid(relids, relid);
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+
+	est_snapshot = snap;
+	est_time = created;
+	PG_TRY();
+	{
+		foreach(lc, relids)
+		{
+			Relation	rel = try_relation_open(lfirst_oid(lc), AccessShareLock);
+			KvlsmMetaPageData meta;
+			uint64		versions;
+			uint64		bytes;
+			Datum		values[3];
+			bool		nulls[3] = {0};
+
+			if (rel == NULL)
+				continue;
+			/* a table whose history began after the snapshot keeps nothing for it */
+			kvlsm_read_metapage(rel, &meta);
+			if (TransactionIdIsNormal(meta.created_xid) &&
+				XidInMVCCSnapshot(meta.created_xid, snap))
+			{
+				relation_close(rel, AccessShareLock);
+				continue;
+			}
+			kvlsm_table_retained(rel, snap, &versions, &bytes);
+			values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+			values[1] = Int64GetDatum((int64) versions);
+			values[2] = Int64GetDatum((int64) bytes);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			total += bytes;
+			relation_close(rel, AccessShareLock);
+		}
+	}
+	PG_FINALLY();
+	{
+		est_snapshot = NULL;
+	}
+	PG_END_TRY();
+	record_estimate(name, total);
+	return (Datum) 0;
+}
+
+/* keep the latest estimate of a snapshot for the view (oldest slot goes) */
+static void
+record_estimate(const char *name, int64 bytes)
+{
+	RetainedEstimate *target = NULL;
+	int			i;
+
+	SpinLockAcquire(&pins->mutex);
+	for (i = 0; i < PIN_ESTIMATES; i++)
+	{
+		RetainedEstimate *e = &pins->estimates[i];
+
+		if (e->dbid == MyDatabaseId && strcmp(e->name, name) == 0)
+		{
+			target = e;
+			break;
+		}
+		if (target == NULL || e->dbid == InvalidOid ||
+			(target->dbid != InvalidOid && e->at < target->at))
+			target = e;
+	}
+	target->dbid = MyDatabaseId;
+	strlcpy(target->name, name, NAMEDATALEN);
+	target->bytes = bytes;
+	target->at = GetCurrentTimestamp();
+	SpinLockRelease(&pins->mutex);
+}
+
+/* a dropped snapshot's estimate goes with it */
+static void
+forget_estimate(const char *name)
+{
+	int			i;
+
+	SpinLockAcquire(&pins->mutex);
+	for (i = 0; i < PIN_ESTIMATES; i++)
+	{
+		RetainedEstimate *e = &pins->estimates[i];
+
+		if (e->dbid == MyDatabaseId && strcmp(e->name, name) == 0)
+			memset(e, 0, sizeof(RetainedEstimate));
+	}
+	SpinLockRelease(&pins->mutex);
+}
+
+/* kvlsm_snapshot_retained_estimate(name): the latest estimate, if any */
+PG_FUNCTION_INFO_V1(kvlsm_snapshot_retained_estimate);
+Datum
+kvlsm_snapshot_retained_estimate(PG_FUNCTION_ARGS)
+{
+	char		name[NAMEDATALEN];
+	TupleDesc	tupdesc;
+	Datum		values[2] = {0};
+	bool		nulls[2] = {true, true};
+	int			i;
+
+	check_name(PG_GETARG_TEXT_PP(0), name);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SpinLockAcquire(&pins->mutex);
+	for (i = 0; i < PIN_ESTIMATES; i++)
+	{
+		RetainedEstimate *e = &pins->estimates[i];
+
+		if (e->dbid == MyDatabaseId && strcmp(e->name, name) == 0)
+		{
+			values[0] = Int64GetDatum(e->bytes);
+			values[1] = TimestampTzGetDatum(e->at);
+			nulls[0] = nulls[1] = false;
+			break;
+		}
+	}
+	SpinLockRelease(&pins->mutex);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * kvlsm_snapshot_use(name): for the rest of the transaction, scans of kvlsm
+ * tables see what was visible when the snapshot was taken.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_snapshot_use);
+Datum
+kvlsm_snapshot_use(PG_FUNCTION_ARGS)
+{
+	char		name[NAMEDATALEN];
+	Snapshot	snap;
+
+	check_name(PG_GETARG_TEXT_PP(0), name);
+	RequireTransactionBlock(true, "kvlsm_snapshot_use()");
+	if (tt_snapshot != NULL)
+	{
+		if (strcmp(tt_name, name) == 0)
+			PG_RETURN_VOID();
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("named snapshot \"%s\" is already in use in this transaction", tt_name)));
+	}
+	if (InSecurityRestrictedOperation() || InLocalUserIdChange())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot use a named snapshot inside a security-restricted operation or a SECURITY DEFINER function")));
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot use a named snapshot in a transaction that has written"),
+				 errhint("Call kvlsm_snapshot_use() first in a read-only transaction.")));
+
+	snap = load_named_snapshot(name, TopTransactionContext, &tt_time);
 
 	strlcpy(tt_name, name, NAMEDATALEN);
 	tt_checked = NIL;

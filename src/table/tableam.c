@@ -2658,3 +2658,61 @@ kvlsm_tableam_handler(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_POINTER(&kvlsm_methods);
 }
+
+/*
+ * For kvlsm_snapshot_retained(): the row versions of 'rel' that 'named'
+ * sees and that nothing but named snapshots keeps any more: deleted by a
+ * transaction that every running snapshot sees as committed, or past their
+ * TTL.  Counts them and their record bytes (a full pass over the table).
+ */
+void
+kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions, uint64 *bytes)
+{
+	KvlsmShared *sh = kvlsm_attach(rel);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "kvlsm retained estimate",
+											  ALLOCSET_DEFAULT_SIZES);
+	KvlsmRecordSet set;
+	KvlsmRowState *st = palloc(sizeof(KvlsmRowState));
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		resume = 0;
+	bool		more = true;
+
+	*versions = 0;
+	*bytes = 0;
+	kvlsm_recset_init(&set, cxt);
+	while (more)
+	{
+		char		startkey[8];
+		int			pos = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		kvlsm_recset_reset(&set);
+		kvlsm_rowid_to_key(resume, startkey);
+		more = kvlsm_collect(rel, sh, &kvlsm_bytewise_keyops, startkey, 8, false,
+							 NULL, 0, SCAN_BATCH_ROWS, NULL, &set);
+		if (set.n == 0)
+			break;
+		while (pos < set.n)
+		{
+			int			start = pos;
+			uint64		recbytes = 0;
+
+			while (pos < set.n && memcmp(set.recs[pos].key, set.recs[start].key, 8) == 0)
+				recbytes += sizeof(KvlsmRecordHeader) + 8 + set.recs[pos++].vallen;
+			kvlsm_resolve_row(&set.recs[start], pos - start, st);
+			if (!kvlsm_row_visible(st, named))
+				continue;
+			if ((st->deleted && st->xmax_status == KVLSM_XID_COMMITTED &&
+				 GlobalVisCheckRemovableXid(rel, st->xmax)) ||
+				(st->expires != 0 && st->expires <= now))
+			{
+				(*versions)++;
+				*bytes += recbytes;
+			}
+		}
+		resume = kvlsm_key_to_rowid(set.recs[set.n - 1].key) + 1;
+	}
+	pfree(st);
+	MemoryContextDelete(cxt);
+}

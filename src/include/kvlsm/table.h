@@ -160,5 +160,7 @@ extern void kvlsm_table_gc(struct KvlsmGcContext *ctx,
 
 /* tableam.c */
 extern bool kvlsm_is_kvlsm_relation(Relation rel);
+extern void kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions,
+								 uint64 *bytes);
 
 #endif							/* KVLSM_TABLE_H */
