@@ -83,3 +83,27 @@ SELECT c.relfrozenxid = a.relfrozenxid AS unchanged FROM pg_class c, fz_after a
 WHERE c.relname = 'fz';
 
 DROP TABLE c, g, fz;
+
+-- the file grows in pre-extended units and shrinks only in VACUUM: after
+-- every row is deleted and compacted away, VACUUM gives the free tail back
+-- (down to the metapage and the two manifest slots), and the table grows
+-- again from there; VACUUM (TRUNCATE false) keeps the file as it is
+CREATE TABLE sh (id int, v text) USING kvlsm WITH (memtable_size = '1MB');
+INSERT INTO sh SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g;
+SELECT kvlsm_flush('sh');
+SELECT pg_relation_size('sh') / 8192 >= (SELECT sum(pages) FROM kvlsm_sstables('sh')) AS holds_its_sstables;
+DELETE FROM sh;
+SELECT kvlsm_flush('sh');
+SELECT kvlsm_compact('sh');
+CREATE TEMP TABLE sh_size AS SELECT pg_relation_size('sh') / 8192 AS blocks;
+SELECT blocks > 3 AS grown FROM sh_size;
+VACUUM (TRUNCATE false) sh;
+SELECT pg_relation_size('sh') / 8192 = blocks AS kept FROM sh_size;
+VACUUM sh;
+SELECT pg_relation_size('sh') / 8192 AS blocks_after_vacuum, count(*) FROM sh;
+SELECT * FROM kvlsm_verify('sh');
+INSERT INTO sh SELECT g, repeat('y', 200) FROM generate_series(1, 20000) g;
+SELECT kvlsm_flush('sh');
+SELECT count(*), min(v) = max(v) AS same FROM sh;
+SELECT * FROM kvlsm_verify('sh');
+DROP TABLE sh;

@@ -298,8 +298,13 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 	qsort(ext, n, sizeof(Extent), extent_start_cmp);
 	for (i = 0; i < (uint32) n; i++)
 	{
+		/*
+		 * Free extents and the log reserve may end past the file by what
+		 * an OS crash can take of a pre-extension (kvlsm_ensure_blocks).
+		 */
 		if (ext[i].npages == 0 || ext[i].start < KVLSM_FIRST_DATA_BLKNO ||
-			(uint64) ext[i].start + ext[i].npages > lc->nblocks)
+			(uint64) ext[i].start + ext[i].npages >
+			(uint64) lc->nblocks + (ext[i].sstable == -1 ? 2 * KVLSM_EXTEND_MAX : 0))
 			*problems = lappend(*problems,
 								make_problem(ext[i].start, ext[i].sstable, -1,
 											 psprintf("%s of blocks %u-%llu lies outside the data blocks %u-%u",

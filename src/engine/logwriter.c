@@ -30,6 +30,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/crashpoint.h"
+#include "kvlsm/manifest.h"
 
 typedef struct PendingRef
 {
@@ -513,7 +514,11 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 				reserved = meta->log_reserve_start;
 			LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
 			if (reserved != InvalidBlockNumber)
+			{
+				/* pre-extended pages an OS crash lost: see kvlsm_ensure_blocks */
+				kvlsm_ensure_blocks(rel, reserved + 1);
 				nbuf = ReadBuffer(rel, reserved);
+			}
 			else
 				nbuf = kvlsm_new_page(rel);
 

@@ -28,6 +28,7 @@
 #include "access/transam.h"
 #include "access/xloginsert.h"
 #include "access/xact.h"
+#include "catalog/storage.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -1461,6 +1462,35 @@ kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start, uint32 npag
 	mc->hdr.nfree = j;
 }
 
+/*
+ * Free extents and the log reserve may lie past the end of the file: the
+ * pages a file is pre-extended by are not WAL-logged (like heap's bulk
+ * extension), so an operating system crash can lose them while the
+ * manifest that lists them survives.  A user of such pages extends the
+ * file up to them again.  The gap is at most one pre-extension plus the
+ * log reserve; a larger one means a damaged manifest.
+ */
+void
+kvlsm_ensure_blocks(Relation rel, BlockNumber upto)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	bool		local = RELATION_IS_LOCAL(rel);
+
+	if (nblocks >= upto)
+		return;
+	if (upto - nblocks > 2 * KVLSM_EXTEND_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\": free space listed at block %u, far past the end of the file (%u blocks)",
+						RelationGetRelationName(rel), upto - 1, nblocks)));
+	if (!local)
+		LockRelationForExtension(rel, ExclusiveLock);
+	for (nblocks = RelationGetNumberOfBlocks(rel); nblocks < upto; nblocks++)
+		ReleaseBuffer(ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL));
+	if (!local)
+		UnlockRelationForExtension(rel, ExclusiveLock);
+}
+
 /* write a laid-out SSTable to a free extent or to new pages at the end */
 void
 kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
@@ -1470,20 +1500,121 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 
 	if (start != InvalidBlockNumber)
 	{
+		kvlsm_ensure_blocks(rel, start + npages);
 		kvlsm_sst_builder_write(b, start, false, desc);
 		kvlsm_crash_point(KVLSM_CP_EXTENT_REUSE);
 	}
 	else
 	{
 		bool		local = RELATION_IS_LOCAL(rel);
+		uint32		extra;
 
 		if (!local)
 			LockRelationForExtension(rel, ExclusiveLock);
 		start = RelationGetNumberOfBlocks(rel);
 		kvlsm_sst_builder_write(b, start, true, desc);
+
+		/*
+		 * Grow the file by an eighth of its size at a time (at most
+		 * KVLSM_EXTEND_MAX pages): what the SSTable does not take becomes a
+		 * free extent for the next ones, so a growing relation extends its
+		 * file, and takes the extension lock, a few times per doubling
+		 * rather than for every SSTable, and its extents lie together.
+		 * VACUUM gives a free tail back (kvlsm_shrink).
+		 */
+		extra = Min(start / 8, KVLSM_EXTEND_MAX);
+		if (extra > npages)
+		{
+			uint32		i;
+
+			extra -= npages;
+			for (i = 0; i < extra; i++)
+				ReleaseBuffer(ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW,
+												 RBM_NORMAL, NULL));
+			kvlsm_manifest_give_extent(mc, start + npages, extra);
+		}
 		if (!local)
 			UnlockRelationForExtension(rel, ExclusiveLock);
 	}
+}
+
+/*
+ * VACUUM: give a free extent at the end of the file back to the file
+ * system, as heap's VACUUM truncates empty pages at its end.  Like heap it
+ * needs AccessExclusiveLock and takes it only if it comes within a few
+ * seconds of trying, never waiting in the lock queue: then no scan, writer
+ * or background job is inside the relation, and standbys cancel their
+ * queries on it because of the lock's WAL record, as for heap.  The
+ * manifest without the extent is installed first and the file truncated
+ * after it: a crash between the two leaves pages that no list names, which
+ * the first flush after the restart sweeps up (sweep_leaked_pages).
+ * Returns the number of blocks given back.
+ */
+BlockNumber
+kvlsm_shrink(Relation rel)
+{
+	KvlsmShared *sh;
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc;
+	KvlsmInstallArg ia;
+	BlockNumber nblocks;
+	BlockNumber newsize = InvalidBlockNumber;
+	int			tries;
+	uint32		i;
+
+	if (RecoveryInProgress() || RELATION_IS_LOCAL(rel))
+		return 0;
+	for (tries = 0; !ConditionalLockRelation(rel, AccessExclusiveLock); tries++)
+	{
+		/* 100 x 50 ms: heap's VACUUM_TRUNCATE_LOCK_TIMEOUT */
+		if (tries >= 100)
+			return 0;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(50 * 1000L);
+	}
+	sh = kvlsm_attach(rel);
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	kvlsm_read_metapage(rel, &meta);
+	mc = palloc(sizeof(KvlsmManifestCopy));
+	kvlsm_manifest_read(rel, &meta, mc);
+	nblocks = RelationGetNumberOfBlocks(rel);
+
+	/*
+	 * The log reserve is carved from the largest free extent, often the
+	 * file's free tail: it goes back to the free list first (no writer is
+	 * inside the relation), and a new one is set aside below the new end.
+	 */
+	memset(&ia, 0, sizeof(ia));
+	if (meta.log_reserve_npages > 0)
+	{
+		kvlsm_manifest_give_extent(mc, meta.log_reserve_start, meta.log_reserve_npages);
+		ia.clear_reserve = true;
+		meta.log_reserve_npages = 0;
+	}
+	for (i = 0; i < mc->hdr.nfree; i++)
+	{
+		if (mc->free[i].start + mc->free[i].npages >= nblocks &&
+			mc->free[i].start >= KVLSM_FIRST_DATA_BLKNO && mc->free[i].start < nblocks)
+		{
+			newsize = mc->free[i].start;
+			mc->free[i] = mc->free[--mc->hdr.nfree];
+			qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+			break;
+		}
+	}
+	if (newsize != InvalidBlockNumber)
+	{
+		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		kvlsm_manifest_install(rel, mc, &ia);
+		kvlsm_manifest_publish(sh, mc);
+		LWLockRelease(&sh->lock);
+		RelationTruncate(rel, newsize);
+	}
+	pfree(mc);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	UnlockRelation(rel, AccessExclusiveLock);
+	return newsize == InvalidBlockNumber ? 0 : nblocks - newsize;
 }
 
 static void
@@ -1506,6 +1637,12 @@ install_edit(KvlsmMetaPageData *meta, KvlsmInstallArg *ia)
 	 * Only installs refill the reserve and they are serialised by the flush
 	 * lock, so a reserve planned as empty is still empty here.
 	 */
+	if (ia->clear_reserve)
+	{
+		/* kvlsm_shrink gave the reserve back to the free list */
+		meta->log_reserve_start = InvalidBlockNumber;
+		meta->log_reserve_npages = 0;
+	}
 	if (ia->set_reserve)
 	{
 		Assert(meta->log_reserve_npages == 0);

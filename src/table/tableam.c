@@ -47,6 +47,7 @@
 #include "utils/rel.h"
 
 #include "kvlsm/kvlsm.h"
+#include "kvlsm/manifest.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/table.h"
 #include "kvlsm/snapshots.h"
@@ -2121,6 +2122,13 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 			new_frozen_xid = oldest;
 		new_min_multi = MultiXactCutoff;
 	}
+
+	/*
+	 * The file shrinks only here, as heap's does: a free extent that
+	 * compaction left at its end goes back to the file system.
+	 */
+	if (params->truncate != VACOPTVALUE_DISABLED)
+		(void) kvlsm_shrink(rel);
 
 	nblocks = RelationGetNumberOfBlocks(rel);
 	vac_update_relstats(rel, nblocks, live, 0, nindexes > 0 || rel->rd_rel->relhasindex,

@@ -24,6 +24,9 @@
 #include "kvlsm/lsm.h"
 #include "kvlsm/sstable.h"
 
+/* largest pre-extension of the file, in pages (16 MB) */
+#define KVLSM_EXTEND_MAX 2048
+
 /* manifest slots a flush leaves free for compaction outputs */
 #define KVLSM_COMPACTION_SLOTS 8
 
@@ -57,6 +60,7 @@ typedef struct KvlsmInstallArg
 	uint64		bytes_out;
 	bool		is_compaction;
 	uint64		next_sstid;		/* 0: unchanged */
+	bool		clear_reserve;	/* the reserve went back to the free list */
 	bool		set_reserve;
 	BlockNumber reserve_start;
 	uint32		reserve_npages;
@@ -79,6 +83,8 @@ extern void kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start,
 extern void kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b,
 										 uint32 npages, KvlsmManifestCopy *mc,
 										 KvlsmSstDesc *desc);
+extern void kvlsm_ensure_blocks(Relation rel, BlockNumber upto);
+extern BlockNumber kvlsm_shrink(Relation rel);
 extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,
 											KvlsmManifestCopy *mc,
 											KvlsmInstallArg *ia);
