@@ -755,6 +755,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	gc.ttl_horizon = 0;		/* computed by the filter when it meets a TTL */
 	gc.oldest_xid = InvalidTransactionId;
 	gc.latest_removed = InvalidTransactionId;
+	gc.ttl_max_expired = 0;
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
 								ALLOCSET_DEFAULT_SIZES);
@@ -869,7 +870,8 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	MemoryContextDelete(cxt);
 
 	/* standby queries that could need what went away are cancelled first */
-	kvlsm_log_recovery_conflict(rel, gc.latest_removed);
+	kvlsm_log_recovery_conflict(rel, kvlsm_conflict_xid(gc.latest_removed,
+														gc.ttl_max_expired));
 	install_result(rel, sh, job, bytes_in, bytes_out);
 	/* e.g. the TOAST values of expired rows, now that the rows are gone */
 	if (gc.after_install)

@@ -89,6 +89,19 @@ typedef struct DbPins
 
 #define PIN_ESTIMATES 64
 
+/*
+ * (time, next xid) samples, one a second at most, over the last hour or
+ * more: TTL expiry is judged by time, standby conflicts and feedback speak
+ * in xids (kvlsm_xid_at_time, kvlsm_time_before_xid).
+ */
+#define XIDTIME_SLOTS 4096
+
+typedef struct XidTimeSample
+{
+	TimestampTz time;
+	TransactionId xid;
+} XidTimeSample;
+
 typedef struct RetainedEstimate
 {
 	Oid			dbid;			/* InvalidOid: free */
@@ -111,6 +124,11 @@ typedef struct PinShared
 	 */
 	/* the latest kvlsm_snapshot_retained() result of each snapshot */
 	RetainedEstimate estimates[PIN_ESTIMATES];
+
+	/* ring of xid/time samples; nsamples counts up to XIDTIME_SLOTS */
+	int			nsamples;
+	int			next_sample;
+	XidTimeSample samples[XIDTIME_SLOTS];
 
 	int			ndeleters;
 	TransactionId deleters[FLEXIBLE_ARRAY_MEMBER];
@@ -167,6 +185,109 @@ kvlsm_snapshots_shmem_init(void)
 		SpinLockInit(&pins->mutex);
 		pins->ndeleters = deleter_slots();
 	}
+}
+
+/*
+ * Record the next xid with the time, at most once a second (the launcher
+ * calls this every time it wakes; compaction too, before it looks back).
+ */
+void
+kvlsm_xid_time_sample(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	XidTimeSample *last;
+
+	if (pins == NULL)
+		return;
+	SpinLockAcquire(&pins->mutex);
+	last = pins->nsamples > 0 ?
+		&pins->samples[(pins->next_sample + XIDTIME_SLOTS - 1) % XIDTIME_SLOTS] : NULL;
+	if (last == NULL || now - last->time >= USECS_PER_SEC)
+	{
+		pins->samples[pins->next_sample].time = now;
+		pins->samples[pins->next_sample].xid = ReadNextTransactionId();
+		pins->next_sample = (pins->next_sample + 1) % XIDTIME_SLOTS;
+		if (pins->nsamples < XIDTIME_SLOTS)
+			pins->nsamples++;
+	}
+	SpinLockRelease(&pins->mutex);
+}
+
+/*
+ * An xid no snapshot taken before time 't' has as its xmin or beyond: the
+ * next xid of the first sample at or after 't' (a snapshot's xmin is never
+ * past the next xid when it is taken, and the next xid only grows), or the
+ * next xid now.  Too late rather than too early when samples are missing.
+ */
+TransactionId
+kvlsm_xid_at_time(TimestampTz t)
+{
+	TransactionId result = InvalidTransactionId;
+	int			i;
+
+	kvlsm_xid_time_sample();
+	SpinLockAcquire(&pins->mutex);
+	for (i = 0; i < pins->nsamples; i++)
+	{
+		/* oldest first */
+		XidTimeSample *s = &pins->samples[(pins->next_sample - pins->nsamples + i +
+										   XIDTIME_SLOTS) % XIDTIME_SLOTS];
+
+		if (s->time >= t)
+		{
+			result = s->xid;
+			break;
+		}
+	}
+	SpinLockRelease(&pins->mutex);
+	return TransactionIdIsValid(result) ? result : ReadNextTransactionId();
+}
+
+/*
+ * A time no snapshot whose xmin is 'xid' was taken before: that of the last
+ * sample whose next xid was still below it (the next xid had not reached
+ * 'xid' then).  0 when no sample is that old: nothing is known.
+ */
+TimestampTz
+kvlsm_time_before_xid(TransactionId xid)
+{
+	TimestampTz result = 0;
+	int			i;
+
+	SpinLockAcquire(&pins->mutex);
+	for (i = pins->nsamples - 1; i >= 0; i--)
+	{
+		XidTimeSample *s = &pins->samples[(pins->next_sample - pins->nsamples + i +
+										   XIDTIME_SLOTS) % XIDTIME_SLOTS];
+
+		if (TransactionIdPrecedes(s->xid, xid))
+		{
+			result = s->time;
+			break;
+		}
+	}
+	SpinLockRelease(&pins->mutex);
+	return result;
+}
+
+/*
+ * The xid a removal of row versions conflicts with on hot standbys (a
+ * query whose snapshot's xmin is not past it is cancelled): the newest
+ * deleter whose versions went, and for rows dropped at the end of their
+ * TTL, which snapshots judge by time, the next xid when the latest of them
+ * expired (every snapshot taken before then has an xmin up to that).
+ */
+TransactionId
+kvlsm_conflict_xid(TransactionId latest_removed, TimestampTz ttl_max_expired)
+{
+	if (ttl_max_expired != 0)
+	{
+		TransactionId x = kvlsm_xid_at_time(ttl_max_expired);
+
+		if (!TransactionIdIsValid(latest_removed) || TransactionIdFollows(x, latest_removed))
+			latest_removed = x;
+	}
+	return latest_removed;
 }
 
 /*

@@ -2001,6 +2001,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	TransactionId new_frozen_xid = InvalidTransactionId;
 	TransactionId latest_removed = InvalidTransactionId;
 	TimestampTz ttl_horizon = kvlsm_ttl_horizon();
+	TimestampTz ttl_max_expired = 0;
 	MultiXactId new_min_multi = InvalidMultiXactId;
 	bool		aggressive;
 
@@ -2054,6 +2055,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 			/* past its TTL for every running transaction */
 			is_dead = true;
 			dead++;
+			ttl_max_expired = Max(ttl_max_expired, st.expires);
 		}
 		else if (st.deleted && st.xmax_status == KVLSM_XID_COMMITTED &&
 				 kvlsm_xid_removable(vis, st.xmax))
@@ -2074,7 +2076,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 			kvlsm_rowid_to_tid(st.rowid, &dead_items->items[dead_items->num_items++]);
 			if (dead_items->num_items >= dead_items->max_items)
 			{
-				kvlsm_log_recovery_conflict(rel, latest_removed);
+				kvlsm_log_recovery_conflict(rel, kvlsm_conflict_xid(latest_removed, ttl_max_expired));
 				vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
 			}
 		}
@@ -2086,7 +2088,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 		if (dead_items->num_items > 0)
 		{
 			/* as heap's prune records do: standby snapshots that need the rows go first */
-			kvlsm_log_recovery_conflict(rel, latest_removed);
+			kvlsm_log_recovery_conflict(rel, kvlsm_conflict_xid(latest_removed, ttl_max_expired));
 			vacuum_indexes(rel, indrels, nindexes, stats, dead_items, live, bstrategy);
 		}
 		for (i = 0; i < nindexes; i++)

@@ -515,7 +515,13 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		for (i = 0; i < n; i++)
 			keep[i] = false;
 		if (expired && !TransactionIdIsValid(deleter))
+		{
+			KvlsmRowRecord rr;
+
+			memcpy(&rr, recs[ins].val, sizeof(rr));
 			ctx->ttl_rows_dropped++;
+			ctx->ttl_max_expired = Max(ctx->ttl_max_expired, rr.expires);
+		}
 		note_removed(ctx, deleter);
 		return;
 	}
@@ -528,6 +534,9 @@ keep_row:
  * transaction and every named snapshot: the start of the oldest
  * transaction (snapshots are judged at their transaction's or statement's
  * start, neither earlier), or the creation of the oldest named snapshot.
+ * Snapshots known by their xmin alone (hot-standby feedback, replication
+ * slots) count from the time the next xid was still below that xmin; if
+ * no sample goes back that far, nothing expires.
  */
 TimestampTz
 kvlsm_ttl_horizon(void)
@@ -536,10 +545,19 @@ kvlsm_ttl_horizon(void)
 	int			n = pgstat_fetch_stat_numbackends();
 	int			i;
 	TimestampTz pin_time;
+	TransactionId oldest = GetOldestNonRemovableTransactionId(NULL);
 
 	(void) kvlsm_snapshot_pin(&pin_time);
 	if (pin_time != 0 && pin_time < horizon)
 		horizon = pin_time;
+
+	if (TransactionIdIsNormal(oldest) && TransactionIdPrecedes(oldest, ReadNextTransactionId()))
+	{
+		TimestampTz t = kvlsm_time_before_xid(oldest);
+
+		if (t < horizon)
+			horizon = t;
+	}
 
 	for (i = 1; i <= n; i++)
 	{

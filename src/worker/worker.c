@@ -52,6 +52,7 @@
 #include "kvlsm/worker.h"
 #include "kvlsm/index.h"
 #include "kvlsm/table.h"
+#include "kvlsm/snapshots.h"
 
 #define MAX_JOBS			1024
 #define MAX_WORKER_SLOTS	64
@@ -612,6 +613,8 @@ kvlsm_launcher_main(Datum main_arg)
 			nap = Min(nap, Max(kvlsm_flush_interval_ms / 4, 10));
 		}
 		launch_needed_workers();
+		/* the xid/time samples TTL conflicts and feedback are judged by */
+		kvlsm_xid_time_sample();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -3,9 +3,10 @@
 #
 # Garbage collection on the primary never gives a hot-standby query a wrong
 # answer: a compaction or a VACUUM that removes row versions a standby
-# snapshot may still need cancels that query with a recovery conflict
-# (counted in pg_stat_database_conflicts), and hot_standby_feedback = on
-# keeps the versions instead.
+# snapshot may still need (deleted ones, or ones past their TTL that the
+# snapshot, judging expiry at its start, still sees) cancels that query
+# with a recovery conflict (counted in pg_stat_database_conflicts), and
+# hot_standby_feedback = on keeps the versions instead.
 use strict;
 use warnings;
 
@@ -106,6 +107,33 @@ is($standby->safe_psql('postgres',
 	'SET enable_seqscan = off; SELECT count(*) FROM ti WHERE id > 0'), '5000',
 	'a new standby index scan sees the primary\'s state');
 
+# --- TTL: a standby snapshot judges expiry at its own start, so rows it still
+# sees can be past their TTL on the primary, whose compaction then drops
+# them: the standby query is cancelled, never answered without them
+$primary->safe_psql('postgres', q{
+	CREATE TABLE tt (id int, v text) USING kvlsm WITH (ttl = '3 seconds');
+	INSERT INTO tt SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+	SELECT kvlsm_flush('tt');
+});
+$primary->wait_for_catchup($standby, 'replay');
+$c0 = conflicts();
+$bg = $standby->background_psql('postgres', on_error_stop => 0);
+$bg->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+is($bg->query_safe('SELECT count(*) FROM tt'), '1000',
+	'TTL: a standby snapshot taken before expiry sees the rows');
+$offset = -s $standby->logfile;
+sleep(4);
+$primary->safe_psql('postgres', "SELECT kvlsm_compact('tt')");
+is($primary->safe_psql('postgres', "SELECT count(*) FROM kvlsm_sstables('tt') WHERE entries > 0"),
+	'0', 'TTL: compaction on the primary dropped the expired rows');
+$primary->wait_for_catchup($standby, 'replay');
+$r = rr_query($bg, 'SELECT count(*) FROM tt', $offset);
+is($r, 'cancelled', 'TTL: the standby query that still saw them was cancelled, not answered wrongly');
+eval { $bg->quit };
+ok($standby->poll_query_until('postgres',
+	"SELECT confl_snapshot > $c0 FROM pg_stat_database_conflicts WHERE datname = 'postgres'"),
+	'TTL: the conflict is counted');
+
 # --- with hot_standby_feedback the primary keeps what the standby needs
 $standby->append_conf('postgresql.conf', 'hot_standby_feedback = on');
 $standby->reload;
@@ -129,6 +157,32 @@ $bg->quit;
 is(conflicts(), $c0, 'feedback: no conflict');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM t'), '2500',
 	'feedback: new queries see the delete');
+
+# ... and the rows a standby snapshot sees before their TTL ends, although
+# TTL is judged by time and feedback speaks in xids
+$primary->safe_psql('postgres', q{
+	CREATE TABLE tf (id int, v text) USING kvlsm WITH (ttl = '3 seconds');
+	INSERT INTO tf SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+	SELECT kvlsm_flush('tf');
+});
+$primary->wait_for_catchup($standby, 'replay');
+$bg = $standby->background_psql('postgres', on_error_stop => 0);
+$bg->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+is($bg->query_safe('SELECT count(*) FROM tf'), '1000', 'feedback, TTL: snapshot taken');
+$primary->poll_query_until('postgres',
+	"SELECT backend_xmin IS NOT NULL FROM pg_stat_replication")
+  or die 'no feedback xmin';
+sleep(4);
+$c0 = conflicts();
+$primary->safe_psql('postgres', "SELECT kvlsm_compact('tf')");
+$primary->wait_for_catchup($standby, 'replay');
+is(rr_query($bg, 'SELECT count(*) FROM tf', -s $standby->logfile), '1000',
+	'feedback, TTL: the old snapshot still sees the expired rows after compaction');
+$bg->query_safe('COMMIT');
+$bg->quit;
+is(conflicts(), $c0, 'feedback, TTL: no conflict');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM tf'), '0',
+	'feedback, TTL: new queries see the rows expired');
 
 $standby->stop;
 $primary->stop;

@@ -39,8 +39,9 @@ typedef struct KvlsmGcContext
 	TransactionId oldest_xid;
 	/* out: newest xid whose effects the dropped or frozen records relied on */
 	TransactionId latest_removed;
-	/* out: rows dropped because their TTL ended */
+	/* out: rows dropped because their TTL ended, and the latest end */
 	uint64		ttl_rows_dropped;
+	TimestampTz ttl_max_expired;
 	/* the filter's own state, and what to do once the result is installed */
 	void	   *filter_state;
 	void		(*after_install) (struct KvlsmGcContext *ctx);

@@ -61,6 +61,16 @@ extern TimestampTz kvlsm_snapshot_ttl_time(Snapshot snapshot);
  */
 extern bool kvlsm_toast_delete_now(void);
 
+/*
+ * Time and xids, for TTL (judged by time) against standby conflicts and
+ * feedback (in xids): a sample ring fed by the launcher.
+ */
+extern void kvlsm_xid_time_sample(void);
+extern TransactionId kvlsm_xid_at_time(TimestampTz t);
+extern TimestampTz kvlsm_time_before_xid(TransactionId xid);
+extern TransactionId kvlsm_conflict_xid(TransactionId latest_removed,
+										TimestampTz ttl_max_expired);
+
 /* is a named snapshot in use in this transaction? */
 extern bool kvlsm_time_travel_active(void);
 

@@ -149,6 +149,7 @@ extern int	kvlsm_xid_status(TransactionId xid);
 extern void kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st);
 extern bool kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot);
 extern TimestampTz kvlsm_ttl_horizon(void);
+
 extern bool kvlsm_lock_modes_conflict(LockTupleMode a, LockTupleMode b);
 extern void kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st,
 										 bool visible, Snapshot snapshot);
