@@ -213,3 +213,46 @@ SELECT kvlsm_flush('adm_k');
 SELECT name, sstables, entries FROM kvlsm_levels('adm_k') WHERE sstables > 0;
 SELECT memtable_entries, sstables FROM kvlsm_stats('adm_k');
 DROP TABLE adm;
+
+-- ORDER BY ... DESC on an ascending kvlsm_idx index steps down in windows
+-- of a few SSTable blocks: a LIMIT reads a few blocks, not the whole range
+CREATE TABLE bw (k int, v text);
+INSERT INTO bw SELECT g, 'v' || g FROM generate_series(1, 100000) g;
+CREATE INDEX bw_k ON bw USING kvlsm_idx (k);
+INSERT INTO bw SELECT g, 'm' || g FROM generate_series(100001, 100100) g;  -- memtable too
+DELETE FROM bw WHERE k % 1000 = 7;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT k FROM bw ORDER BY k DESC LIMIT 5;
+SELECT k FROM bw ORDER BY k DESC LIMIT 5;
+SELECT k FROM bw WHERE k < 50010 ORDER BY k DESC LIMIT 4;
+SELECT k FROM bw WHERE k BETWEEN 995 AND 1010 ORDER BY k DESC;
+SELECT k FROM bw WHERE k <= 3 ORDER BY k DESC;
+-- every row once, in order, also across windows
+CREATE FUNCTION bw_check(lo int) RETURNS TABLE (n int, descending bool) LANGUAGE plpgsql AS $$
+DECLARE r record; prev int;
+BEGIN
+  n := 0; descending := true;
+  FOR r IN SELECT k FROM bw WHERE k > lo ORDER BY k DESC LOOP
+    IF prev IS NOT NULL AND r.k >= prev THEN descending := false; END IF;
+    prev := r.k; n := n + 1;
+  END LOOP;
+  RETURN NEXT;
+END $$;
+SELECT * FROM bw_check(0);
+SELECT * FROM bw_check(40000);
+-- buffers the scan touches: a window's worth for the LIMIT (with the
+-- SSTables' index blocks on a first use), thousands for every row
+CREATE FUNCTION bw_blocks(q text) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ' || q INTO j;
+  RETURN (j->0->'Plan'->>'Shared Hit Blocks')::int + (j->0->'Plan'->>'Shared Read Blocks')::int;
+END $$;
+SELECT bw_blocks('SELECT k FROM bw ORDER BY k DESC LIMIT 5') < 500 AS few_blocks,
+       bw_blocks('SELECT k FROM bw ORDER BY k DESC') > 3000 AS many_blocks;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP FUNCTION bw_blocks(text);
+DROP FUNCTION bw_check(int);
+DROP TABLE bw;

@@ -1167,6 +1167,46 @@ desc_may_contain(const KvlsmSstDesc *d, const KvlsmKeyOps *ops,
  * the set is consistent; SSTable pages are then read without it, and a
  * page that was recycled meanwhile makes the whole collection start over.
  */
+/*
+ * A key below 'key' (NULL: above every key) that leaves a modest slice of
+ * the LSM between the two: the largest of the keys 'back' data blocks down
+ * in each live SSTable (kvlsm_sst_pivot), copied to 'out'
+ * (KVLSM_MAX_KEY_SIZE bytes).  False when no SSTable holds a key below
+ * 'key': then everything below it is in the memtables, whose size is
+ * bounded.  A backward scan collects [pivot, key) forward and steps down.
+ */
+bool
+kvlsm_pivot_below(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+				  const char *key, int keylen, int back, char *out, int *outlen)
+{
+	KvlsmSstDesc ssts[KVLSM_MAX_SST];
+	int			nsst;
+	int			i;
+	bool		found = false;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	nsst = sh->nsst;
+	memcpy(ssts, sh->sst, sizeof(KvlsmSstDesc) * nsst);
+	LWLockRelease(&sh->lock);
+	for (i = 0; i < nsst; i++)
+	{
+		const char *p;
+		int			plen;
+
+		if (!KvlsmSstIsLive(&ssts[i]) || ssts[i].nentries == 0)
+			continue;
+		if (!kvlsm_sst_pivot(rel, sh, &ssts[i], ops, key, keylen, back, &p, &plen))
+			continue;
+		if (!found || ops->cmp(p, plen, out, *outlen, ops->arg) > 0)
+		{
+			memcpy(out, p, plen);
+			*outlen = plen;
+			found = true;
+		}
+	}
+	return found;
+}
+
 bool
 kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 			  const char *start, int startlen, bool start_exclusive,

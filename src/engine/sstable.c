@@ -1454,6 +1454,38 @@ kvlsm_sst_collect(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 }
 
 /*
+ * A key of this SSTable below 'key' (NULL: above every key), 'back' data
+ * blocks down: the first key of the block that many blocks before the one
+ * 'key' falls in, or of a later block if that one starts at 'key'.  Points
+ * into the backend's SSTable cache: copy it before the next read.  False
+ * when the SSTable holds nothing below 'key' or its extent was recycled.
+ * Backward index scans step down by such keys (kvlsm_pivot_below).
+ */
+bool
+kvlsm_sst_pivot(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
+				const KvlsmKeyOps *ops, const char *key, int keylen, int back,
+				const char **pivot, int *pivotlen)
+{
+	SstCacheEntry *e = sst_cache_load(rel, sh, desc);
+	uint32		idx;
+
+	if (e == NULL || e->nindex_entries == 0)
+		return false;
+	idx = key ? index_search(e, ops, key, keylen) : e->nindex_entries - 1;
+	idx = idx >= (uint32) back ? idx - back : 0;
+	while (key != NULL &&
+		   ops->cmp(e->index_keys[idx], e->index_keylens[idx], key, keylen, ops->arg) >= 0)
+	{
+		if (idx == 0)
+			return false;
+		idx--;
+	}
+	*pivot = e->index_keys[idx];
+	*pivotlen = e->index_keylens[idx];
+	return true;
+}
+
+/*
  * The exact key range of an SSTable, read from its header page (the
  * manifest keeps only short keys).  Copies are palloc'd in the current
  * context.  Returns false when the header does not hold the keys (they

@@ -36,8 +36,12 @@
  * prefix to its successor, so LIKE 'abc%' is an index range scan whatever
  * the column's collation.
  *
- * Backward scans (ORDER BY ... DESC on an ascending column) collect the
- * matching TIDs of the range and return them last to first.
+ * Backward scans (ORDER BY ... DESC on an ascending column) step down
+ * through their range in windows: the engine iterates forward only, so a
+ * window [pivot, previous pivot) is collected forward and returned last to
+ * first, where a pivot is a key a few data blocks down in the SSTables
+ * (kvlsm_pivot_below).  ORDER BY k DESC LIMIT 10 reads a few blocks, not
+ * the range.  Scans driven by "= ANY" collect their whole range first.
  *
  *-------------------------------------------------------------------------
  */
@@ -138,11 +142,21 @@ typedef struct KvlsmIdxScanData
 
 	bool		recheck;
 
-	/* backward scans: the matching TIDs, in key order */
+	/* backward scans: the TIDs found so far, in the order returned */
 	ItemPointerData *back_tids;
 	int			back_n;
-	int			back_pos;
+	int			back_cap;
+	int			back_pos;		/* the next to return; marks keep it */
 	bool		back_ready;
+	bool		back_windows;	/* stepping down by windows */
+	bool		win_last;		/* the last window was read */
+	char	   *win_lo;			/* the range's bounds (lolen/hilen -1: none) */
+	int			win_lolen;
+	char	   *win_hi;
+	int			win_hilen;
+	char	   *win_end;		/* the current window's exclusive top */
+	int			win_endlen;		/* -1: the range's top, inclusive */
+	char	   *win_pivot;
 } KvlsmIdxScanData;
 
 typedef KvlsmIdxScanData *KvlsmIdxScan;
@@ -659,8 +673,11 @@ kvlsm_idx_rescan(IndexScanDesc scan, ScanKey scankey, int nscankeys,
 	so->marklen = -1;
 	so->back_tids = NULL;
 	so->back_n = 0;
+	so->back_cap = 0;
 	so->back_pos = 0;
 	so->back_ready = false;
+	so->back_windows = false;
+	so->win_last = false;
 	so->recheck = !kvlsm_is_kvlsm_relation(scan->heapRelation ? scan->heapRelation :
 										   scan->indexRelation);
 	old = MemoryContextSwitchTo(so->keys_cxt);
@@ -906,6 +923,119 @@ next_entry(IndexScanDesc scan, IndexTuple *itup_out)
 	}
 }
 
+/*
+ * Backward scans: collect the matching entries of the current range (or
+ * window) forward, dropping those at or above the window's exclusive top,
+ * and append their TIDs to back_tids last to first.
+ */
+static void
+collect_backward(IndexScanDesc scan, int endlen)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+	IndexTuple	itup;
+	int			first = so->back_n;
+	int			i,
+				j;
+
+	while (next_entry(scan, &itup))
+	{
+		if (endlen >= 0 &&
+			so->ops->cmp(so->cur, so->curlen, so->win_end, endlen, so->ops->arg) >= 0)
+			continue;
+		if (so->back_n == so->back_cap)
+		{
+			so->back_cap = so->back_cap ? so->back_cap * 2 : 64;
+			so->back_tids = so->back_tids ?
+				repalloc_huge(so->back_tids, sizeof(ItemPointerData) * so->back_cap) :
+				MemoryContextAlloc(so->keys_cxt, sizeof(ItemPointerData) * so->back_cap);
+		}
+		so->back_tids[so->back_n++] = itup->t_tid;
+	}
+	for (i = first, j = so->back_n - 1; i < j; i++, j--)
+	{
+		ItemPointerData t = so->back_tids[i];
+
+		so->back_tids[i] = so->back_tids[j];
+		so->back_tids[j] = t;
+	}
+}
+
+/* data blocks of the nearest SSTable a backward window spans */
+#define BACKWARD_WINDOW_BLOCKS 4
+
+/*
+ * The next window down of a backward scan over a single range: from a
+ * pivot below the window's top (or the range's bottom, when no SSTable
+ * holds anything between them) up to that top.
+ */
+static void
+next_backward_window(IndexScanDesc scan)
+{
+	KvlsmIdxScan so = (KvlsmIdxScan) scan->opaque;
+	const char *top;
+	int			toplen;
+	int			pivotlen;
+	bool		have_pivot;
+
+	if (!so->started)
+	{
+		so->started = true;
+		if (!setup_range(scan))
+		{
+			so->win_last = true;
+			return;
+		}
+		/* setup_range's bounds live in range_cxt: keep copies */
+		so->win_lo = MemoryContextAlloc(so->keys_cxt, KVLSM_MAX_KEY_SIZE);
+		so->win_hi = MemoryContextAlloc(so->keys_cxt, KVLSM_MAX_KEY_SIZE);
+		so->win_end = MemoryContextAlloc(so->keys_cxt, KVLSM_MAX_KEY_SIZE);
+		so->win_pivot = MemoryContextAlloc(so->keys_cxt, KVLSM_MAX_KEY_SIZE);
+		so->win_lolen = so->lo ? so->lolen : -1;
+		if (so->lo)
+			memcpy(so->win_lo, so->lo, so->lolen);
+		so->win_hilen = so->hi ? so->hilen : -1;
+		if (so->hi)
+			memcpy(so->win_hi, so->hi, so->hilen);
+		so->win_endlen = -1;
+	}
+	if (so->win_endlen >= 0)
+	{
+		top = so->win_end;
+		toplen = so->win_endlen;
+	}
+	else
+	{
+		top = so->win_hilen >= 0 ? so->win_hi : NULL;
+		toplen = so->win_hilen;
+	}
+	have_pivot = kvlsm_pivot_below(scan->indexRelation, so->sh, so->ops, top, toplen,
+								   BACKWARD_WINDOW_BLOCKS, so->win_pivot, &pivotlen);
+	if (have_pivot && so->win_lolen >= 0 &&
+		so->ops->cmp(so->win_pivot, pivotlen, so->win_lo, so->win_lolen, so->ops->arg) <= 0)
+		have_pivot = false;
+
+	/* collect [pivot or range bottom, top] forward */
+	keep_current_entry(so);
+	kvlsm_recset_reset(&so->set);
+	so->pos = 0;
+	so->resumelen = -1;
+	so->range_done = false;
+	so->lo = have_pivot ? so->win_pivot : (so->win_lolen >= 0 ? so->win_lo : NULL);
+	so->lolen = have_pivot ? pivotlen : so->win_lolen;
+	so->hi = (char *) top;
+	so->hilen = toplen;
+	collect_backward(scan, so->win_endlen);
+
+	if (have_pivot)
+	{
+		/* the next window ends below this one's bottom */
+		memcpy(so->win_end, so->win_pivot, pivotlen);
+		so->win_endlen = pivotlen;
+	}
+	else
+		so->win_last = true;
+}
+
 bool
 kvlsm_idx_gettuple(IndexScanDesc scan, ScanDirection dir)
 {
@@ -914,32 +1044,21 @@ kvlsm_idx_gettuple(IndexScanDesc scan, ScanDirection dir)
 
 	if (ScanDirectionIsBackward(dir))
 	{
-		/*
-		 * The engine iterates forward only: a backward scan collects the
-		 * matching entries of its range first and returns them last to
-		 * first.  Correct, but it reads the whole range even under a LIMIT.
-		 * amcanbackward stays false, so a scan never changes direction.
-		 */
+		/* amcanbackward stays false: a scan never changes direction */
 		if (!so->back_ready)
 		{
-			int			cap = 64;
-
-			so->back_tids = MemoryContextAlloc(so->keys_cxt, sizeof(ItemPointerData) * cap);
-			while (next_entry(scan, &itup))
-			{
-				if (so->back_n == cap)
-				{
-					cap *= 2;
-					so->back_tids = repalloc_huge(so->back_tids, sizeof(ItemPointerData) * cap);
-				}
-				so->back_tids[so->back_n++] = itup->t_tid;
-			}
-			so->back_pos = so->back_n;
 			so->back_ready = true;
+			so->back_windows = (so->drive < 0);
+			if (!so->back_windows)
+				collect_backward(scan, -1);
 		}
-		if (so->back_pos == 0)
-			return false;
-		scan->xs_heaptid = so->back_tids[--so->back_pos];
+		while (so->back_pos >= so->back_n)
+		{
+			if (!so->back_windows || so->win_last)
+				return false;
+			next_backward_window(scan);
+		}
+		scan->xs_heaptid = so->back_tids[so->back_pos++];
 		scan->xs_recheck = so->recheck;
 		return true;
 	}

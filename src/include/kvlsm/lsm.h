@@ -190,6 +190,9 @@ extern bool kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 						  const char *end, int endlen,
 						  int maxkeys, const uint64 *bloom_hash,
 						  KvlsmRecordSet *out);
+extern bool kvlsm_pivot_below(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+							  const char *key, int keylen, int back,
+							  char *out, int *outlen);
 extern uint64 kvlsm_key_hash(const char *key, int keylen);
 extern void kvlsm_memtable_range(KvlsmShared *sh, const KvlsmKeyOps *ops,
 								 const char *start, int startlen,

@@ -55,6 +55,9 @@ extern uint32 kvlsm_sst_builder_finish(KvlsmSstBuilder *b);
 extern void kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start,
 									bool extend, KvlsmSstDesc *desc);
 
+extern bool kvlsm_sst_pivot(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
+							const KvlsmKeyOps *ops, const char *key, int keylen,
+							int back, const char **pivot, int *pivotlen);
 extern KvlsmSstStatus kvlsm_sst_collect(Relation rel, KvlsmShared *sh,
 										const KvlsmSstDesc *desc,
 										const KvlsmKeyOps *ops,
