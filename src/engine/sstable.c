@@ -1760,6 +1760,15 @@ kvlsm_sst_walk(Relation rel, const KvlsmSstDesc *desc, KvlsmSstHeader *hdr,
 		{
 			entries_complete = false;
 			prevkeylen = -1;
+			/* a damaged block: the index says where the next one starts */
+			if (nindex != UINT32_MAX && nblock < nindex && index_pagenos[nblock] == i)
+			{
+				nblock++;
+				if (nblock < nindex)
+					i = index_pagenos[nblock] - 1;
+				else
+					break;
+			}
 			continue;
 		}
 		opaque = KvlsmPageGetOpaque((Page) pagebuf.data);
