@@ -199,6 +199,23 @@ for w in A B C D E F; do
     echo "ycsb: $w done: heap ${TPS[heap_$w]} tps, kvlsm ${TPS[kv_$w]} tps; p99 at ${RATE[$w]}/s: heap ${P99[heap_$w]} ms, kvlsm ${P99[kv_$w]} ms"
 done
 
+# point reads at light load (a tenth of the slower system's throughput):
+# what a cached read costs when the server is not queueing, next to the
+# 70% runs above, where on a small machine both systems queue
+LIGHT_RATE=$(( RATE[C] / 7 )); [ "$LIGHT_RATE" -ge 1 ] || LIGHT_RATE=1
+for sys in heap kv; do : > "$DIR/light_${sys}"; done
+for rep in $(seq 1 "$REPEATS"); do
+    if [ $((rep % 2)) = 1 ]; then order="heap kv"; else order="kv heap"; fi
+    for sys in $order; do
+        open_loop "y$sys" C "$LIGHT_RATE" >> "$DIR/light_${sys}"
+    done
+done
+declare -A LIGHT
+for sys in heap kv; do
+    LIGHT[$sys]="$(awk '$1 != "-" {print $1}' "$DIR/light_$sys" | median) / $(awk '$2 != "-" {print $2}' "$DIR/light_$sys" | median) / $(awk '$3 != "-" {print $3}' "$DIR/light_$sys" | median)"
+done
+echo "ycsb: C at light load ($LIGHT_RATE/s): heap ${LIGHT[heap]} ms, kvlsm ${LIGHT[kv]} ms"
+
 # space, HOT updates, write amplification
 SPACE_heap=$(psql_ -d yheap -At -c "SELECT pg_total_relation_size('usertable')")
 SPACE_kv=$(psql_ -d ykv -At -c "SELECT pg_total_relation_size('usertable')")
@@ -230,6 +247,13 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
              "${P50[heap_$w]} / ${P99[heap_$w]} / ${P999[heap_$w]} | ${P50[kv_$w]} / ${P99[kv_$w]} / ${P999[kv_$w]} |" \
              "${WALTX[heap_$w]} | ${WALTX[kv_$w]} |"
     done
+    echo
+    echo "Point reads at light load: workload C open loop at a tenth of the slower system's throughput,"
+    echo "$REPEATS runs per system, alternated, median of each percentile."
+    echo
+    echo "| load | rate | heap p50 / p99 / p99.9 ms | kvlsm p50 / p99 / p99.9 ms |"
+    echo "|---|---|---|---|"
+    echo "| C, light load | ${LIGHT_RATE}/s | ${LIGHT[heap]} | ${LIGHT[kv]} |"
     echo
     echo "Load of $RECORDS rows (INSERT ... SELECT): heap ${LOAD_heap} s, kvlsm ${LOAD_kv} s."
     echo "Space after all workloads (table and indexes): heap $(mb "$SPACE_heap") MB, kvlsm $(mb "$SPACE_kv") MB."
