@@ -1590,6 +1590,37 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
  * the first flush after the restart sweeps up (sweep_leaked_pages).
  * Returns the number of blocks given back.
  */
+/*
+ * Where the file could end: the start of a free extent that reaches its
+ * end, or InvalidBlockNumber.  The log reserve counts as free (it is
+ * carved from the largest free extent, often the file's free tail): it
+ * goes back into 'mc' first.  The extent found is taken out of 'mc'.
+ */
+static BlockNumber
+free_tail(KvlsmMetaPageData *meta, KvlsmManifestCopy *mc, BlockNumber nblocks)
+{
+	uint32		i;
+
+	if (meta->log_reserve_npages > 0)
+	{
+		kvlsm_manifest_give_extent(mc, meta->log_reserve_start, meta->log_reserve_npages);
+		meta->log_reserve_npages = 0;
+	}
+	for (i = 0; i < mc->hdr.nfree; i++)
+	{
+		if (mc->free[i].start + mc->free[i].npages >= nblocks &&
+			mc->free[i].start >= KVLSM_FIRST_DATA_BLKNO && mc->free[i].start < nblocks)
+		{
+			BlockNumber start = mc->free[i].start;
+
+			mc->free[i] = mc->free[--mc->hdr.nfree];
+			qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+			return start;
+		}
+	}
+	return InvalidBlockNumber;
+}
+
 BlockNumber
 kvlsm_shrink(Relation rel)
 {
@@ -1598,52 +1629,50 @@ kvlsm_shrink(Relation rel)
 	KvlsmManifestCopy *mc;
 	KvlsmInstallArg ia;
 	BlockNumber nblocks;
-	BlockNumber newsize = InvalidBlockNumber;
+	BlockNumber newsize;
 	int			tries;
-	uint32		i;
 
 	if (RecoveryInProgress() || RELATION_IS_LOCAL(rel))
 		return 0;
+
+	/*
+	 * Worth the lock?  As heap's VACUUM: at least 1000 pages, or a
+	 * sixteenth of the file.  Read without locks, as a hint.
+	 */
+	mc = palloc(sizeof(KvlsmManifestCopy));
+	kvlsm_read_metapage(rel, &meta);
+	kvlsm_manifest_read(rel, &meta, mc);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	newsize = free_tail(&meta, mc, nblocks);
+	if (newsize == InvalidBlockNumber ||
+		(nblocks - newsize < 1000 && nblocks - newsize < nblocks / 16))
+	{
+		pfree(mc);
+		return 0;
+	}
+
 	for (tries = 0; !ConditionalLockRelation(rel, AccessExclusiveLock); tries++)
 	{
 		/* 100 x 50 ms: heap's VACUUM_TRUNCATE_LOCK_TIMEOUT */
 		if (tries >= 100)
+		{
+			pfree(mc);
 			return 0;
+		}
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(50 * 1000L);
 	}
 	sh = kvlsm_attach(rel);
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	kvlsm_read_metapage(rel, &meta);
-	mc = palloc(sizeof(KvlsmManifestCopy));
 	kvlsm_manifest_read(rel, &meta, mc);
 	nblocks = RelationGetNumberOfBlocks(rel);
-
-	/*
-	 * The log reserve is carved from the largest free extent, often the
-	 * file's free tail: it goes back to the free list first (no writer is
-	 * inside the relation), and a new one is set aside below the new end.
-	 */
 	memset(&ia, 0, sizeof(ia));
-	if (meta.log_reserve_npages > 0)
-	{
-		kvlsm_manifest_give_extent(mc, meta.log_reserve_start, meta.log_reserve_npages);
-		ia.clear_reserve = true;
-		meta.log_reserve_npages = 0;
-	}
-	for (i = 0; i < mc->hdr.nfree; i++)
-	{
-		if (mc->free[i].start + mc->free[i].npages >= nblocks &&
-			mc->free[i].start >= KVLSM_FIRST_DATA_BLKNO && mc->free[i].start < nblocks)
-		{
-			newsize = mc->free[i].start;
-			mc->free[i] = mc->free[--mc->hdr.nfree];
-			qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
-			break;
-		}
-	}
+	ia.clear_reserve = (meta.log_reserve_npages > 0);
+	newsize = free_tail(&meta, mc, nblocks);
 	if (newsize != InvalidBlockNumber)
 	{
+		/* a new reserve below the new end */
 		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		kvlsm_manifest_install(rel, mc, &ia);
