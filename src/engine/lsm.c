@@ -1503,6 +1503,25 @@ kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start, uint32 npag
 }
 
 /*
+ * Add n empty pages at the end of the file (the caller holds the extension
+ * lock).  Through a bulk-write ring, so that up to 16 MB of empty pages do
+ * not push the working set out of shared buffers.
+ */
+static void
+extend_empty(Relation rel, uint32 n)
+{
+	BufferAccessStrategy ring;
+	uint32		i;
+
+	if (n == 0)
+		return;
+	ring = GetAccessStrategy(BAS_BULKWRITE);
+	for (i = 0; i < n; i++)
+		ReleaseBuffer(ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, ring));
+	FreeAccessStrategy(ring);
+}
+
+/*
  * Free extents and the log reserve may lie past the end of the file: the
  * pages a file is pre-extended by are not WAL-logged (like heap's bulk
  * extension), so an operating system crash can lose them while the
@@ -1525,8 +1544,7 @@ kvlsm_ensure_blocks(Relation rel, BlockNumber upto)
 						RelationGetRelationName(rel), upto - 1, nblocks)));
 	if (!local)
 		LockRelationForExtension(rel, ExclusiveLock);
-	for (nblocks = RelationGetNumberOfBlocks(rel); nblocks < upto; nblocks++)
-		ReleaseBuffer(ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL));
+	extend_empty(rel, upto - Min(upto, RelationGetNumberOfBlocks(rel)));
 	if (!local)
 		UnlockRelationForExtension(rel, ExclusiveLock);
 }
@@ -1565,13 +1583,8 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 		extra = Min(start / 8, KVLSM_EXTEND_MAX);
 		if (extra > npages)
 		{
-			uint32		i;
-
-			extra -= npages;
-			for (i = 0; i < extra; i++)
-				ReleaseBuffer(ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW,
-												 RBM_NORMAL, NULL));
-			kvlsm_manifest_give_extent(mc, start + npages, extra);
+			extend_empty(rel, extra - npages);
+			kvlsm_manifest_give_extent(mc, start + npages, extra - npages);
 		}
 		if (!local)
 			UnlockRelationForExtension(rel, ExclusiveLock);
