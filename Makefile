@@ -13,6 +13,7 @@ OBJS = \
 	src/worker/worker.o \
 	src/table/visibility.o \
 	src/table/tableam.o \
+	src/table/toast.o \
 	src/table/options.o \
 	src/table/snapshots.o \
 	src/index/indexkey.o \

@@ -356,6 +356,25 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'kvlsm_snapshot_use'
 LANGUAGE C STRICT VOLATILE;
 
+-- Row-level security policies that read tables see current data while a
+-- named snapshot is in use: the planner wraps each such policy qual as
+-- kvlsm_rls_scope(kvlsm_rls_enter(), qual), and scans that start while the
+-- scope is open use the transaction's own snapshot.  Internal: every role
+-- that queries a table with such a policy executes them, so they stay
+-- PUBLIC; a scope closes only with the token that opened it.
+CREATE FUNCTION kvlsm_rls_enter()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'kvlsm_rls_enter'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION kvlsm_rls_scope(token bigint, result boolean)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'kvlsm_rls_scope'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION kvlsm_rls_enter() IS 'internal: opens a current-data scope for a row-level security policy while time travelling';
+COMMENT ON FUNCTION kvlsm_rls_scope(bigint, boolean) IS 'internal: closes the scope kvlsm_rls_enter() opened and returns the policy''s result';
+
 -- a snapshot pins garbage database-wide: creating and dropping them is not
 -- for PUBLIC; using one is, on tables the user owns
 REVOKE ALL ON FUNCTION kvlsm_snapshot_create(text) FROM PUBLIC;

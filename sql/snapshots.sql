@@ -59,6 +59,10 @@ INSERT INTO hp VALUES (2);
 SELECT kvlsm_snapshot_use('before');
 ROLLBACK;
 BEGIN;
+DECLARE c CURSOR FOR SELECT 1;
+SELECT kvlsm_snapshot_use('before');
+ROLLBACK;
+BEGIN;
 SELECT name FROM kvlsm_snapshot_create('x');
 SELECT name FROM kvlsm_snapshot_create('y');
 ROLLBACK;
@@ -114,12 +118,13 @@ SELECT kvlsm_snapshot_drop('plan');
 DROP TABLE jl, ju;
 
 -- row-level security while time travelling: a policy that only looks at the
--- row is applied as usual; one with a subquery would read the snapshot's
--- data instead of current data, so the query is refused (the tables belong
--- to a role that RLS applies to: superusers bypass it)
+-- row is applied as usual; one that reads tables (a subquery, a function)
+-- reads current data, while the rows it filters are the snapshot's (the
+-- tables belong to a role that RLS applies to: superusers bypass it)
 CREATE ROLE regress_kvlsm_rls;
 CREATE TABLE acl (who text) USING kvlsm;
 CREATE TABLE doc (id int, owner text, body text) USING kvlsm;
+CREATE INDEX doc_id ON doc (id);
 INSERT INTO acl VALUES ('regress_kvlsm_rls');
 INSERT INTO doc VALUES (1, 'regress_kvlsm_rls', 'mine'), (2, 'someone else', 'theirs');
 ALTER TABLE acl OWNER TO regress_kvlsm_rls;
@@ -136,14 +141,68 @@ SELECT id, body FROM doc ORDER BY id;
 ROLLBACK;
 DROP POLICY doc_own ON doc;
 CREATE POLICY doc_acl ON doc USING (EXISTS (SELECT 1 FROM acl WHERE who = current_user));
+-- access revoked after the snapshot: nothing, then or now
 DELETE FROM acl;
 SELECT id, body FROM doc ORDER BY id;
 BEGIN;
 SELECT kvlsm_snapshot_use('rls');
 SELECT id, body FROM doc ORDER BY id;
+SELECT count(*) FROM acl;
 ROLLBACK;
+-- access granted again, rows changed since: the snapshot's rows, through
+-- a seq scan and through an index
+INSERT INTO acl VALUES ('regress_kvlsm_rls');
+UPDATE doc SET body = 'changed';
+SELECT id, body FROM doc ORDER BY id;
+BEGIN;
+SELECT kvlsm_snapshot_use('rls');
+SELECT id, body FROM doc ORDER BY id;
+SET LOCAL enable_seqscan = off;
+SELECT id, body FROM doc WHERE id = 1;
+EXPLAIN (COSTS OFF) SELECT id, body FROM doc WHERE id = 1;
+ROLLBACK;
+-- a policy through functions: one the planner runs, one it inlines (a
+-- set-returning SQL function), one that raises; an error caught by a
+-- subtransaction leaves no scope open behind it
+DROP POLICY doc_acl ON doc;
+RESET ROLE;
+CREATE FUNCTION acl_ok(int) RETURNS bool LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF $1 = 2 AND current_setting('kvlsm_test.boom', true) = 'on' THEN
+    RAISE EXCEPTION 'boom';
+  END IF;
+  RETURN EXISTS (SELECT 1 FROM acl WHERE who = current_user);
+END $$;
+CREATE FUNCTION all_docs() RETURNS SETOF doc LANGUAGE sql STABLE AS 'SELECT * FROM doc';
+SET ROLE regress_kvlsm_rls;
+CREATE POLICY doc_fn ON doc USING (acl_ok(id));
+BEGIN;
+SELECT kvlsm_snapshot_use('rls');
+SELECT id, body FROM doc ORDER BY id;
+SELECT id, body FROM all_docs() ORDER BY id;
+SET LOCAL kvlsm_test.boom = on;
+DO $$
+BEGIN
+  PERFORM count(*) FROM doc;
+EXCEPTION WHEN raise_exception THEN
+  RAISE NOTICE 'caught: %', SQLERRM;
+END $$;
+SET LOCAL kvlsm_test.boom = off;
+SELECT id, body FROM doc ORDER BY id;
+ROLLBACK;
+DROP POLICY doc_fn ON doc;
+CREATE POLICY doc_inl ON doc USING (id IN (SELECT 1 FROM acl WHERE who = current_user));
+DELETE FROM acl;
+BEGIN;
+SELECT kvlsm_snapshot_use('rls');
+SELECT id, body FROM all_docs() ORDER BY id;
+EXPLAIN (COSTS OFF) SELECT id, body FROM all_docs();
+ROLLBACK;
+-- the scope functions are internal and check their pairing
+SELECT kvlsm_rls_scope(42, true);
 RESET ROLE;
 SELECT kvlsm_snapshot_drop('rls');
+DROP FUNCTION acl_ok(int), all_docs();
 DROP TABLE doc, acl;
 DROP ROLE regress_kvlsm_rls;
 

@@ -217,6 +217,7 @@ _PG_init(void)
 
 	kvlsm_set_keyops_provider(kvlsm_keyops_for);
 	kvlsm_set_gc_provider(kvlsm_gc_for);
+	kvlsm_set_toast_sweeper(kvlsm_toast_sweep);
 	kvlsm_workers_register();
 	kvlsm_log_init();
 	kvlsm_lsm_init();

@@ -36,10 +36,13 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/memutils.h"
 
@@ -58,11 +61,18 @@
 #define TIERED_MAX_SPACE_AMP 2.0
 
 static KvlsmGcProvider gc_provider = NULL;
+static KvlsmToastSweeper toast_sweeper = NULL;
 
 void
 kvlsm_set_gc_provider(KvlsmGcProvider provider)
 {
 	gc_provider = provider;
+}
+
+void
+kvlsm_set_toast_sweeper(KvlsmToastSweeper sweeper)
+{
+	toast_sweeper = sweeper;
 }
 
 /* exact key range of one table; known == false: may hold any key */
@@ -88,6 +98,8 @@ typedef struct Job
 	/* outputs placed so far (pending in the manifest) */
 	int			noutputs;
 	uint64		output_ids[KVLSM_MAX_SST];
+	bool		toast_swept;	/* this job swept left-behind TOAST values */
+	bool		toast_sweep_incomplete; /* ...but skipped some */
 } Job;
 
 uint64
@@ -610,10 +622,105 @@ finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 	kvlsm_crash_point(KVLSM_CP_COMPACTION_MID);
 }
 
+/*
+ * TOAST values of the rows a compaction drops are deleted after its
+ * install, by the compacting transaction (heap deletions in the TOAST
+ * table), and the install records that transaction in the metapage
+ * (toast_fxid).  If it never commits (a crash between the install and the
+ * commit, or an error), the values stay behind with nothing referring to
+ * them, and the next compaction sweeps them.  What became of toast_fxid?
+ */
+typedef enum ToastFate
+{
+	TOAST_DONE,					/* committed, or this transaction's own */
+	TOAST_RUNNING,
+	TOAST_LOST					/* aborted, crashed, or too old to know */
+} ToastFate;
+
+static ToastFate
+toast_fate(FullTransactionId fxid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	TransactionId xid = XidFromFullTransactionId(fxid);
+	TransactionId oldest;
+	uint32		epoch;
+	ToastFate	fate;
+
+	if (!FullTransactionIdIsValid(fxid))
+		return TOAST_DONE;
+	if (!FullTransactionIdPrecedes(fxid, next))
+		return TOAST_LOST;		/* not from this cluster's past */
+	/* the commit log may be truncated before it (as txid_status checks) */
+	LWLockAcquire(XactTruncationLock, LW_SHARED);
+	oldest = ShmemVariableCache->oldestClogXid;
+	epoch = EpochFromFullTransactionId(next);
+	if (oldest > XidFromFullTransactionId(next) && epoch > 0)
+		epoch--;
+	if (FullTransactionIdPrecedes(fxid, FullTransactionIdFromEpochAndXid(epoch, oldest)))
+		fate = TOAST_LOST;
+	else if (TransactionIdIsCurrentTransactionId(xid))
+		fate = TOAST_DONE;
+	else if (TransactionIdIsInProgress(xid))
+		fate = TOAST_RUNNING;
+	else
+		fate = TransactionIdDidCommit(xid) ? TOAST_DONE : TOAST_LOST;
+	LWLockRelease(XactTruncationLock);
+	return fate;
+}
+
+/*
+ * Sweep the TOAST values an interrupted compaction left behind, if any,
+ * before this compaction merges anything.  VACUUM's compactions must not
+ * take an xid (deleting does): they leave the sweep to the next one.
+ */
+static void
+sweep_left_toast(Relation rel, Job *job)
+{
+	KvlsmMetaPageData meta;
+
+	if (toast_sweeper == NULL || (MyProc->statusFlags & PROC_IN_VACUUM))
+		return;
+	/* only compaction installs change these, and this job has the claim */
+	kvlsm_read_metapage(rel, &meta);
+	if ((meta.flags & KVLSM_META_TOAST_SWEEP) == 0 &&
+		toast_fate(meta.toast_fxid) != TOAST_LOST)
+		return;
+	job->toast_swept = true;
+	job->toast_sweep_incomplete = !toast_sweeper(rel);
+}
+
+/*
+ * The TOAST state the install of a compaction records: its own
+ * transaction if it deletes TOAST values (after the install, or in the
+ * sweep), and whether a sweep is due: an earlier deleter did not commit,
+ * or may not and is no longer tracked, or this job's sweep had to skip
+ * values someone was deleting.
+ */
+static void
+plan_toast_state(const KvlsmMetaPageData *meta, Job *job, bool deletes_toast,
+				 KvlsmInstallArg *ia)
+{
+	ToastFate	fate = toast_fate(meta->toast_fxid);
+	TransactionId mine = GetCurrentTransactionIdIfAny();
+
+	ia->set_toast_state = true;
+	ia->toast_sweep = (meta->flags & KVLSM_META_TOAST_SWEEP) != 0 && !job->toast_swept;
+	if (fate == TOAST_RUNNING || (fate == TOAST_LOST && !job->toast_swept) ||
+		job->toast_sweep_incomplete)
+		ia->toast_sweep = true;
+	if (deletes_toast || (job->toast_swept && TransactionIdIsValid(mine)))
+		ia->toast_fxid = GetCurrentFullTransactionId();
+	else if (FullTransactionIdIsValid(meta->toast_fxid) && fate == TOAST_DONE &&
+			 TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(meta->toast_fxid)))
+		ia->toast_fxid = meta->toast_fxid;
+	else
+		ia->toast_fxid = InvalidFullTransactionId;
+}
+
 /* swap the inputs for the outputs in one install */
 static void
 install_result(Relation rel, KvlsmShared *sh, Job *job, uint64 bytes_in,
-			   uint64 bytes_out)
+			   uint64 bytes_out, bool deletes_toast)
 {
 	KvlsmMetaPageData meta;
 	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
@@ -651,6 +758,7 @@ install_result(Relation rel, KvlsmShared *sh, Job *job, uint64 bytes_in,
 	ia.is_compaction = true;
 	ia.bytes_in = bytes_in;
 	ia.bytes_out = bytes_out;
+	plan_toast_state(&meta, job, deletes_toast, &ia);
 	kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	kvlsm_manifest_install(rel, mc, &ia);
@@ -663,6 +771,15 @@ install_result(Relation rel, KvlsmShared *sh, Job *job, uint64 bytes_in,
 	LWLockRelease(&sh->lock);
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	pfree(mc);
+
+	/*
+	 * The install goes to disk before the TOAST deletions start, so a
+	 * crash before the commit always finds toast_fxid recorded and leaves
+	 * the values to the sweep (otherwise whether the walwriter wrote the
+	 * install first would decide).  One flush per such compaction.
+	 */
+	if (deletes_toast)
+		XLogFlush(GetXLogInsertRecPtr());
 }
 
 /*
@@ -756,6 +873,8 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	gc.oldest_xid = InvalidTransactionId;
 	gc.latest_removed = InvalidTransactionId;
 	gc.ttl_max_expired = 0;
+
+	sweep_left_toast(rel, job);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kvlsm compaction batch",
 								ALLOCSET_DEFAULT_SIZES);
@@ -872,10 +991,14 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	/* standby queries that could need what went away are cancelled first */
 	kvlsm_log_recovery_conflict(rel, kvlsm_conflict_xid(gc.latest_removed,
 														gc.ttl_max_expired));
-	install_result(rel, sh, job, bytes_in, bytes_out);
+	install_result(rel, sh, job, bytes_in, bytes_out, gc.after_install != NULL);
 	/* e.g. the TOAST values of expired rows, now that the rows are gone */
 	if (gc.after_install)
+	{
 		gc.after_install(&gc);
+		/* the install is durable, these deletions only once we commit */
+		kvlsm_crash_point(KVLSM_CP_COMPACTION_TOAST);
+	}
 	job->oldest_xid = gc.oldest_xid;
 	ereport(DEBUG1,
 			(errmsg_internal("kvlsm compaction of \"%s\": %d tables to L%d, %llu bytes read, %llu written in %d tables, %llu records dropped%s",

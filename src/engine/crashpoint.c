@@ -37,6 +37,7 @@ static const char *const known_points[] = {
 	KVLSM_CP_EXTENT_REUSE,
 	KVLSM_CP_COMPACTION_MID,
 	KVLSM_CP_AFTER_INSTALL,
+	KVLSM_CP_COMPACTION_TOAST,
 };
 
 Size

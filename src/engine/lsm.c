@@ -1731,6 +1731,14 @@ install_edit(KvlsmMetaPageData *meta, KvlsmInstallArg *ia)
 		meta->log_reserve_start = ia->reserve_start;
 		meta->log_reserve_npages = ia->reserve_npages;
 	}
+	if (ia->set_toast_state)
+	{
+		meta->toast_fxid = ia->toast_fxid;
+		if (ia->toast_sweep)
+			meta->flags |= KVLSM_META_TOAST_SWEEP;
+		else
+			meta->flags &= ~KVLSM_META_TOAST_SWEEP;
+	}
 	if (ia->is_compaction)
 	{
 		meta->compactions++;

@@ -23,6 +23,9 @@
  * error, never today's contents.  While it is on, the planner is told that
  * no index of a kvlsm table is unique (an index built later must not
  * justify join removal or inner-unique joins), and cached plans are reset.
+ * Row-level security policies that read tables see current data: their
+ * clauses are evaluated inside a scope that switches the substitution off
+ * (wrap_policies).
  *
  *-------------------------------------------------------------------------
  */
@@ -41,10 +44,12 @@
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/plancat.h"
 #include "optimizer/planner.h"
+#include "parser/parse_func.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -53,9 +58,11 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "utils/portal.h"
 #include "utils/xid8.h"
 
 #include "kvlsm/kvlsm.h"
@@ -152,8 +159,19 @@ static TimestampTz tt_time = 0;
 static char tt_name[NAMEDATALEN];
 static List *tt_checked = NIL;	/* relids that passed the checks */
 
+/*
+ * Open current-data scopes of row-level security policies (see
+ * wrap_policies): the token each kvlsm_rls_enter() returned, and
+ * per subtransaction nesting level the depth at its start, so an error
+ * caught by a subtransaction closes the scopes it left open.
+ */
+static uint64 *rls_tokens = NULL;
+static int	rls_depth = 0;
+static int	rls_max = 0;
+static int *rls_sub_depth = NULL;
+static int	rls_sub_max = 0;
+
 static get_relation_info_hook_type prev_get_relation_info = NULL;
-static planner_hook_type prev_planner = NULL;
 
 static void record_estimate(const char *name, int64 bytes);
 static void forget_estimate(const char *name);
@@ -645,19 +663,174 @@ snapshots_xact_callback(XactEvent event, void *arg)
 			}
 			tt_snapshot = NULL;
 			tt_checked = NIL;	/* in TopTransactionContext */
+			rls_depth = 0;
 			break;
 		default:
 			break;
 	}
 }
 
-/* the planner must not trust unique indexes while time travelling */
+static void
+snapshots_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (level >= rls_sub_max)
+			{
+				int			newmax = Max(level + 1, rls_sub_max * 2);
+
+				if (rls_sub_depth == NULL)
+					rls_sub_depth = MemoryContextAlloc(TopMemoryContext,
+													   sizeof(int) * newmax);
+				else
+					rls_sub_depth = repalloc(rls_sub_depth, sizeof(int) * newmax);
+				rls_sub_max = newmax;
+			}
+			rls_sub_depth[level] = rls_depth;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (level < rls_sub_max && rls_sub_depth[level] < rls_depth)
+				rls_depth = rls_sub_depth[level];
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Does a policy expression read tables: a subquery, a function not built
+ * in, or one of the built-in functions that run SQL?
+ */
+static bool
+user_function_checker(Oid funcid, void *context)
+{
+	switch (funcid)
+	{
+		case F_TABLE_TO_XML:
+		case F_QUERY_TO_XML:
+		case F_CURSOR_TO_XML:
+		case F_TABLE_TO_XMLSCHEMA:
+		case F_QUERY_TO_XMLSCHEMA:
+		case F_CURSOR_TO_XMLSCHEMA:
+		case F_TABLE_TO_XML_AND_XMLSCHEMA:
+		case F_QUERY_TO_XML_AND_XMLSCHEMA:
+		case F_SCHEMA_TO_XML:
+		case F_SCHEMA_TO_XMLSCHEMA:
+		case F_SCHEMA_TO_XML_AND_XMLSCHEMA:
+		case F_DATABASE_TO_XML:
+		case F_DATABASE_TO_XMLSCHEMA:
+		case F_DATABASE_TO_XML_AND_XMLSCHEMA:
+		case F_TS_REWRITE_TSQUERY_TEXT:
+		case F_TS_STAT_TEXT:
+		case F_TS_STAT_TEXT_TEXT:
+			return true;
+		default:
+			return funcid >= FirstGenbkiObjectId;
+	}
+}
+
+static bool
+policy_reads_tables(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink) || IsA(node, SubPlan) || IsA(node, AlternativeSubPlan))
+		return true;
+	/*
+	 * Preprocessing made an uncorrelated subquery an InitPlan, which the
+	 * clause reaches through a PARAM_EXEC Param and runs when it first
+	 * needs the value: inside the scope, once the clause is wrapped.
+	 * (Other PARAM_EXEC Params, outer references, are wrapped needlessly
+	 * but harmlessly.)
+	 */
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
+		return true;
+	if (check_functions_in_node(node, user_function_checker, NULL))
+		return true;
+	return expression_tree_walker(node, policy_reads_tables, context);
+}
+
+/*
+ * Row-level security policies are evaluated by the query itself, with its
+ * snapshot: while time travelling, a policy's subquery would read the
+ * named snapshot's data, where PostgreSQL's rules want current data (a
+ * revoked permission must stay revoked).  So each policy clause that
+ * reads tables (a subquery, or a function not built in) is wrapped as
+ * kvlsm_rls_scope(kvlsm_rls_enter(), clause).  Function arguments are
+ * evaluated in order, so the clause, with every SubPlan, InitPlan and
+ * function it runs, is evaluated inside a scope in which scans of kvlsm
+ * tables use the transaction's own snapshot.  That holds because the
+ * executor begins a subplan's scans when the subplan first runs (SeqNext,
+ * IndexNext and the like begin them lazily; the one node that begins its
+ * scan at startup, the bitmap heap scan, never scans a kvlsm table), and
+ * an index fetch asks kvlsm_scan_snapshot() again every time.
+ *
+ * This is done when the planner builds the relation's RelOptInfo: the
+ * policy clauses are still on the range table entry then (they become
+ * restriction clauses later), including those of SQL functions the
+ * planner inlines, which a planner_hook would never see.  Policies that
+ * only look at the row itself are left alone, so they still drive index
+ * scans.
+ */
+static void
+wrap_policies(PlannerInfo *root, RelOptInfo *rel)
+{
+	RangeTblEntry *rte = root->simple_rte_array[rel->relid];
+	Oid			enter = InvalidOid;
+	Oid			scope = InvalidOid;
+	ListCell   *lc;
+
+	foreach(lc, rte->securityQuals)
+	{
+		/* one security level: an implicitly ANDed list once preprocessed */
+		List	   *clauses = IsA(lfirst(lc), List) ? lfirst(lc) : list_make1(lfirst(lc));
+		ListCell   *cc;
+
+		foreach(cc, clauses)
+		{
+			Node	   *clause = lfirst(cc);
+
+			if (!policy_reads_tables(clause, NULL))
+				continue;
+			if (!OidIsValid(scope))
+			{
+				char	   *nsp = get_namespace_name(kvlsm_extension_schema());
+				Oid			scope_args[2] = {INT8OID, BOOLOID};
+
+				enter = LookupFuncName(list_make2(makeString(nsp), makeString("kvlsm_rls_enter")),
+									   0, NULL, false);
+				scope = LookupFuncName(list_make2(makeString(nsp), makeString("kvlsm_rls_scope")),
+									   2, scope_args, false);
+			}
+			if (IsA(clause, FuncExpr) && ((FuncExpr *) clause)->funcid == scope)
+				continue;		/* wrapped already (a relation planned twice) */
+			lfirst(cc) = makeFuncExpr(scope, BOOLOID,
+									  list_make2(makeFuncExpr(enter, INT8OID, NIL, InvalidOid,
+															  InvalidOid, COERCE_EXPLICIT_CALL),
+												 clause),
+									  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+		}
+		if (!IsA(lfirst(lc), List))
+			lfirst(lc) = linitial(clauses);
+	}
+}
+
+/*
+ * While time travelling the planner must not trust unique indexes of kvlsm
+ * tables, and must not meet a policy that would read historic data.
+ */
 static void
 snapshots_get_relation_info(PlannerInfo *root, Oid relationObjectId,
 							bool inhparent, RelOptInfo *rel)
 {
 	if (prev_get_relation_info)
 		prev_get_relation_info(root, relationObjectId, inhparent, rel);
+	if (tt_snapshot != NULL)
+		wrap_policies(root, rel);
 	if (tt_snapshot != NULL && rel->indexlist != NIL)
 	{
 		Relation	r = table_open(relationObjectId, NoLock);
@@ -671,72 +844,6 @@ snapshots_get_relation_info(PlannerInfo *root, Oid relationObjectId,
 	}
 }
 
-/* does a policy expression read tables (a subquery, or a function not built in)? */
-static bool
-user_function_checker(Oid funcid, void *context)
-{
-	return funcid >= FirstGenbkiObjectId;
-}
-
-static bool
-policy_reads_tables(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, SubLink) || IsA(node, SubPlan))
-		return true;
-	if (check_functions_in_node(node, user_function_checker, NULL))
-		return true;
-	return expression_tree_walker(node, policy_reads_tables, context);
-}
-
-/*
- * Row-level security policies are evaluated by the query itself, with its
- * snapshot: while time travelling, a policy's subquery would read the
- * named snapshot's data, where PostgreSQL's rules want current data (a
- * revoked permission must stay revoked).  No scan can take another
- * snapshot than its query's, so such a query is refused; policies that
- * only look at the row itself are evaluated as usual.
- */
-static bool
-refuse_historic_policies(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Query))
-	{
-		Query	   *q = (Query *) node;
-		ListCell   *lc;
-
-		foreach(lc, q->rtable)
-		{
-			RangeTblEntry *rte = lfirst(lc);
-
-			if (rte->securityQuals != NIL &&
-				policy_reads_tables((Node *) rte->securityQuals, NULL))
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot evaluate row-level security policies of \"%s\" while a named snapshot is in use",
-								rte->relid ? get_rel_name(rte->relid) : "?"),
-						 errdetail("A policy with a subquery or a user-defined function would read the snapshot's data instead of current data."),
-						 errhint("Run the query outside the transaction that uses the snapshot, or as a role the policies do not apply to.")));
-		}
-		return query_tree_walker(q, refuse_historic_policies, context, 0);
-	}
-	return expression_tree_walker(node, refuse_historic_policies, context);
-}
-
-static PlannedStmt *
-snapshots_planner(Query *parse, const char *query_string, int cursorOptions,
-				  ParamListInfo boundParams)
-{
-	if (tt_snapshot != NULL)
-		refuse_historic_policies((Node *) parse, NULL);
-	if (prev_planner)
-		return prev_planner(parse, query_string, cursorOptions, boundParams);
-	return standard_planner(parse, query_string, cursorOptions, boundParams);
-}
-
 void
 kvlsm_snapshots_init(void)
 {
@@ -746,10 +853,9 @@ kvlsm_snapshots_init(void)
 							&kvlsm_snapshot_max_age, 150000000, 1000, 1500000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	RegisterXactCallback(snapshots_xact_callback, NULL);
+	RegisterSubXactCallback(snapshots_subxact_callback, NULL);
 	prev_get_relation_info = get_relation_info_hook;
 	get_relation_info_hook = snapshots_get_relation_info;
-	prev_planner = planner_hook;
-	planner_hook = snapshots_planner;
 }
 
 /* ---------------------------------------------------------------------
@@ -804,6 +910,9 @@ kvlsm_scan_snapshot(Relation rel, Snapshot snapshot)
 		snapshot->snapshot_type != SNAPSHOT_MVCC)
 		return snapshot;
 	if (InSecurityRestrictedOperation() || InLocalUserIdChange())
+		return snapshot;
+	/* a row-level security policy sees current data */
+	if (rls_depth > 0)
 		return snapshot;
 	if (!list_member_oid(tt_checked, RelationGetRelid(rel)))
 	{
@@ -1314,6 +1423,12 @@ kvlsm_snapshot_use(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("cannot use a named snapshot in a transaction that has written"),
 				 errhint("Call kvlsm_snapshot_use() first in a read-only transaction.")));
+	/* a cursor's scans would switch to history halfway */
+	if (!ThereAreNoReadyPortals())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot use a named snapshot while cursors are open"),
+				 errhint("Call kvlsm_snapshot_use() before opening cursors.")));
 
 	snap = load_named_snapshot(name, TopTransactionContext, &tt_time);
 
@@ -1324,4 +1439,52 @@ kvlsm_snapshot_use(PG_FUNCTION_ARGS)
 	XactReadOnly = true;
 	ResetPlanCache();
 	PG_RETURN_VOID();
+}
+
+/*
+ * kvlsm_rls_enter() and kvlsm_rls_scope(token, result): the current-data
+ * scope around a row-level security policy clause (see wrap_policies).
+ * The token is random, so nothing the clause calls can close a scope it
+ * did not open and make the rest of the policy read historic data.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_rls_enter);
+Datum
+kvlsm_rls_enter(PG_FUNCTION_ARGS)
+{
+	uint64		token;
+
+	/* not the global PRNG: enter() would show its outputs to anyone */
+	if (!pg_strong_random(&token, sizeof(token)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random token")));
+
+	if (rls_depth == rls_max)
+	{
+		int			newmax = rls_max ? rls_max * 2 : 8;
+
+		if (rls_tokens == NULL)
+			rls_tokens = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * newmax);
+		else
+			rls_tokens = repalloc(rls_tokens, sizeof(uint64) * newmax);
+		rls_max = newmax;
+	}
+	rls_tokens[rls_depth++] = token;
+	PG_RETURN_INT64((int64) token);
+}
+
+PG_FUNCTION_INFO_V1(kvlsm_rls_scope);
+Datum
+kvlsm_rls_scope(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || rls_depth == 0 ||
+		rls_tokens[rls_depth - 1] != (uint64) PG_GETARG_INT64(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kvlsm_rls_scope() does not close the innermost scope kvlsm_rls_enter() opened"),
+				 errdetail("These functions are internal to row-level security while time travelling.")));
+	rls_depth--;
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(PG_GETARG_BOOL(1));
 }

@@ -545,6 +545,15 @@ typedef struct KvlsmIndexFetchData
 	KvlsmShared *sh;
 	MemoryContext cxt;
 	KvlsmRecordSet set;
+	/*
+	 * The snapshot rows are judged by, chosen at the first fetch with a
+	 * given snapshot (a named snapshot may take its place): a scan begun
+	 * inside a row-level security policy's current-data scope keeps
+	 * current data, and one begun before kvlsm_snapshot_use() does not
+	 * switch to history halfway.
+	 */
+	Snapshot	vis_for;
+	Snapshot	vis_snapshot;
 } KvlsmIndexFetchData;
 
 static IndexFetchTableData *
@@ -588,6 +597,11 @@ kvlsm_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 	*call_again = false;
 	if (all_dead)
 		*all_dead = false;
+	if (f->vis_for != snapshot)
+	{
+		f->vis_snapshot = kvlsm_scan_snapshot(scan->rel, snapshot);
+		f->vis_for = snapshot;
+	}
 	fetch_row_records(scan->rel, f->sh, rowid, &f->set);
 	kvlsm_resolve_row(f->set.recs, f->set.n, &st);
 	if (!st.exists || st.killed || st.xmin_status == KVLSM_XID_ABORTED)
@@ -602,7 +616,7 @@ kvlsm_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		}
 		return false;
 	}
-	vis_snapshot = kvlsm_scan_snapshot(scan->rel, snapshot);
+	vis_snapshot = f->vis_snapshot;
 	visible = kvlsm_row_visible(&st, vis_snapshot);
 	if (vis_snapshot == snapshot)
 		kvlsm_check_serializable_out(scan->rel, &st, visible, snapshot);

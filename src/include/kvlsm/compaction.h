@@ -57,6 +57,15 @@ typedef void (*KvlsmGcFilter) (KvlsmGcContext *ctx,
 typedef KvlsmGcFilter (*KvlsmGcProvider) (Relation rel);
 extern void kvlsm_set_gc_provider(KvlsmGcProvider provider);
 
+/*
+ * Deletes the TOAST values of a table that no record refers to any more
+ * (those an interrupted compaction left behind); called by the next
+ * compaction in its own transaction, before it merges anything.  False if
+ * it had to skip values that another transaction is deleting.
+ */
+typedef bool (*KvlsmToastSweeper) (Relation rel);
+extern void kvlsm_set_toast_sweeper(KvlsmToastSweeper sweeper);
+
 /* cheap test on the shared manifest copy: is any compaction due? */
 extern bool kvlsm_compaction_needed(KvlsmShared *sh);
 /* pick and run one compaction; false if none was due or possible */

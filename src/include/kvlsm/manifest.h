@@ -64,6 +64,10 @@ typedef struct KvlsmInstallArg
 	bool		set_reserve;
 	BlockNumber reserve_start;
 	uint32		reserve_npages;
+	/* compactions: the new toast_fxid and KVLSM_META_TOAST_SWEEP */
+	bool		set_toast_state;
+	FullTransactionId toast_fxid;
+	bool		toast_sweep;
 } KvlsmInstallArg;
 
 typedef struct KvlsmSortArg

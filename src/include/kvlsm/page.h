@@ -135,7 +135,17 @@ typedef struct KvlsmMetaPageData
 								 * its history begins there (named snapshots) */
 	int32		bloom_bits_option;	/* option bloom_bits_per_key + 1; 0: not
 									 * set (kvlsm.bloom_bits_per_key) */
+	/*
+	 * The transaction that deletes the TOAST values of the rows the latest
+	 * compaction with such rows dropped (it does so after the install): if
+	 * it never commits, they are left behind and the next compaction sweeps
+	 * them first.  A full xid, so its fate is known however long it waits.
+	 */
+	FullTransactionId toast_fxid;
 } KvlsmMetaPageData;
+
+/* metapage flags */
+#define KVLSM_META_TOAST_SWEEP	0x0001	/* TOAST values may be left behind */
 
 typedef KvlsmMetaPageData *KvlsmMetaPage;
 

@@ -3,7 +3,8 @@
  * table.h
  *	  The kvlsm table access method: row ids and TIDs, the MVCC records a
  *	  row's history is made of, and their visibility.  Owned by
- *	  src/table/tableam.c (AM callbacks) and src/table/visibility.c.
+ *	  src/table/tableam.c (AM callbacks), src/table/visibility.c and
+ *	  src/table/toast.c (the sweep of left-behind TOAST values).
  *
  * A row version is identified by a 48-bit row id that is never reused; its
  * TID is (rowid / KVLSM_ROWS_PER_BLOCK, rowid % KVLSM_ROWS_PER_BLOCK + 1).
@@ -163,5 +164,8 @@ extern void kvlsm_table_gc(struct KvlsmGcContext *ctx,
 extern bool kvlsm_is_kvlsm_relation(Relation rel);
 extern void kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions,
 								 uint64 *bytes);
+
+/* toast.c: TOAST values an interrupted compaction left behind */
+extern bool kvlsm_toast_sweep(Relation rel);
 
 #endif							/* KVLSM_TABLE_H */
