@@ -117,6 +117,24 @@ ROLLBACK;
 SELECT kvlsm_snapshot_drop('plan');
 DROP TABLE jl, ju;
 
+-- no parallel plans while time travelling: workers would read current rows
+CREATE TABLE par (id int, v int) USING kvlsm;
+INSERT INTO par SELECT g, 0 FROM generate_series(1, 20000) g;
+SELECT name FROM kvlsm_snapshot_create('par');
+UPDATE par SET v = 1;
+BEGIN;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT v, count(*) FROM par GROUP BY v;
+SELECT kvlsm_snapshot_use('par');
+EXPLAIN (COSTS OFF) SELECT v, count(*) FROM par GROUP BY v;
+SELECT v, count(*) FROM par GROUP BY v;
+ROLLBACK;
+SELECT kvlsm_snapshot_drop('par');
+DROP TABLE par;
+
 -- row-level security while time travelling: a policy that only looks at the
 -- row is applied as usual; one that reads tables (a subquery, a function)
 -- reads current data, while the rows it filters are the snapshot's (the

@@ -172,6 +172,7 @@ static int *rls_sub_depth = NULL;
 static int	rls_sub_max = 0;
 
 static get_relation_info_hook_type prev_get_relation_info = NULL;
+static planner_hook_type prev_planner = NULL;
 
 static void record_estimate(const char *name, int64 bytes);
 static void forget_estimate(const char *name);
@@ -844,6 +845,23 @@ snapshots_get_relation_info(PlannerInfo *root, Oid relationObjectId,
 	}
 }
 
+/*
+ * No parallel plans while time travelling: the named snapshot lives in
+ * this backend only, and parallel workers would scan kvlsm tables with the
+ * transaction's snapshot (current rows mixed with the leader's historic
+ * ones).  Cached plans were reset when time travel began.
+ */
+static PlannedStmt *
+snapshots_planner(Query *parse, const char *query_string, int cursorOptions,
+				  ParamListInfo boundParams)
+{
+	if (tt_snapshot != NULL)
+		cursorOptions &= ~CURSOR_OPT_PARALLEL_OK;
+	if (prev_planner)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
 void
 kvlsm_snapshots_init(void)
 {
@@ -856,6 +874,8 @@ kvlsm_snapshots_init(void)
 	RegisterSubXactCallback(snapshots_subxact_callback, NULL);
 	prev_get_relation_info = get_relation_info_hook;
 	get_relation_info_hook = snapshots_get_relation_info;
+	prev_planner = planner_hook;
+	planner_hook = snapshots_planner;
 }
 
 /* ---------------------------------------------------------------------
