@@ -10,7 +10,7 @@
 #
 # Settings (environment): KVLSM_BENCH_ROWS (preloaded rows, default 4000000),
 # KVLSM_BENCH_DURATION (seconds per timed run, default 150), KVLSM_BENCH_ROUNDS
-# (alternating rounds per variant, default 2), KVLSM_BENCH_BATCH (rows per
+# (alternating rounds per variant, default 3, so the median is a middle value), KVLSM_BENCH_BATCH (rows per
 # INSERT, default 100), KVLSM_BENCH_MEMORY_LIMIT (see lib.sh; the full run
 # defaults to 1G, server and page cache together, so the btree indexes,
 # which grow to about 1 GB, do not fit memory as they would not on a real
@@ -31,7 +31,7 @@ OUT=${KVLSM_BENCH_OUT:-$TOP/bench/INDEXES.md}
 if [ "$QUICK" = 1 ]; then
     ROWS=${KVLSM_BENCH_ROWS:-200000}; DURATION=${KVLSM_BENCH_DURATION:-10}; ROUNDS=${KVLSM_BENCH_ROUNDS:-1}
 else
-    ROWS=${KVLSM_BENCH_ROWS:-4000000}; DURATION=${KVLSM_BENCH_DURATION:-150}; ROUNDS=${KVLSM_BENCH_ROUNDS:-2}
+    ROWS=${KVLSM_BENCH_ROWS:-4000000}; DURATION=${KVLSM_BENCH_DURATION:-150}; ROUNDS=${KVLSM_BENCH_ROUNDS:-3}
     export KVLSM_BENCH_MEMORY_LIMIT=${KVLSM_BENCH_MEMORY_LIMIT-1G}
 fi
 BATCH=${KVLSM_BENCH_BATCH:-100}
