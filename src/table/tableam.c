@@ -2684,31 +2684,25 @@ kvlsm_tableam_handler(PG_FUNCTION_ARGS)
 }
 
 /*
- * For kvlsm_snapshot_retained(): the row versions of 'rel' that 'named'
- * sees and that nothing but named snapshots keeps any more: deleted by a
- * transaction that every running snapshot sees as committed, or past their
- * TTL.  Counts them and their record bytes (a full pass over the table).
+ * Hand every record of every row version of 'rel' to fn, in batches of
+ * whole rows (records of one row id adjacent, newest first): a full pass
+ * over the table, whatever the records' visibility.
  */
 void
-kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions, uint64 *bytes)
+kvlsm_table_each_batch(Relation rel, KvlsmRecordBatchFn fn, void *arg)
 {
 	KvlsmShared *sh = kvlsm_attach(rel);
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "kvlsm retained estimate",
+											  "kvlsm full pass",
 											  ALLOCSET_DEFAULT_SIZES);
 	KvlsmRecordSet set;
-	KvlsmRowState *st = palloc(sizeof(KvlsmRowState));
-	TimestampTz now = GetCurrentTimestamp();
 	uint64		resume = 0;
 	bool		more = true;
 
-	*versions = 0;
-	*bytes = 0;
 	kvlsm_recset_init(&set, cxt);
 	while (more)
 	{
 		char		startkey[8];
-		int			pos = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		kvlsm_recset_reset(&set);
@@ -2717,26 +2711,65 @@ kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions, uint64 *byt
 							 NULL, 0, SCAN_BATCH_ROWS, NULL, &set);
 		if (set.n == 0)
 			break;
-		while (pos < set.n)
-		{
-			int			start = pos;
-			uint64		recbytes = 0;
-
-			while (pos < set.n && memcmp(set.recs[pos].key, set.recs[start].key, 8) == 0)
-				recbytes += sizeof(KvlsmRecordHeader) + 8 + set.recs[pos++].vallen;
-			kvlsm_resolve_row(&set.recs[start], pos - start, st);
-			if (!kvlsm_row_visible(st, named))
-				continue;
-			if ((st->deleted && st->xmax_status == KVLSM_XID_COMMITTED &&
-				 GlobalVisCheckRemovableXid(rel, st->xmax)) ||
-				(st->expires != 0 && st->expires <= now))
-			{
-				(*versions)++;
-				*bytes += recbytes;
-			}
-		}
+		fn(set.recs, set.n, arg);
 		resume = kvlsm_key_to_rowid(set.recs[set.n - 1].key) + 1;
 	}
-	pfree(st);
 	MemoryContextDelete(cxt);
+}
+
+typedef struct RetainedState
+{
+	Relation	rel;
+	Snapshot	named;
+	TimestampTz now;
+	KvlsmRowState st;
+	uint64		versions;
+	uint64		bytes;
+} RetainedState;
+
+static void
+count_retained(KvlsmRecord *recs, int n, void *arg)
+{
+	RetainedState *rs = arg;
+	KvlsmRowState *st = &rs->st;
+	int			pos = 0;
+
+	while (pos < n)
+	{
+		int			start = pos;
+		uint64		recbytes = 0;
+
+		while (pos < n && memcmp(recs[pos].key, recs[start].key, 8) == 0)
+			recbytes += sizeof(KvlsmRecordHeader) + 8 + recs[pos++].vallen;
+		kvlsm_resolve_row(&recs[start], pos - start, st);
+		if (!kvlsm_row_visible(st, rs->named))
+			continue;
+		if ((st->deleted && st->xmax_status == KVLSM_XID_COMMITTED &&
+			 GlobalVisCheckRemovableXid(rs->rel, st->xmax)) ||
+			(st->expires != 0 && st->expires <= rs->now))
+		{
+			rs->versions++;
+			rs->bytes += recbytes;
+		}
+	}
+}
+
+/*
+ * For kvlsm_snapshot_retained(): the row versions of 'rel' that 'named'
+ * sees and that nothing but named snapshots keeps any more: deleted by a
+ * transaction that every running snapshot sees as committed, or past their
+ * TTL.  Counts them and their record bytes (a full pass over the table).
+ */
+void
+kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions, uint64 *bytes)
+{
+	RetainedState *rs = palloc0(sizeof(RetainedState));
+
+	rs->rel = rel;
+	rs->named = named;
+	rs->now = GetCurrentTimestamp();
+	kvlsm_table_each_batch(rel, count_retained, rs);
+	*versions = rs->versions;
+	*bytes = rs->bytes;
+	pfree(rs);
 }

@@ -44,8 +44,6 @@
 #include "kvlsm/lsm.h"
 #include "kvlsm/table.h"
 
-#define SWEEP_BATCH_ROWS 2048
-
 /* a growing array of value ids */
 typedef struct OidArray
 {
@@ -165,41 +163,39 @@ note_references(const KvlsmRecord *r, TupleDesc desc, Oid toastrelid,
 	pfree(mt);
 }
 
+typedef struct RefState
+{
+	TupleDesc	desc;
+	Oid			toastrelid;
+	Datum	   *values;
+	bool	   *nulls;
+	OidArray   *out;
+} RefState;
+
+static void
+note_batch_references(KvlsmRecord *recs, int n, void *arg)
+{
+	RefState   *rs = arg;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		note_references(&recs[i], rs->desc, rs->toastrelid, rs->values, rs->nulls, rs->out);
+}
+
 /* every value any record of the table refers to, in any version */
 static void
 collect_references(Relation rel, Oid toastrelid, OidArray *out)
 {
-	KvlsmShared *sh = kvlsm_attach(rel);
-	TupleDesc	desc = RelationGetDescr(rel);
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "kvlsm TOAST sweep",
-											  ALLOCSET_DEFAULT_SIZES);
-	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
-	KvlsmRecordSet set;
-	uint64		resume = 0;
-	bool		more = true;
+	RefState	rs;
 
-	kvlsm_recset_init(&set, cxt);
-	while (more)
-	{
-		char		startkey[8];
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		kvlsm_recset_reset(&set);
-		kvlsm_rowid_to_key(resume, startkey);
-		more = kvlsm_collect(rel, sh, &kvlsm_bytewise_keyops, startkey, 8, false,
-							 NULL, 0, SWEEP_BATCH_ROWS, NULL, &set);
-		if (set.n == 0)
-			break;
-		for (i = 0; i < set.n; i++)
-			note_references(&set.recs[i], desc, toastrelid, values, nulls, out);
-		resume = kvlsm_key_to_rowid(set.recs[set.n - 1].key) + 1;
-	}
-	pfree(values);
-	pfree(nulls);
-	MemoryContextDelete(cxt);
+	rs.desc = RelationGetDescr(rel);
+	rs.toastrelid = toastrelid;
+	rs.values = palloc(sizeof(Datum) * Max(rs.desc->natts, 1));
+	rs.nulls = palloc(sizeof(bool) * Max(rs.desc->natts, 1));
+	rs.out = out;
+	kvlsm_table_each_batch(rel, note_batch_references, &rs);
+	pfree(rs.values);
+	pfree(rs.nulls);
 }
 
 /*

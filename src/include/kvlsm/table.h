@@ -162,6 +162,8 @@ extern void kvlsm_table_gc(struct KvlsmGcContext *ctx,
 
 /* tableam.c */
 extern bool kvlsm_is_kvlsm_relation(Relation rel);
+typedef void (*KvlsmRecordBatchFn) (KvlsmRecord *recs, int n, void *arg);
+extern void kvlsm_table_each_batch(Relation rel, KvlsmRecordBatchFn fn, void *arg);
 extern void kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions,
 								 uint64 *bytes);
 
