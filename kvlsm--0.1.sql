@@ -95,7 +95,8 @@ CREATE FUNCTION kvlsm_space(rel regclass,
     OUT total_pages bigint, OUT sstable_pages bigint, OUT pending_pages bigint,
     OUT quarantined_pages bigint, OUT free_pages bigint, OUT log_pages bigint,
     OUT log_reserve_pages bigint, OUT unreferenced_pages bigint,
-    OUT pages_reclaimed bigint, OUT manifest_block int)
+    OUT pages_reclaimed bigint, OUT manifest_block int,
+    OUT manifest_continuation_pages bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kvlsm_space'
 LANGUAGE C STRICT;

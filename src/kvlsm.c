@@ -177,15 +177,15 @@ _PG_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kvlsm.l0_compaction_trigger",
 							"Number of SSTables that triggers a compaction.",
-							NULL, &kvlsm_l0_compaction_trigger, 4, 2, 60,
+							NULL, &kvlsm_l0_compaction_trigger, 4, 2, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kvlsm.l0_slowdown_trigger",
 							"Number of L0 SSTables at which writers are slowed down.",
-							NULL, &kvlsm_l0_slowdown_trigger, 20, 2, 60,
+							NULL, &kvlsm_l0_slowdown_trigger, 20, 2, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kvlsm.l0_stop_trigger",
 							"Number of L0 SSTables at which writers wait for compaction.",
-							NULL, &kvlsm_l0_stop_trigger, 36, 2, 60,
+							NULL, &kvlsm_l0_stop_trigger, 36, 2, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kvlsm.level_fanout",
 							"Size ratio between adjacent levels in leveled compaction.",

@@ -233,10 +233,11 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	KvlsmSstDesc *ssts;
 	int			level;
 
 	InitMaterializedSRF(fcinfo, 0);
-	kvlsm_snapshot_state(rel, copy);
+	ssts = kvlsm_snapshot_state(rel, copy);
 	{
 		Datum		values[9];
 		bool		nulls[9] = {0, 0, 0, 0, 0, 0, true, true, true};
@@ -271,13 +272,13 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 			int			lolen,
 						hilen;
 
-			if (copy->sst[i].level != level)
+			if (ssts[i].level != level)
 				continue;
 			n++;
-			entries += copy->sst[i].nentries;
-			pages += copy->sst[i].npages;
-			bytes += copy->sst[i].nbytes;
-			if (kvlsm_sst_bounds(rel, &copy->sst[i], &lo, &lolen, &hi, &hilen))
+			entries += ssts[i].nentries;
+			pages += ssts[i].npages;
+			bytes += ssts[i].nbytes;
+			if (kvlsm_sst_bounds(rel, &ssts[i], &lo, &lolen, &hi, &hilen))
 			{
 				if (minkey == NULL || ops->cmp(lo, lolen, minkey, minlen, ops->arg) < 0)
 				{
@@ -325,15 +326,16 @@ kvlsm_sstables(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	KvlsmSstDesc *ssts;
 	uint32		i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	kvlsm_snapshot_state(rel, copy);
+	ssts = kvlsm_snapshot_state(rel, copy);
 	for (i = 0; i < copy->nsst; i++)
 	{
 		Datum		values[11];
 		bool		nulls[11] = {0};
-		KvlsmSstDesc *d = &copy->sst[i];
+		KvlsmSstDesc *d = &ssts[i];
 		char	   *lo,
 				   *hi;
 		int			lolen,
@@ -381,6 +383,7 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 {
 	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	KvlsmSstDesc *ssts;
 	KvlsmMetaPageData meta;
 	TupleDesc	tupdesc;
 	Datum		values[45];
@@ -395,7 +398,7 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	kvlsm_snapshot_state(rel, copy);
+	ssts = kvlsm_snapshot_state(rel, copy);
 	kvlsm_read_metapage(rel, &meta);
 	written = meta.log_bytes + meta.bytes_flushed + meta.bytes_compacted_out;
 
@@ -452,11 +455,11 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	 */
 	for (k = 0; k < copy->nsst; k++)
 	{
-		if (!KvlsmSstIsLive(&copy->sst[k]) || copy->sst[k].level >= KVLSM_MAX_LEVELS)
+		if (!KvlsmSstIsLive(&ssts[k]) || ssts[k].level >= KVLSM_MAX_LEVELS)
 			continue;
-		level_bytes[copy->sst[k].level] += copy->sst[k].nbytes;
-		total_bytes += copy->sst[k].nbytes;
-		deepest = Max(deepest, (int) copy->sst[k].level);
+		level_bytes[ssts[k].level] += ssts[k].nbytes;
+		total_bytes += ssts[k].nbytes;
+		deepest = Max(deepest, (int) ssts[k].level);
 	}
 	if ((int) copy->nl0 >= kvlsm_l0_compaction_trigger)
 		debt += level_bytes[0];
@@ -530,8 +533,8 @@ kvlsm_space(PG_FUNCTION_ARGS)
 	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	TupleDesc	tupdesc;
-	Datum		values[10];
-	bool		nulls[10] = {0};
+	Datum		values[11];
+	bool		nulls[11] = {0};
 	int64		total,
 				live = 0,
 				pending = 0,
@@ -545,7 +548,7 @@ kvlsm_space(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	kvlsm_snapshot_state(rel, copy);
+	pfree(kvlsm_snapshot_state(rel, copy));
 	for (attempt = 0;; attempt++)
 	{
 		total = RelationGetNumberOfBlocks(rel);
@@ -567,7 +570,8 @@ kvlsm_space(PG_FUNCTION_ARGS)
 		freep += mc->free[i].npages;
 	logp = (int64) meta.active.npages + (meta.frozen.genid != 0 ? meta.frozen.npages : 0);
 	reserve = meta.log_reserve_npages;
-	unref = total - KVLSM_FIRST_DATA_BLKNO - live - pending - quarantined - freep - logp - reserve;
+	unref = total - KVLSM_FIRST_DATA_BLKNO - live - pending - quarantined - freep - logp -
+		reserve - mc->hdr.cont_npages;
 
 	values[0] = Int64GetDatum(total);
 	values[1] = Int64GetDatum(live);
@@ -579,6 +583,7 @@ kvlsm_space(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(Max(unref, 0));
 	values[8] = Int64GetDatum(copy->stats.pages_reclaimed);
 	values[9] = Int32GetDatum((int32) meta.manifest_blkno);
+	values[10] = Int64GetDatum((int64) mc->hdr.cont_npages);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -189,14 +189,15 @@ static bool
 find_sstable(Relation rel, uint64 id, KvlsmSstDesc *desc)
 {
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	KvlsmSstDesc *ssts;
 	uint32		i;
 	bool		found = false;
 
-	kvlsm_snapshot_state(rel, copy);
+	ssts = kvlsm_snapshot_state(rel, copy);
 	for (i = 0; i < copy->nsst; i++)
-		if (copy->sst[i].id == id)
+		if (ssts[i].id == id)
 		{
-			*desc = copy->sst[i];
+			*desc = ssts[i];
 			found = true;
 		}
 	pfree(copy);
@@ -486,6 +487,7 @@ kvlsm_key_history(PG_FUNCTION_ARGS)
 	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
 	KvlsmShared *sh;
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	KvlsmSstDesc *ssts;
 	HistoryArg	ha;
 	char	   *start,
 			   *end;
@@ -512,16 +514,16 @@ kvlsm_key_history(PG_FUNCTION_ARGS)
 		kvlsm_recset_init(&active, CurrentMemoryContext);
 		kvlsm_recset_init(&frozen, CurrentMemoryContext);
 		kvlsm_memtable_range(sh, ops, start, startlen, end, endlen, &active, &frozen);
-		kvlsm_snapshot_state(rel, copy);
-		qsort(copy->sst, copy->nsst, sizeof(KvlsmSstDesc), sst_newest_first);
+		ssts = kvlsm_snapshot_state(rel, copy);
+		qsort(ssts, copy->nsst, sizeof(KvlsmSstDesc), sst_newest_first);
 		for (i = 0; i < copy->nsst && !retry; i++)
 		{
 			bool		limited;
 
 			kvlsm_recset_init(&sets[i], CurrentMemoryContext);
-			if (!KvlsmSstIsLive(&copy->sst[i]))
+			if (!KvlsmSstIsLive(&ssts[i]))
 				continue;
-			if (kvlsm_sst_collect(rel, sh, &copy->sst[i], ops, start, startlen, false,
+			if (kvlsm_sst_collect(rel, sh, &ssts[i], ops, start, startlen, false,
 								  end, endlen, 0, NULL, &sets[i], &limited) == KVLSM_SST_RETRY)
 				retry = true;
 		}
@@ -537,10 +539,10 @@ kvlsm_key_history(PG_FUNCTION_ARGS)
 	history_rows(&ha, "frozen memtable", NULL, &frozen);
 	for (i = 0; i < copy->nsst; i++)
 	{
-		if (!KvlsmSstIsLive(&copy->sst[i]))
+		if (!KvlsmSstIsLive(&ssts[i]))
 			continue;
-		history_rows(&ha, psprintf("L%u SSTable", copy->sst[i].level),
-					 &copy->sst[i], &sets[i]);
+		history_rows(&ha, psprintf("L%u SSTable", ssts[i].level),
+					 &ssts[i], &sets[i]);
 	}
 	relation_close(rel, AccessShareLock);
 	return (Datum) 0;

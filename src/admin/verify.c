@@ -129,9 +129,7 @@ read_layout(Relation rel, LayoutCopy *lc, List **problems)
 	for (attempt = 0; attempt < 10; attempt++)
 	{
 		char	   *problem;
-		KvlsmManifestHeader *mh;
 		PageHeader	ph = (PageHeader) page.data;
-		Size		need;
 
 		lc->nblocks = RelationGetNumberOfBlocks(rel);
 		if (lc->nblocks < KVLSM_FIRST_DATA_BLKNO)
@@ -167,37 +165,26 @@ read_layout(Relation rel, LayoutCopy *lc, List **problems)
 			return false;
 		}
 
-		copy_page(rel, lc->meta.manifest_blkno, page.data);
-		problem = kvlsm_page_problem((Page) page.data, KVLSM_PAGE_MANIFEST);
-		mh = (KvlsmManifestHeader *) PageGetContents((Page) page.data);
-		if (problem == NULL &&
-			(mh->nsst > KVLSM_MAX_SST || mh->nfree > KVLSM_MAX_FREE_EXTENTS))
-			problem = psprintf("manifest lists %u SSTables and %u free extents (at most %d and %d)",
-							   mh->nsst, mh->nfree, KVLSM_MAX_SST,
-							   (int) KVLSM_MAX_FREE_EXTENTS);
-		if (problem == NULL)
 		{
-			need = MAXALIGN(sizeof(KvlsmManifestHeader)) +
-				sizeof(KvlsmSstDesc) * mh->nsst + sizeof(KvlsmExtent) * mh->nfree;
-			if (ph->pd_lower - SizeOfPageHeaderData < need)
-				problem = psprintf("manifest page holds %u bytes, its %u SSTables and %u extents need %zu",
-								   (unsigned) (ph->pd_lower - SizeOfPageHeaderData),
-								   mh->nsst, mh->nfree, need);
+			BlockNumber blkno;
+
+			problem = kvlsm_manifest_try_read(rel, lc->meta.manifest_blkno, &lc->mc,
+											  &blkno);
+			if (problem != NULL)
+			{
+				KvlsmMetaPageData now;
+
+				/* an install that recycled a continuation page meanwhile? */
+				copy_page(rel, KVLSM_METAPAGE_BLKNO, page.data);
+				memcpy(&now, KvlsmPageGetMeta((Page) page.data), sizeof(now));
+				if (now.manifest_version != lc->meta.manifest_version)
+					continue;
+				*problems = lappend(*problems, make_problem(blkno, -1, -1, problem));
+				return false;
+			}
 		}
-		if (problem != NULL)
-		{
-			*problems = lappend(*problems,
-								make_problem(lc->meta.manifest_blkno, -1, -1, problem));
-			return false;
-		}
-		if (mh->version != lc->meta.manifest_version)
+		if (lc->mc.hdr.version != lc->meta.manifest_version)
 			continue;			/* an install ran between the two reads */
-		memcpy(&lc->mc.hdr, mh, sizeof(KvlsmManifestHeader));
-		memcpy(lc->mc.sst, (char *) mh + MAXALIGN(sizeof(KvlsmManifestHeader)),
-			   sizeof(KvlsmSstDesc) * mh->nsst);
-		memcpy(lc->mc.free, (char *) mh + MAXALIGN(sizeof(KvlsmManifestHeader)) +
-			   sizeof(KvlsmSstDesc) * mh->nsst,
-			   sizeof(KvlsmExtent) * mh->nfree);
 		return true;
 	}
 	*problems = lappend(*problems,
@@ -259,7 +246,15 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 	uint64		max_id = 0;
 	uint64		max_seq = 0;
 
-	ext = palloc(sizeof(Extent) * (lc->mc.hdr.nsst + lc->mc.hdr.nfree + 1));
+	ext = palloc(sizeof(Extent) * (lc->mc.hdr.nsst + lc->mc.hdr.nfree + 2));
+	if (lc->mc.hdr.cont_npages > 0)
+	{
+		ext[n].start = lc->mc.hdr.cont_start;
+		ext[n].npages = lc->mc.hdr.cont_npages;
+		ext[n].sstable = -1;
+		ext[n].what = "manifest continuation";
+		n++;
+	}
 	for (i = 0; i < lc->mc.hdr.nsst; i++)
 	{
 		KvlsmSstDesc *d = &lc->mc.sst[i];
@@ -927,21 +922,25 @@ rebuild_manifest(Relation rel, bool dry_run, RepairOut *out)
 	/* the previous version, if its slot is sound */
 	other = meta.manifest_blkno == KVLSM_MANIFEST_BLKNO_A ?
 		KVLSM_MANIFEST_BLKNO_B : KVLSM_MANIFEST_BLKNO_A;
-	copy_page(rel, other, page.data);
-	problem = kvlsm_page_problem((Page) page.data, KVLSM_PAGE_MANIFEST);
-	if (problem == NULL)
 	{
-		KvlsmManifestHeader *mh = (KvlsmManifestHeader *) PageGetContents((Page) page.data);
-		KvlsmSstDesc *d = (KvlsmSstDesc *) ((char *) mh + MAXALIGN(sizeof(KvlsmManifestHeader)));
+		/*
+		 * Its continuation pages went back to the free list when the
+		 * current version was installed: if they were reused since, it is
+		 * unreadable and the scan alone finds the tables.
+		 */
+		KvlsmManifestCopy *prev = palloc(sizeof(KvlsmManifestCopy));
+		BlockNumber blkno;
 
-		if (mh->nsst <= KVLSM_MAX_SST && mh->version < meta.manifest_version)
-			for (i = 0; i < (int) mh->nsst; i++)
+		problem = kvlsm_manifest_try_read(rel, other, prev, &blkno);
+		if (problem == NULL && prev->hdr.version < meta.manifest_version)
+			for (i = 0; i < (int) prev->hdr.nsst; i++)
 			{
-				if (d[i].level == KVLSM_LEVEL_PENDING)
+				if (prev->sst[i].level == KVLSM_LEVEL_PENDING)
 					continue;	/* an unfinished compaction's output */
-				cands[ncands++] = d[i];
-				base_maxid = Max(base_maxid, d[i].id);
+				cands[ncands++] = prev->sst[i];
+				base_maxid = Max(base_maxid, prev->sst[i].id);
 			}
+		pfree(prev);
 	}
 	maxid = base_maxid;
 
@@ -1044,7 +1043,7 @@ rebuild_manifest(Relation rel, bool dry_run, RepairOut *out)
 		memset(&ia, 0, sizeof(ia));
 		ia.next_sstid = maxid + 1;
 		LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-		kvlsm_manifest_install(rel, mc, &ia);
+		kvlsm_manifest_install(rel, NULL, mc, &ia);
 		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 		kvlsm_reload_manifest(rel);
 	}
@@ -1226,7 +1225,7 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 					mc->sst[k].level = KVLSM_LEVEL_QUARANTINE;
 		}
 		memset(&ia, 0, sizeof(ia));
-		kvlsm_manifest_install(rel, mc, &ia);
+		kvlsm_manifest_install(rel, NULL, mc, &ia);
 		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 		kvlsm_reload_manifest(rel);
 

@@ -505,7 +505,7 @@ static bool
 pick_tiered(PickState *ps, Job *job)
 {
 	KvlsmManifestCopy *mc = ps->mc;
-	Run			runs[KVLSM_MAX_SST + KVLSM_MAX_LEVELS];
+	Run		   *runs = palloc(sizeof(Run) * (mc->hdr.nsst + KVLSM_MAX_LEVELS));
 	int			nruns;
 	int			first,
 				last;
@@ -514,7 +514,10 @@ pick_tiered(PickState *ps, Job *job)
 	uint32		i;
 
 	if (!tiered_window(mc->sst, mc->hdr.nsst, runs, &nruns, &first, &last))
+	{
+		pfree(runs);
 		return pick_intra_level(ps, job);
+	}
 
 	for (r = 0; r < nruns; r++)
 		if (runs[r].level > 0)
@@ -544,6 +547,7 @@ pick_tiered(PickState *ps, Job *job)
 	else
 		job->output_level = 0;
 	job->may_abandon = runs[first].level > 0;
+	pfree(runs);
 	return true;
 }
 
@@ -610,8 +614,7 @@ finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 	mc->sst[mc->hdr.nsst++] = desc;
 	memset(&ia, 0, sizeof(ia));
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-	kvlsm_manifest_install(rel, mc, &ia);
-	kvlsm_manifest_publish(sh, mc);
+	kvlsm_manifest_install(rel, sh, mc, &ia);
 	LWLockRelease(&sh->lock);
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	pfree(mc);
@@ -761,8 +764,7 @@ install_result(Relation rel, KvlsmShared *sh, Job *job, uint64 bytes_in,
 	plan_toast_state(&meta, job, deletes_toast, &ia);
 	kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-	kvlsm_manifest_install(rel, mc, &ia);
-	kvlsm_manifest_publish(sh, mc);
+	kvlsm_manifest_install(rel, sh, mc, &ia);
 	sh->gen_epoch++;
 	sh->stats.compactions++;
 	if (!kvlsm_am_worker)
@@ -1056,12 +1058,16 @@ kvlsm_compaction_needed(KvlsmShared *sh)
 		LWLockRelease(&sh->lock);
 		return false;
 	}
-	for (i = 0; i < sh->nsst; i++)
 	{
-		if (sh->sst[i].level >= KVLSM_MAX_LEVELS)
-			continue;
-		bytes[sh->sst[i].level] += sh->sst[i].nbytes;
-		count[sh->sst[i].level]++;
+		KvlsmSstDesc *ssts = kvlsm_shared_ssts(sh);
+
+		for (i = 0; i < sh->nsst; i++)
+		{
+			if (ssts[i].level >= KVLSM_MAX_LEVELS)
+				continue;
+			bytes[ssts[i].level] += ssts[i].nbytes;
+			count[ssts[i].level]++;
+		}
 	}
 	LWLockRelease(&sh->lock);
 
@@ -1070,19 +1076,18 @@ kvlsm_compaction_needed(KvlsmShared *sh)
 			return true;
 	if (sh->compaction_style == KVLSM_COMPACTION_TIERED)
 	{
-		KvlsmSstDesc *copy = palloc(sizeof(KvlsmSstDesc) * KVLSM_MAX_SST);
-		Run			runs[KVLSM_MAX_SST + KVLSM_MAX_LEVELS];
+		KvlsmSstDesc *copy;
+		Run		   *runs;
 		int			nruns,
 					first,
 					last;
 		int			n;
 		bool		due;
 
-		LWLockAcquire(&sh->lock, LW_SHARED);
-		n = sh->nsst;
-		memcpy(copy, sh->sst, sizeof(KvlsmSstDesc) * n);
-		LWLockRelease(&sh->lock);
+		copy = kvlsm_copy_ssts(sh, &n);
+		runs = palloc(sizeof(Run) * (n + KVLSM_MAX_LEVELS));
 		due = tiered_window(copy, n, runs, &nruns, &first, &last);
+		pfree(runs);
 		pfree(copy);
 		return due;
 	}
@@ -1143,8 +1148,7 @@ claim_job(Relation rel, KvlsmShared *sh, Job *job, PickFn pick, void *arg)
 
 		memset(&ia, 0, sizeof(ia));
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		kvlsm_manifest_install(rel, mc, &ia);
-		kvlsm_manifest_publish(sh, mc);
+		kvlsm_manifest_install(rel, sh, mc, &ia);
 		LWLockRelease(&sh->lock);
 	}
 

@@ -55,11 +55,23 @@
 typedef struct KvlsmRegistry
 {
 	LWLock	   *lock;			/* protects the hash table */
+	int			dsa_tranche;	/* of the manifest area's lock */
 } KvlsmRegistry;
 
 static KvlsmRegistry *registry = NULL;
 static HTAB *lsm_hash = NULL;
 static int	lsm_tranche_id = 0;
+
+/*
+ * The manifest caches of all LSMs live in one DSA area, created in place in
+ * the main shared memory segment (the postmaster cannot create DSM
+ * segments; like the shared statistics of PostgreSQL 15).  It grows by DSM
+ * segments when a megabyte (about 13000 descriptors) is not enough.
+ */
+#define KVLSM_DSA_INITIAL_SIZE	((Size) 1024 * 1024)
+
+static void *dsa_place = NULL;
+static dsa_area *manifest_area = NULL;
 
 /*
  * Backend-local cache of filenode -> incarnation, so that an attach need not
@@ -110,6 +122,7 @@ kvlsm_lsm_shmem_size(void)
 	Size		size = MAXALIGN(sizeof(KvlsmRegistry));
 
 	size = add_size(size, hash_estimate_size(kvlsm_max_relations, sizeof(KvlsmShared)));
+	size = add_size(size, KVLSM_DSA_INITIAL_SIZE);
 	return size;
 }
 
@@ -126,8 +139,19 @@ kvlsm_lsm_shmem_init(void)
 	HASHCTL		info;
 
 	registry = ShmemInitStruct("kvlsm registry", sizeof(KvlsmRegistry), &found);
-	if (!found)
+	dsa_place = ShmemInitStruct("kvlsm manifest area", KVLSM_DSA_INITIAL_SIZE, &found);
+	if (!IsUnderPostmaster)
+	{
+		dsa_area   *area;
+
 		registry->lock = &(GetNamedLWLockTranche("kvlsm"))->lock;
+		registry->dsa_tranche = LWLockNewTrancheId();
+		area = dsa_create_in_place(dsa_place, KVLSM_DSA_INITIAL_SIZE,
+								   registry->dsa_tranche, NULL);
+		/* outlives every backend; the postmaster itself never uses it */
+		dsa_pin(area);
+		dsa_detach(area);
+	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(KvlsmLsmTag);
 	info.entrysize = sizeof(KvlsmShared);
@@ -183,49 +207,101 @@ remember_incarnation(const KvlsmLsmTag *tag, uint64 incarnation)
 	e->incarnation = incarnation;
 }
 
-/* read the manifest page named by the metapage into the shared entry */
+/* this backend's mapping of the manifest area, made at first use */
+static dsa_area *
+get_manifest_area(void)
+{
+	if (manifest_area == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		LWLockRegisterTranche(registry->dsa_tranche, "kvlsm_manifest_area");
+		manifest_area = dsa_attach_in_place(dsa_place, NULL);
+		/* kept for the backend's lifetime, not a resource owner's */
+		dsa_pin_mapping(manifest_area);
+		MemoryContextSwitchTo(old);
+	}
+	return manifest_area;
+}
+
+/* the cached descriptors; the caller holds the LSM lock (either mode) */
+KvlsmSstDesc *
+kvlsm_shared_ssts(KvlsmShared *sh)
+{
+	if (sh->nsst == 0)
+		return NULL;
+	return (KvlsmSstDesc *) dsa_get_address(get_manifest_area(), sh->sst);
+}
+
+/* a copy of the cached descriptors in the current memory context */
+KvlsmSstDesc *
+kvlsm_copy_ssts(KvlsmShared *sh, int *nsst)
+{
+	KvlsmSstDesc *copy;
+
+	LWLockAcquire(&sh->lock, LW_SHARED);
+	*nsst = sh->nsst;
+	copy = palloc(sizeof(KvlsmSstDesc) * Max(sh->nsst, 1));
+	if (sh->nsst > 0)
+		memcpy(copy, kvlsm_shared_ssts(sh), sizeof(KvlsmSstDesc) * sh->nsst);
+	LWLockRelease(&sh->lock);
+	return copy;
+}
+
 /*
- * Writers check the L0 table count on every row (write stalls): keep it
- * with the manifest copy instead of counting on the insert path.
+ * Room in the manifest area for 'n' descriptors, taken before an install
+ * is WAL-logged: failing to get it afterwards would leave the cache behind
+ * the installed manifest.
+ */
+static dsa_pointer
+alloc_ssts(uint32 n)
+{
+	if (n == 0)
+		return InvalidDsaPointer;
+	return dsa_allocate(get_manifest_area(), sizeof(KvlsmSstDesc) * n);
+}
+
+/*
+ * Make 'descs' the cached descriptors, in 'dp' from alloc_ssts.  The caller
+ * holds the LSM lock exclusively.  Writers check the L0 table count on
+ * every row (write stalls): it is counted here, not on the insert path.
  */
 static void
-count_l0(KvlsmShared *sh)
+set_ssts(KvlsmShared *sh, dsa_pointer dp, const KvlsmSstDesc *descs, uint32 n)
 {
+	dsa_area   *area = get_manifest_area();
 	uint32		i;
 
+	if (n > 0)
+		memcpy(dsa_get_address(area, dp), descs, sizeof(KvlsmSstDesc) * n);
+	if (DsaPointerIsValid(sh->sst))
+		dsa_free(area, sh->sst);
+	sh->sst = dp;
+	sh->nsst = n;
 	sh->nl0 = 0;
-	for (i = 0; i < sh->nsst; i++)
-		if (sh->sst[i].level == 0)
+	for (i = 0; i < n; i++)
+		if (descs[i].level == 0)
 			sh->nl0++;
 }
 
+/* forget the cached descriptors (the LSM lock is held exclusively) */
+static void
+clear_ssts(KvlsmShared *sh)
+{
+	set_ssts(sh, InvalidDsaPointer, NULL, 0);
+	sh->manifest_version = 0;
+}
+
+/* read the manifest named by the metapage into the shared entry */
 static void
 load_manifest(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta)
 {
-	Buffer		buf;
-	Page		page;
-	KvlsmManifestHeader mh;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
 
-	buf = kvlsm_read_buffer(rel, meta->manifest_blkno);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	kvlsm_page_check(rel, meta->manifest_blkno, page, KVLSM_PAGE_MANIFEST);
-	memcpy(&mh, PageGetContents(page), sizeof(mh));
-	if (mh.nsst > KVLSM_MAX_SST || mh.nfree > KVLSM_MAX_FREE_EXTENTS)
-	{
-		UnlockReleaseBuffer(buf);
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm relation \"%s\" block %u: manifest lists %u SSTables and %u free extents",
-						RelationGetRelationName(rel), meta->manifest_blkno,
-						mh.nsst, mh.nfree)));
-	}
-	memcpy(sh->sst, (char *) PageGetContents(page) + MAXALIGN(sizeof(mh)),
-		   sizeof(KvlsmSstDesc) * mh.nsst);
-	sh->nsst = mh.nsst;
-	count_l0(sh);
-	sh->manifest_version = mh.version;
-	UnlockReleaseBuffer(buf);
+	kvlsm_manifest_read(rel, meta, mc);
+	set_ssts(sh, alloc_ssts(mc->hdr.nsst), mc->sst, mc->hdr.nsst);
+	sh->manifest_version = mc->hdr.version;
+	pfree(mc);
 }
 
 /*
@@ -521,9 +597,7 @@ kvlsm_attach(Relation rel)
 			kvlsm_memgen_release(&sh->active);
 			kvlsm_memgen_release(&sh->frozen);
 			sh->incarnation = meta.incarnation;
-			sh->manifest_version = 0;
-			sh->nsst = 0;
-			sh->nl0 = 0;
+			clear_ssts(sh);
 			memset(&sh->stats, 0, sizeof(sh->stats));
 			sh->stats.reset_at = GetCurrentTimestamp();
 		}
@@ -1179,15 +1253,12 @@ bool
 kvlsm_pivot_below(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 				  const char *key, int keylen, int back, char *out, int *outlen)
 {
-	KvlsmSstDesc ssts[KVLSM_MAX_SST];
+	KvlsmSstDesc *ssts;
 	int			nsst;
 	int			i;
 	bool		found = false;
 
-	LWLockAcquire(&sh->lock, LW_SHARED);
-	nsst = sh->nsst;
-	memcpy(ssts, sh->sst, sizeof(KvlsmSstDesc) * nsst);
-	LWLockRelease(&sh->lock);
+	ssts = kvlsm_copy_ssts(sh, &nsst);
 	for (i = 0; i < nsst; i++)
 	{
 		const char *p;
@@ -1204,6 +1275,7 @@ kvlsm_pivot_below(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 			found = true;
 		}
 	}
+	pfree(ssts);
 	return found;
 }
 
@@ -1213,13 +1285,14 @@ kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 			  const char *end, int endlen, int maxkeys,
 			  const uint64 *bloom_hash, KvlsmRecordSet *out)
 {
-	KvlsmSstDesc ssts[KVLSM_MAX_SST];
+	KvlsmSstDesc *ssts = NULL;
 	int			nsst;
 	int			i;
 	bool		any_limited;
 	const char *bound = NULL;
 	int			boundlen = 0;
-	int			runs[KVLSM_MAX_SST + 2];
+	int		   *runs = NULL;
+	int			cap = 0;
 	int			nruns;
 
 	/* this backend's own deferred puts first: a read sees its writes */
@@ -1233,6 +1306,18 @@ retry:
 	kvlsm_recset_reset(out);
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
+	if (ssts == NULL || cap < (int) sh->nsst)
+	{
+		/* room for every listed table, kept across retries */
+		if (ssts != NULL)
+		{
+			pfree(ssts);
+			pfree(runs);
+		}
+		cap = Max(sh->nsst, 1);
+		ssts = palloc(sizeof(KvlsmSstDesc) * cap);
+		runs = palloc(sizeof(int) * (cap + 2));
+	}
 	for (i = 0; i < 2; i++)
 	{
 		KvlsmMemGen *gen = (i == 0) ? &sh->active : &sh->frozen;
@@ -1254,8 +1339,22 @@ retry:
 			any_limited = true;
 		}
 	}
-	nsst = sh->nsst;
-	memcpy(ssts, sh->sst, sizeof(KvlsmSstDesc) * nsst);
+
+	/*
+	 * Copy only the tables that may hold keys of the range: a lookup in a
+	 * large leveled LSM then copies one or two per level, not the list.
+	 */
+	{
+		KvlsmSstDesc *shared = kvlsm_shared_ssts(sh);
+		int			k;
+
+		nsst = 0;
+		for (k = 0; k < (int) sh->nsst; k++)
+			if (KvlsmSstIsLive(&shared[k]) &&
+				desc_may_contain(&shared[k], ops, start, startlen,
+								 bound ? bound : end, bound ? boundlen : endlen))
+				ssts[nsst++] = shared[k];
+	}
 	LWLockRelease(&sh->lock);
 
 	for (i = nsst - 1; i >= 0; i--)
@@ -1316,6 +1415,8 @@ retry:
 		}
 		out->n = j;
 	}
+	pfree(ssts);
+	pfree(runs);
 	return any_limited;
 }
 
@@ -1407,25 +1508,155 @@ kvlsm_mark_aborted_node(KvlsmSkipNode *node)
  * ---------------------------------------------------------------------
  */
 
+/* bytes of a manifest's stream: its descriptors, then its free extents */
+static Size
+manifest_stream_len(uint32 nsst, uint32 nfree)
+{
+	return sizeof(KvlsmSstDesc) * nsst + sizeof(KvlsmExtent) * nfree;
+}
+
+/* continuation pages a stream of 'len' bytes needs */
+static uint32
+manifest_cont_pages(Size len)
+{
+	if (len <= KVLSM_MANIFEST_FIRST_CAPACITY)
+		return 0;
+	return (len - KVLSM_MANIFEST_FIRST_CAPACITY + KVLSM_PAGE_CAPACITY - 1) /
+		KVLSM_PAGE_CAPACITY;
+}
+
+/* copy the payload of one manifest page (checked already) into 'dst' */
+static char *
+take_manifest_piece(Page page, Size skip, char *dst, Size want)
+{
+	Size		have = ((PageHeader) page)->pd_lower - SizeOfPageHeaderData;
+
+	if (have < skip + want)
+		return psprintf("manifest page holds %zu bytes where %zu were expected",
+						have, skip + want);
+	memcpy(dst, (char *) PageGetContents(page) + skip, want);
+	return NULL;
+}
+
+/*
+ * Read the manifest in slot page 'slot' and its continuation pages into
+ * 'mc', with a share lock on one page at a time.  NULL when it is whole and
+ * consistent; else what is wrong and, in *blkno, where.  A continuation
+ * page that belongs to another version was recycled by a later install
+ * while we read (possible only without the flush lock: a standby, or an
+ * inspection), or is damaged: the caller tells which by looking at the
+ * metapage again.
+ */
+char *
+kvlsm_manifest_try_read(Relation rel, BlockNumber slot, KvlsmManifestCopy *mc,
+						BlockNumber *blkno)
+{
+	Buffer		buf;
+	Page		page;
+	char	   *problem;
+	char	   *stream = NULL;
+	Size		len = 0;
+	Size		done;
+	uint32		i;
+
+	*blkno = slot;
+	if (!kvlsm_block_exists(rel, slot))
+		return psprintf("manifest slot %u lies beyond the end of the file", slot);
+	buf = ReadBuffer(rel, slot);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	problem = kvlsm_page_problem(page, KVLSM_PAGE_MANIFEST);
+	if (problem == NULL &&
+		((PageHeader) page)->pd_lower < SizeOfPageHeaderData + sizeof(KvlsmManifestHeader))
+		problem = pstrdup("manifest page too short for its header");
+	if (problem == NULL)
+	{
+		memcpy(&mc->hdr, PageGetContents(page), sizeof(mc->hdr));
+		len = manifest_stream_len(mc->hdr.nsst, mc->hdr.nfree);
+		if (mc->hdr.nsst > KVLSM_MAX_SST || mc->hdr.nfree > KVLSM_MAX_FREE_EXTENTS)
+			problem = psprintf("manifest lists %u SSTables and %u free extents (at most %d and %d)",
+							   mc->hdr.nsst, mc->hdr.nfree, KVLSM_MAX_SST,
+							   KVLSM_MAX_FREE_EXTENTS);
+		else if (mc->hdr.cont_npages < manifest_cont_pages(len) ||
+				 mc->hdr.cont_npages >= KVLSM_MAX_MANIFEST_PAGES)
+			problem = psprintf("manifest of %zu bytes has %u continuation pages",
+							   len, mc->hdr.cont_npages);
+		else
+		{
+			stream = palloc(Max(len, 1));
+			problem = take_manifest_piece(page, MAXALIGN(sizeof(KvlsmManifestHeader)),
+										  stream, Min(len, KVLSM_MANIFEST_FIRST_CAPACITY));
+		}
+	}
+	UnlockReleaseBuffer(buf);
+
+	done = Min(len, KVLSM_MANIFEST_FIRST_CAPACITY);
+	for (i = 0; problem == NULL && done < len; i++)
+	{
+		BlockNumber b = mc->hdr.cont_start + i;
+		Size		want = Min(len - done, KVLSM_PAGE_CAPACITY);
+
+		*blkno = b;
+		if (b < KVLSM_FIRST_DATA_BLKNO || !kvlsm_block_exists(rel, b))
+		{
+			problem = psprintf("manifest continuation page %u lies outside the data blocks", b);
+			break;
+		}
+		buf = ReadBuffer(rel, b);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		problem = kvlsm_page_problem(page, KVLSM_PAGE_MANIFEST);
+		if (problem == NULL &&
+			(!kvlsm_page_owner_is(page, KVLSM_PAGE_MANIFEST, mc->hdr.version) ||
+			 KvlsmPageGetOpaque(page)->link != i))
+			problem = psprintf("continuation page %u of manifest version %llu belongs to version %llu at position %u",
+							   i, (unsigned long long) mc->hdr.version,
+							   (unsigned long long) KvlsmPageGetOpaque(page)->owner,
+							   KvlsmPageGetOpaque(page)->link);
+		if (problem == NULL)
+			problem = take_manifest_piece(page, 0, stream + done, want);
+		UnlockReleaseBuffer(buf);
+		done += want;
+	}
+	if (problem == NULL)
+	{
+		memcpy(mc->sst, stream, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
+		memcpy(mc->free, stream + sizeof(KvlsmSstDesc) * mc->hdr.nsst,
+			   sizeof(KvlsmExtent) * mc->hdr.nfree);
+	}
+	if (stream)
+		pfree(stream);
+	return problem;
+}
+
+/*
+ * Read the manifest the metapage 'meta' names.  Without the flush lock the
+ * manifest may move on while we read: when the metapage names a newer one
+ * by then, read that instead.  A manifest that stays unreadable is damaged.
+ */
 void
 kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta, KvlsmManifestCopy *mc)
 {
-	Buffer		buf = kvlsm_read_buffer(rel, meta->manifest_blkno);
-	Page		page;
-	char	   *p;
+	KvlsmMetaPageData cur = *meta;
+	int			attempt;
 
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	kvlsm_page_check(rel, meta->manifest_blkno, page, KVLSM_PAGE_MANIFEST);
-	p = PageGetContents(page);
-	memcpy(&mc->hdr, p, sizeof(mc->hdr));
-	if (mc->hdr.nsst > KVLSM_MAX_SST || mc->hdr.nfree > KVLSM_MAX_FREE_EXTENTS)
-		elog(ERROR, "kvlsm manifest of \"%s\" is corrupted", RelationGetRelationName(rel));
-	p += MAXALIGN(sizeof(KvlsmManifestHeader));
-	memcpy(mc->sst, p, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
-	p += sizeof(KvlsmSstDesc) * mc->hdr.nsst;
-	memcpy(mc->free, p, sizeof(KvlsmExtent) * mc->hdr.nfree);
-	UnlockReleaseBuffer(buf);
+	for (attempt = 0;; attempt++)
+	{
+		BlockNumber blkno;
+		uint64		tried = cur.manifest_version;
+		char	   *problem;
+
+		problem = kvlsm_manifest_try_read(rel, cur.manifest_blkno, mc, &blkno);
+		if (problem == NULL)
+			return;
+		kvlsm_read_metapage(rel, &cur);
+		if (cur.manifest_version == tried || attempt >= 1000)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: %s",
+							RelationGetRelationName(rel), blkno, problem)));
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /* take 'npages' from the start of free extent 'i' */
@@ -1688,8 +1919,7 @@ kvlsm_shrink(Relation rel)
 		/* a new reserve below the new end */
 		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		kvlsm_manifest_install(rel, mc, &ia);
-		kvlsm_manifest_publish(sh, mc);
+		kvlsm_manifest_install(rel, sh, mc, &ia);
 		LWLockRelease(&sh->lock);
 		RelationTruncate(rel, newsize);
 	}
@@ -1747,14 +1977,130 @@ install_edit(KvlsmMetaPageData *meta, KvlsmInstallArg *ia)
 	}
 }
 
+/* take pages [start, start + npages) out of free extent 'i' */
+static void
+take_free_range(KvlsmManifestCopy *mc, uint32 i, BlockNumber start, uint32 npages)
+{
+	KvlsmExtent e = mc->free[i];
+	BlockNumber tail_start = start + npages;
+	uint32		tail = e.start + e.npages - tail_start;
+
+	Assert(start >= e.start && tail_start <= e.start + e.npages);
+	if (start == e.start)
+	{
+		(void) take_free_extent_at(mc, i, npages);
+		return;
+	}
+	mc->free[i].npages = start - e.start;
+	if (tail > 0)
+		kvlsm_manifest_give_extent(mc, tail_start, tail);
+}
+
 /*
- * Install a new manifest: write it into the slot that is not current and
- * switch the metapage in the same generic WAL record (manifest block first,
- * metapage last).  The caller holds the flush lock and the LSM lock
- * exclusively, and updates the shared entry afterwards.
+ * Pages for the continuation of a new manifest: free in 'mc' and also in
+ * the installed manifest 'cur', since pages this edit freed (compaction
+ * inputs, a retired log chain) are still in use if it never installs.  Else
+ * new pages at the end of the file.  Both lists are sorted by start.
+ */
+static BlockNumber
+alloc_manifest_pages(Relation rel, KvlsmManifestCopy *mc,
+					 const KvlsmManifestCopy *cur, uint32 npages)
+{
+	uint32		i,
+				j = 0,
+				k;
+	BlockNumber start;
+	bool		local = RELATION_IS_LOCAL(rel);
+
+	for (i = 0; cur != NULL && i < mc->hdr.nfree; i++)
+	{
+		uint64		s1 = mc->free[i].start;
+		uint64		e1 = s1 + mc->free[i].npages;
+
+		while (j < cur->hdr.nfree &&
+			   (uint64) cur->free[j].start + cur->free[j].npages <= s1)
+			j++;
+		for (k = j; k < cur->hdr.nfree && cur->free[k].start < e1; k++)
+		{
+			uint64		s = Max(s1, cur->free[k].start);
+			uint64		e = Min(e1, (uint64) cur->free[k].start + cur->free[k].npages);
+
+			if (e > s && e - s >= npages)
+			{
+				start = (BlockNumber) s;
+				take_free_range(mc, i, start, npages);
+				kvlsm_ensure_blocks(rel, start + npages);
+				return start;
+			}
+		}
+	}
+	if (!local)
+		LockRelationForExtension(rel, ExclusiveLock);
+	start = RelationGetNumberOfBlocks(rel);
+	extend_empty(rel, npages);
+	if (!local)
+		UnlockRelationForExtension(rel, ExclusiveLock);
+	return start;
+}
+
+/*
+ * Write the continuation pages of manifest 'mc' (its stream in 'stream'),
+ * a few per generic WAL record.  Pages past the stream's end (the extent
+ * was sized with room for the extents the allocation itself adds) carry no
+ * payload.
+ */
+static void
+write_manifest_cont(Relation rel, const KvlsmManifestCopy *mc,
+					const char *stream, Size len)
+{
+	uint32		i = 0;
+
+	while (i < mc->hdr.cont_npages)
+	{
+		int			n = Min(MAX_GENERIC_XLOG_PAGES, mc->hdr.cont_npages - i);
+		Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
+		GenericXLogState *state;
+		int			k;
+
+		for (k = 0; k < n; k++)
+		{
+			bufs[k] = ReadBufferExtended(rel, MAIN_FORKNUM, mc->hdr.cont_start + i + k,
+										 RBM_ZERO_AND_LOCK, NULL);
+		}
+		state = GenericXLogStart(rel);
+		for (k = 0; k < n; k++)
+		{
+			Page		page = GenericXLogRegisterBuffer(state, bufs[k],
+														 GENERIC_XLOG_FULL_IMAGE);
+			Size		off = KVLSM_MANIFEST_FIRST_CAPACITY +
+				(Size) (i + k) * KVLSM_PAGE_CAPACITY;
+			Size		piece = off < len ? Min(len - off, KVLSM_PAGE_CAPACITY) : 0;
+
+			kvlsm_page_init(page, KVLSM_PAGE_MANIFEST, mc->hdr.version);
+			KvlsmPageGetOpaque(page)->link = i + k;
+			if (piece > 0)
+				memcpy(PageGetContents(page), stream + off, piece);
+			((PageHeader) page)->pd_lower = SizeOfPageHeaderData + piece;
+			kvlsm_page_set_crc(page);
+		}
+		GenericXLogFinish(state);
+		for (k = 0; k < n; k++)
+			UnlockReleaseBuffer(bufs[k]);
+		i += n;
+	}
+}
+
+/*
+ * Install a new manifest: write it into the slot that is not current (its
+ * continuation pages first, see KvlsmManifestHeader) and switch the
+ * metapage in one generic WAL record with the slot page (manifest block
+ * first, metapage last).  The caller holds the flush lock and, when 'sh'
+ * is given, the LSM lock exclusively: the shared entry's cache is then
+ * replaced too, while readers wait.
  */
 void
-kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
+kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
+					   KvlsmInstallArg *ia)
 {
 	Buffer		mbuf;
 	Buffer		metabuf;
@@ -1762,19 +2108,68 @@ kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 	Page		mpage;
 	Page		metapage;
 	KvlsmMetaPageData *meta;
-	char	   *p;
 	BlockNumber target;
+	BlockNumber current;
+	BlockNumber old_cont_start = mc->hdr.cont_start;
+	uint32		old_cont_npages = mc->hdr.cont_npages;
+	char	   *stream;
+	Size		len;
+	Size		first;
+	dsa_pointer cache = InvalidDsaPointer;
 
 	metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
 	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
 	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
-	target = (meta->manifest_blkno == KVLSM_MANIFEST_BLKNO_A) ?
+	current = meta->manifest_blkno;
+	target = (current == KVLSM_MANIFEST_BLKNO_A) ?
 		KVLSM_MANIFEST_BLKNO_B : KVLSM_MANIFEST_BLKNO_A;
 	ia->new_version = meta->manifest_version + 1;
 	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
 
 	mc->hdr.version = ia->new_version;
 	ia->new_manifest = target;
+
+	/*
+	 * A manifest that outgrows its slot page continues in new pages.  The
+	 * extent is sized for two more free extents than listed now: taking it
+	 * may split one, and the current continuation pages come back as one.
+	 * Those go back only after the new ones are chosen, so the two never
+	 * share a page.
+	 */
+	mc->hdr.cont_start = InvalidBlockNumber;
+	mc->hdr.cont_npages = manifest_cont_pages(manifest_stream_len(mc->hdr.nsst,
+																  mc->hdr.nfree + 2));
+	if (mc->hdr.cont_npages > 0)
+	{
+		KvlsmManifestCopy *cur = palloc(sizeof(KvlsmManifestCopy));
+		BlockNumber blkno;
+
+		if (kvlsm_manifest_try_read(rel, current, cur, &blkno) != NULL)
+		{
+			pfree(cur);
+			cur = NULL;			/* being repaired: new pages only */
+		}
+		else
+			qsort(cur->free, cur->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+		qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+		mc->hdr.cont_start = alloc_manifest_pages(rel, mc, cur, mc->hdr.cont_npages);
+		if (cur)
+			pfree(cur);
+	}
+	if (old_cont_npages > 0)
+		kvlsm_manifest_give_extent(mc, old_cont_start, old_cont_npages);
+
+	len = manifest_stream_len(mc->hdr.nsst, mc->hdr.nfree);
+	Assert(manifest_cont_pages(len) <= mc->hdr.cont_npages);
+	stream = palloc(Max(len, 1));
+	memcpy(stream, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
+	memcpy(stream + sizeof(KvlsmSstDesc) * mc->hdr.nsst, mc->free,
+		   sizeof(KvlsmExtent) * mc->hdr.nfree);
+	write_manifest_cont(rel, mc, stream, len);
+	kvlsm_crash_point(KVLSM_CP_MANIFEST_CONT);
+
+	if (sh != NULL)
+		cache = alloc_ssts(mc->hdr.nsst);
 
 	mbuf = ReadBuffer(rel, target);
 	LockBuffer(mbuf, BUFFER_LOCK_EXCLUSIVE);
@@ -1784,14 +2179,12 @@ kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 	metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
 
 	kvlsm_page_init(mpage, KVLSM_PAGE_MANIFEST, KvlsmPageGetMeta(metapage)->incarnation);
-	p = PageGetContents(mpage);
-	memcpy(p, &mc->hdr, sizeof(mc->hdr));
-	p += MAXALIGN(sizeof(KvlsmManifestHeader));
-	memcpy(p, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
-	p += sizeof(KvlsmSstDesc) * mc->hdr.nsst;
-	memcpy(p, mc->free, sizeof(KvlsmExtent) * mc->hdr.nfree);
-	p += sizeof(KvlsmExtent) * mc->hdr.nfree;
-	((PageHeader) mpage)->pd_lower = p - (char *) mpage;
+	memcpy(PageGetContents(mpage), &mc->hdr, sizeof(mc->hdr));
+	first = Min(len, KVLSM_MANIFEST_FIRST_CAPACITY);
+	memcpy((char *) PageGetContents(mpage) + MAXALIGN(sizeof(KvlsmManifestHeader)),
+		   stream, first);
+	((PageHeader) mpage)->pd_lower = SizeOfPageHeaderData +
+		MAXALIGN(sizeof(KvlsmManifestHeader)) + first;
 
 	install_edit(KvlsmPageGetMeta(metapage), ia);
 	kvlsm_page_set_crc(mpage);
@@ -1799,16 +2192,13 @@ kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(mbuf);
 	UnlockReleaseBuffer(metabuf);
+	pfree(stream);
+	if (sh != NULL)
+	{
+		set_ssts(sh, cache, mc->sst, mc->hdr.nsst);
+		sh->manifest_version = mc->hdr.version;
+	}
 	kvlsm_crash_point(KVLSM_CP_AFTER_INSTALL);
-}
-
-void
-kvlsm_manifest_publish(KvlsmShared *sh, KvlsmManifestCopy *mc)
-{
-	memcpy(sh->sst, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
-	sh->nsst = mc->hdr.nsst;
-	sh->manifest_version = mc->hdr.version;
-	count_l0(sh);
 }
 
 /*
@@ -2082,7 +2472,12 @@ sweep_leaked_pages(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc)
 	if (!RELATION_IS_LOCAL(rel))
 		UnlockRelationForExtension(rel, ExclusiveLock);
 
-	marks = palloc(sizeof(KvlsmExtent) * (mc->hdr.nsst + mc->hdr.nfree + 1));
+	marks = palloc(sizeof(KvlsmExtent) * (mc->hdr.nsst + mc->hdr.nfree + 2));
+	if (mc->hdr.cont_npages > 0)
+	{
+		marks[nmarks].start = mc->hdr.cont_start;
+		marks[nmarks++].npages = mc->hdr.cont_npages;
+	}
 	for (i = 0; i < mc->hdr.nsst; i++)
 	{
 		marks[nmarks].start = mc->sst[i].start;
@@ -2317,8 +2712,7 @@ kvlsm_flush(Relation rel, bool force)
 		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		kvlsm_manifest_install(rel, mc, &ia);
-		kvlsm_manifest_publish(sh, mc);
+		kvlsm_manifest_install(rel, sh, mc, &ia);
 		kvlsm_memgen_release(&sh->frozen);
 		sh->gen_epoch++;
 		sh->stats.flushes++;
@@ -2431,14 +2825,23 @@ kvlsm_store_ttl(Relation rel, int64 ttl_usecs)
 	LWLockRelease(&sh->lock);
 }
 
-void
+/*
+ * A consistent copy of the shared entry and of its cached SSTable
+ * descriptors (returned, copy->nsst of them; copy->sst means nothing here)
+ */
+KvlsmSstDesc *
 kvlsm_snapshot_state(Relation rel, KvlsmShared *copy)
 {
 	KvlsmShared *sh = kvlsm_attach(rel);
+	KvlsmSstDesc *ssts;
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	memcpy(copy, sh, sizeof(KvlsmShared));
+	ssts = palloc(sizeof(KvlsmSstDesc) * Max(sh->nsst, 1));
+	if (sh->nsst > 0)
+		memcpy(ssts, kvlsm_shared_ssts(sh), sizeof(KvlsmSstDesc) * sh->nsst);
 	LWLockRelease(&sh->lock);
+	return ssts;
 }
 
 static void
@@ -2531,6 +2934,7 @@ kvlsm_release_shared(const KvlsmLsmTag *tag)
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		kvlsm_memgen_release(&sh->active);
 		kvlsm_memgen_release(&sh->frozen);
+		clear_ssts(sh);
 		sh->loaded = false;
 		sh->incarnation = 0;
 		LWLockRelease(&sh->lock);

@@ -2498,14 +2498,16 @@ kvlsm_estimate_rel_size(Relation rel, int32 *attr_widths, BlockNumber *pages,
 	/* never analyzed: count what the engine holds */
 	{
 		KvlsmShared copy;
+		KvlsmSstDesc *ssts;
 		uint64		n;
 		uint32		i;
 
-		kvlsm_snapshot_state(rel, &copy);
+		ssts = kvlsm_snapshot_state(rel, &copy);
 		n = copy.active.entries + copy.frozen.entries;
 		for (i = 0; i < copy.nsst; i++)
-			n += copy.sst[i].nentries;
+			n += ssts[i].nentries;
 		*tuples = (double) n;
+		pfree(ssts);
 	}
 }
 

@@ -27,6 +27,7 @@ extern void kvlsm_crashpoint_shmem_init(void);
 #define KVLSM_CP_EXTENT_REUSE			"extent-reuse"
 #define KVLSM_CP_COMPACTION_MID			"compaction-mid"
 #define KVLSM_CP_AFTER_INSTALL			"after-install"
+#define KVLSM_CP_MANIFEST_CONT			"manifest-before-switch"
 #define KVLSM_CP_COMPACTION_TOAST		"compaction-toast-before-commit"
 
 extern void kvlsm_crash_point(const char *name);

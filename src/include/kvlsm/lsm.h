@@ -27,6 +27,7 @@
 #include "storage/lwlock.h"
 #include "storage/relfilenode.h"
 #include "storage/spin.h"
+#include "utils/dsa.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -91,11 +92,17 @@ typedef struct KvlsmShared
 	uint64		rowid_limit;
 	uint64		next_seq;
 	uint64		seq_limit;
-	/* manifest cache */
+	/*
+	 * Manifest cache: the descriptors of the listed SSTables, an array of
+	 * nsst in the kvlsm DSA area (its size varies with the manifest, up to
+	 * KVLSM_MAX_SST).  Replaced whole, never changed in place, under the
+	 * LSM lock held exclusively; readers copy what they need under it held
+	 * shared (kvlsm_copy_ssts).
+	 */
 	uint64		manifest_version;
 	uint32		nsst;
-	uint32		nl0;			/* level-0 tables among sst[] (write stalls) */
-	KvlsmSstDesc sst[KVLSM_MAX_SST];
+	uint32		nl0;			/* level-0 tables among them (write stalls) */
+	dsa_pointer sst;
 	KvlsmStats	stats;
 } KvlsmShared;
 
@@ -212,8 +219,12 @@ extern void kvlsm_store_options(Relation rel, int32 compression,
 extern void kvlsm_store_ttl(Relation rel, int64 ttl_usecs);
 extern void kvlsm_store_bloom_bits(Relation rel, int32 option);
 
+/* the manifest cache: copies in backend memory */
+extern KvlsmSstDesc *kvlsm_copy_ssts(KvlsmShared *sh, int *nsst);
+extern KvlsmSstDesc *kvlsm_shared_ssts(KvlsmShared *sh);
+
 /* layout inspection (admin) */
-extern void kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);
+extern KvlsmSstDesc *kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);
 extern void kvlsm_reload_manifest(Relation rel);
 extern void kvlsm_reset_counters(Relation rel);
 

@@ -27,8 +27,11 @@
 /* largest pre-extension of the file, in pages (16 MB) */
 #define KVLSM_EXTEND_MAX 2048
 
-/* manifest slots a flush leaves free for compaction outputs */
-#define KVLSM_COMPACTION_SLOTS 8
+/*
+ * Manifest entries a flush leaves free for compaction outputs (a
+ * compaction makes its outputs large enough to need fewer than this)
+ */
+#define KVLSM_COMPACTION_SLOTS 256
 
 /* level of a compaction output that is not installed yet */
 #define KVLSM_LEVEL_PENDING 0xFFFF
@@ -82,6 +85,8 @@ extern void kvlsm_recset_merge_runs(KvlsmRecordSet *set, const int *runs, int nr
 
 extern void kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta,
 								KvlsmManifestCopy *mc);
+extern char *kvlsm_manifest_try_read(Relation rel, BlockNumber slot,
+									 KvlsmManifestCopy *mc, BlockNumber *blkno);
 extern void kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start,
 									   uint32 npages);
 extern void kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b,
@@ -93,9 +98,8 @@ extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,
 											KvlsmManifestCopy *mc,
 											KvlsmInstallArg *ia);
 extern bool kvlsm_manifest_drop_stale(KvlsmShared *sh, KvlsmManifestCopy *mc);
-extern void kvlsm_manifest_install(Relation rel, KvlsmManifestCopy *mc,
-								   KvlsmInstallArg *ia);
-extern void kvlsm_manifest_publish(KvlsmShared *sh, KvlsmManifestCopy *mc);
+extern void kvlsm_manifest_install(Relation rel, KvlsmShared *sh,
+								   KvlsmManifestCopy *mc, KvlsmInstallArg *ia);
 extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
 extern uint64 kvlsm_reserve_sstid(Relation rel);
 

@@ -15,6 +15,9 @@
  * Fixed blocks: 0 is the metapage; 1 and 2 are the two manifest slots.  An
  * install writes the slot that is not current and switches the metapage to
  * it in the same generic WAL record, so the manifest changes atomically.
+ * A manifest larger than its slot page continues in an extent of
+ * continuation pages written before that record (shadow paging, see
+ * KvlsmManifestHeader).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,7 +31,7 @@
 #include "utils/rel.h"
 
 #define KVLSM_MAGIC				0x4B564C53	/* "KVLS" */
-#define KVLSM_FORMAT_VERSION	1
+#define KVLSM_FORMAT_VERSION	2
 
 #define KVLSM_METAPAGE_BLKNO	0
 #define KVLSM_MANIFEST_BLKNO_A	1
@@ -152,9 +155,9 @@ typedef KvlsmMetaPageData *KvlsmMetaPage;
 #define KvlsmPageGetMeta(page) ((KvlsmMetaPage) PageGetContents(page))
 
 /*
- * Manifest: the set of live SSTables and free extents.  The manifest of a
- * table LSM fits one page; key ranges in descriptors are kept only up to
- * KVLSM_DESC_KEY_MAX bytes (longer keys: range unknown, always probed).
+ * Manifest: the set of live SSTables and free extents.  Key ranges in
+ * descriptors are kept only up to KVLSM_DESC_KEY_MAX bytes (longer keys:
+ * range unknown, always probed).
  */
 #define KVLSM_DESC_KEY_MAX	16
 
@@ -180,18 +183,46 @@ typedef struct KvlsmExtent
 	uint32		npages;
 } KvlsmExtent;
 
+/*
+ * A manifest is its header followed by one byte stream, KvlsmSstDesc[nsst]
+ * then KvlsmExtent[nfree], cut into page-sized pieces: the first piece
+ * after the header on the slot page, the rest on 'cont_npages' consecutive
+ * continuation pages from 'cont_start'.  A continuation page is a manifest
+ * page whose owner is the manifest's version and whose 'link' is its
+ * position in the extent, so that a reader that finds a page recycled by a
+ * later install (a standby replaying) notices and starts over.
+ *
+ * An install takes the continuation pages of the new manifest from the
+ * free list, never those of the current one, writes them (generic WAL
+ * records of their own: nothing refers to them yet), and then writes the
+ * slot page and switches the metapage in one record; the current
+ * manifest's continuation extent goes back to the free list in that same
+ * manifest.  A crash before the switch leaves pages that the surviving
+ * manifest still lists as free.  Why not an append-only log of change
+ * records as RocksDB's MANIFEST file: docs/design-as-built.md.
+ */
 typedef struct KvlsmManifestHeader
 {
 	uint64		version;
 	uint32		nsst;
 	uint32		nfree;
-	/* KvlsmSstDesc[nsst], then KvlsmExtent[nfree] */
+	BlockNumber cont_start;
+	uint32		cont_npages;	/* 0: the manifest fits its slot page */
 } KvlsmManifestHeader;
 
-#define KVLSM_MAX_SST 64
-#define KVLSM_MAX_FREE_EXTENTS \
-	((KVLSM_PAGE_CAPACITY - MAXALIGN(sizeof(KvlsmManifestHeader)) - \
-	  KVLSM_MAX_SST * sizeof(KvlsmSstDesc)) / sizeof(KvlsmExtent))
+/*
+ * Most SSTables and free extents a manifest lists.  4096 tables of the
+ * largest output size (256 MB) are a terabyte; the limits bound the
+ * continuation pages to KVLSM_MAX_MANIFEST_PAGES - 1.
+ */
+#define KVLSM_MAX_SST 4096
+#define KVLSM_MAX_FREE_EXTENTS 4096
+#define KVLSM_MANIFEST_FIRST_CAPACITY \
+	(KVLSM_PAGE_CAPACITY - MAXALIGN(sizeof(KvlsmManifestHeader)))
+#define KVLSM_MAX_MANIFEST_PAGES \
+	(1 + (KVLSM_MAX_SST * sizeof(KvlsmSstDesc) + \
+		  KVLSM_MAX_FREE_EXTENTS * sizeof(KvlsmExtent) + \
+		  KVLSM_PAGE_CAPACITY - 1) / KVLSM_PAGE_CAPACITY)
 
 /* SSTable header page contents */
 typedef struct KvlsmSstHeader
