@@ -200,6 +200,7 @@ find_sstable(Relation rel, uint64 id, KvlsmSstDesc *desc)
 			*desc = ssts[i];
 			found = true;
 		}
+	pfree(ssts);
 	pfree(copy);
 	return found;
 }

@@ -127,6 +127,21 @@ target_file_bytes(int64 memtable_size, int level)
 	return Min(t, MAX_FILE_BYTES);
 }
 
+/*
+ * Has a level below L0 collected more tables than it should (see
+ * pick_intra_level)?  More than KVLSM_LEVEL_MAX_TABLES, and on average
+ * under half their target size: a level of full-size tables (a deep level
+ * of a large relation holds hundreds) is left alone, since merging them
+ * in place would only write them again.
+ */
+static bool
+level_crowded(int64 memtable_size, int level, int count, uint64 bytes)
+{
+	uint64		full = target_file_bytes(memtable_size, level);
+
+	return count > KVLSM_LEVEL_MAX_TABLES && bytes / full + 1 < (uint64) count / 2;
+}
+
 /* ---------------------------------------------------------------------
  * Picking
  * ---------------------------------------------------------------------
@@ -305,7 +320,8 @@ pick_intra_level(PickState *ps, Job *job)
 					break;
 				idx[n++] = i;
 			}
-		if (i < mc->hdr.nsst || n <= KVLSM_LEVEL_MAX_TABLES)
+		if (i < mc->hdr.nsst ||
+			!level_crowded(ps->memtable_size, level, n, level_bytes(ps, level)))
 			continue;
 		arg.ps = ps;
 		qsort_arg(idx, n, sizeof(int), minkey_cmp, &arg);
@@ -323,6 +339,13 @@ pick_intra_level(PickState *ps, Job *job)
 				best_bytes = bytes;
 			}
 		}
+
+		/*
+		 * Outputs are cut at the level's table size: merge only if that
+		 * makes at most half as many tables, else nothing is gained.
+		 */
+		if (best_bytes / target_file_bytes(ps->memtable_size, level) + 1 > (uint64) w / 2)
+			continue;
 		for (start = best; start < best + w; start++)
 			ps->chosen[idx[start]] = true;
 		job->output_level = level;
@@ -613,6 +636,7 @@ finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 	desc.level = KVLSM_LEVEL_PENDING;
 	mc->sst[mc->hdr.nsst++] = desc;
 	memset(&ia, 0, sizeof(ia));
+	kvlsm_manifest_prepare(rel, mc, &ia);
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	kvlsm_manifest_install(rel, sh, mc, &ia);
 	LWLockRelease(&sh->lock);
@@ -763,6 +787,7 @@ install_result(Relation rel, KvlsmShared *sh, Job *job, uint64 bytes_in,
 	ia.bytes_out = bytes_out;
 	plan_toast_state(&meta, job, deletes_toast, &ia);
 	kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
+	kvlsm_manifest_prepare(rel, mc, &ia);
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	kvlsm_manifest_install(rel, sh, mc, &ia);
 	sh->gen_epoch++;
@@ -1072,7 +1097,7 @@ kvlsm_compaction_needed(KvlsmShared *sh)
 	LWLockRelease(&sh->lock);
 
 	for (level = 1; level < KVLSM_MAX_LEVELS; level++)
-		if (count[level] > KVLSM_LEVEL_MAX_TABLES)
+		if (level_crowded(sh->memtable_size, level, count[level], bytes[level]))
 			return true;
 	if (sh->compaction_style == KVLSM_COMPACTION_TIERED)
 	{
@@ -1147,6 +1172,7 @@ claim_job(Relation rel, KvlsmShared *sh, Job *job, PickFn pick, void *arg)
 		KvlsmInstallArg ia;
 
 		memset(&ia, 0, sizeof(ia));
+		kvlsm_manifest_prepare(rel, mc, &ia);
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		kvlsm_manifest_install(rel, sh, mc, &ia);
 		LWLockRelease(&sh->lock);

@@ -73,6 +73,9 @@ static int	lsm_tranche_id = 0;
 static void *dsa_place = NULL;
 static dsa_area *manifest_area = NULL;
 
+static bool manifest_fits_in_place(Relation rel, KvlsmManifestCopy *mc,
+								   BlockNumber below);
+
 /*
  * Backend-local cache of filenode -> incarnation, so that an attach need not
  * read the metapage.  rd_amcache is left to the access methods.  A stale
@@ -146,6 +149,8 @@ kvlsm_lsm_shmem_init(void)
 
 		registry->lock = &(GetNamedLWLockTranche("kvlsm"))->lock;
 		registry->dsa_tranche = LWLockNewTrancheId();
+		/* named here too, so that backends forked later show the name */
+		LWLockRegisterTranche(registry->dsa_tranche, "kvlsm_manifest_area");
 		area = dsa_create_in_place(dsa_place, KVLSM_DSA_INITIAL_SIZE,
 								   registry->dsa_tranche, NULL);
 		/* outlives every backend; the postmaster itself never uses it */
@@ -1279,6 +1284,20 @@ kvlsm_pivot_below(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 	return found;
 }
 
+/*
+ * Room for the table list of kvlsm_collect, kept by the backend for the
+ * outermost call (a comparator may run SQL that collects again).  An error
+ * inside a collection leaves collect_depth raised until the transaction
+ * aborts, so that a collection still running further up never shares it.
+ */
+static struct
+{
+	KvlsmSstDesc *ssts;
+	int		   *runs;
+	int			cap;
+}			collect_room;
+static int	collect_depth = 0;
+
 bool
 kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 			  const char *start, int startlen, bool start_exclusive,
@@ -1297,6 +1316,7 @@ kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 
 	/* this backend's own deferred puts first: a read sees its writes */
 	kvlsm_apply_deferred(rel, sh);
+	collect_depth++;
 	if (bloom_hash)
 		sh->stats.point_lookups++;
 retry:
@@ -1308,15 +1328,44 @@ retry:
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	if (ssts == NULL || cap < (int) sh->nsst)
 	{
-		/* room for every listed table, kept across retries */
-		if (ssts != NULL)
+		/*
+		 * Room for every listed table.  A lookup must not allocate and free
+		 * that much every time (a large chunk is its own malloc, which glibc
+		 * may map and unmap per call), so an outermost call keeps its room
+		 * in collect_room for the next one.
+		 */
+		if (ssts != NULL && ssts != collect_room.ssts)
 		{
 			pfree(ssts);
 			pfree(runs);
 		}
-		cap = Max(sh->nsst, 1);
-		ssts = palloc(sizeof(KvlsmSstDesc) * cap);
-		runs = palloc(sizeof(int) * (cap + 2));
+		cap = Max(sh->nsst, 16);
+		if (collect_depth == 1)
+		{
+			if (collect_room.cap < cap)
+			{
+				if (collect_room.ssts)
+				{
+					pfree(collect_room.ssts);
+					pfree(collect_room.runs);
+					collect_room.ssts = NULL;
+					collect_room.cap = 0;
+				}
+				collect_room.runs = MemoryContextAlloc(TopMemoryContext,
+													   sizeof(int) * (cap + 2));
+				collect_room.ssts = MemoryContextAlloc(TopMemoryContext,
+													   sizeof(KvlsmSstDesc) * cap);
+				collect_room.cap = cap;
+			}
+			ssts = collect_room.ssts;
+			runs = collect_room.runs;
+			cap = collect_room.cap;
+		}
+		else
+		{
+			ssts = palloc(sizeof(KvlsmSstDesc) * cap);
+			runs = palloc(sizeof(int) * (cap + 2));
+		}
 	}
 	for (i = 0; i < 2; i++)
 	{
@@ -1415,8 +1464,12 @@ retry:
 		}
 		out->n = j;
 	}
-	pfree(ssts);
-	pfree(runs);
+	if (ssts != collect_room.ssts)
+	{
+		pfree(ssts);
+		pfree(runs);
+	}
+	collect_depth--;
 	return any_limited;
 }
 
@@ -1918,9 +1971,20 @@ kvlsm_shrink(Relation rel)
 	{
 		/* a new reserve below the new end */
 		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
+		/* a manifest that would need new pages at the end keeps the file */
+		if (!manifest_fits_in_place(rel, mc, newsize))
+			newsize = InvalidBlockNumber;
+	}
+	if (newsize != InvalidBlockNumber)
+	{
+		kvlsm_manifest_prepare(rel, mc, &ia);
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		kvlsm_manifest_install(rel, sh, mc, &ia);
 		LWLockRelease(&sh->lock);
+		if (mc->hdr.cont_npages > 0 &&
+			mc->hdr.cont_start + mc->hdr.cont_npages > newsize)
+			elog(ERROR, "kvlsm: manifest of \"%s\" placed past the truncation point %u",
+				 RelationGetRelationName(rel), newsize);
 		RelationTruncate(rel, newsize);
 	}
 	pfree(mc);
@@ -2003,14 +2067,12 @@ take_free_range(KvlsmManifestCopy *mc, uint32 i, BlockNumber start, uint32 npage
  * new pages at the end of the file.  Both lists are sorted by start.
  */
 static BlockNumber
-alloc_manifest_pages(Relation rel, KvlsmManifestCopy *mc,
-					 const KvlsmManifestCopy *cur, uint32 npages)
+find_free_in_both(KvlsmManifestCopy *mc, const KvlsmManifestCopy *cur,
+				  uint32 npages, uint32 *extent)
 {
 	uint32		i,
 				j = 0,
 				k;
-	BlockNumber start;
-	bool		local = RELATION_IS_LOCAL(rel);
 
 	for (i = 0; cur != NULL && i < mc->hdr.nfree; i++)
 	{
@@ -2027,17 +2089,108 @@ alloc_manifest_pages(Relation rel, KvlsmManifestCopy *mc,
 
 			if (e > s && e - s >= npages)
 			{
-				start = (BlockNumber) s;
-				take_free_range(mc, i, start, npages);
-				kvlsm_ensure_blocks(rel, start + npages);
-				return start;
+				*extent = i;
+				return (BlockNumber) s;
 			}
 		}
 	}
+	return InvalidBlockNumber;
+}
+
+/* the installed manifest, its free list sorted; NULL if unreadable */
+static KvlsmManifestCopy *
+read_installed(Relation rel)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *cur = palloc(sizeof(KvlsmManifestCopy));
+	BlockNumber blkno;
+
+	kvlsm_read_metapage(rel, &meta);
+	if (kvlsm_manifest_try_read(rel, meta.manifest_blkno, cur, &blkno) != NULL)
+	{
+		pfree(cur);
+		return NULL;			/* being repaired: new pages only */
+	}
+	qsort(cur->free, cur->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+	return cur;
+}
+
+/* continuation pages the manifest 'mc' will need when installed */
+static uint32
+manifest_cont_needed(const KvlsmManifestCopy *mc)
+{
+	/*
+	 * Room for two more free extents than listed now: taking the extent may
+	 * split one, and the current continuation pages come back as one.
+	 */
+	return manifest_cont_pages(manifest_stream_len(mc->hdr.nsst, mc->hdr.nfree + 2));
+}
+
+/*
+ * Would the continuation pages of 'mc' go below block 'below'?  kvlsm_shrink
+ * asks before it gives the file's tail from there back: the install finds
+ * the same pages (same lists, same search), or extends the file.
+ */
+static bool
+manifest_fits_in_place(Relation rel, KvlsmManifestCopy *mc, BlockNumber below)
+{
+	uint32		need = manifest_cont_needed(mc);
+	KvlsmManifestCopy *cur;
+	uint32		extent;
+	BlockNumber start;
+	bool		fits;
+
+	if (need == 0)
+		return true;
+	cur = read_installed(rel);
+	qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+	start = find_free_in_both(mc, cur, need, &extent);
+	fits = start != InvalidBlockNumber && (uint64) start + need <= below;
+	if (cur)
+		pfree(cur);
+	return fits;
+}
+
+/*
+ * The first block new pages at the end of the file may take: past the
+ * file, and past every free extent and the log reserve, which may lie
+ * beyond it after an operating system crash (kvlsm_ensure_blocks).  The
+ * caller holds the extension lock, then extends up to the block returned.
+ */
+static BlockNumber
+extension_start(Relation rel, const KvlsmManifestCopy *mc)
+{
+	KvlsmMetaPageData meta;
+	BlockNumber start = RelationGetNumberOfBlocks(rel);
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nfree; i++)
+		start = Max(start, mc->free[i].start + mc->free[i].npages);
+	kvlsm_read_metapage(rel, &meta);
+	if (meta.log_reserve_npages > 0)
+		start = Max(start, meta.log_reserve_start + meta.log_reserve_npages);
+	return start;
+}
+
+static BlockNumber
+alloc_manifest_pages(Relation rel, KvlsmManifestCopy *mc,
+					 const KvlsmManifestCopy *cur, uint32 npages)
+{
+	BlockNumber start;
+	uint32		extent;
+	bool		local = RELATION_IS_LOCAL(rel);
+
+	start = find_free_in_both(mc, cur, npages, &extent);
+	if (start != InvalidBlockNumber)
+	{
+		take_free_range(mc, extent, start, npages);
+		kvlsm_ensure_blocks(rel, start + npages);
+		return start;
+	}
 	if (!local)
 		LockRelationForExtension(rel, ExclusiveLock);
-	start = RelationGetNumberOfBlocks(rel);
-	extend_empty(rel, npages);
+	start = extension_start(rel, mc);
+	extend_empty(rel, start + npages - RelationGetNumberOfBlocks(rel));
 	if (!local)
 		UnlockRelationForExtension(rel, ExclusiveLock);
 	return start;
@@ -2091,12 +2244,62 @@ write_manifest_cont(Relation rel, const KvlsmManifestCopy *mc,
 }
 
 /*
- * Install a new manifest: write it into the slot that is not current (its
- * continuation pages first, see KvlsmManifestHeader) and switch the
- * metapage in one generic WAL record with the slot page (manifest block
- * first, metapage last).  The caller holds the flush lock and, when 'sh'
- * is given, the LSM lock exclusively: the shared entry's cache is then
- * replaced too, while readers wait.
+ * First half of an install, done before the caller takes the LSM lock for
+ * the second (kvlsm_manifest_install), so that readers do not wait for it:
+ * choose the slot and version, place and write the continuation pages
+ * (see KvlsmManifestHeader), and serialize the manifest.  The caller holds
+ * the flush lock, so no other install comes between the two halves; 'mc'
+ * must not change between them.
+ */
+void
+kvlsm_manifest_prepare(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
+{
+	KvlsmMetaPageData meta;
+	BlockNumber old_cont_start = mc->hdr.cont_start;
+	uint32		old_cont_npages = mc->hdr.cont_npages;
+
+	kvlsm_read_metapage(rel, &meta);
+	ia->new_manifest = (meta.manifest_blkno == KVLSM_MANIFEST_BLKNO_A) ?
+		KVLSM_MANIFEST_BLKNO_B : KVLSM_MANIFEST_BLKNO_A;
+	ia->new_version = meta.manifest_version + 1;
+	mc->hdr.version = ia->new_version;
+
+	/*
+	 * A manifest that outgrows its slot page continues in new pages; the
+	 * current ones go back only after the new ones are chosen, so the two
+	 * never share a page.
+	 */
+	mc->hdr.cont_start = InvalidBlockNumber;
+	mc->hdr.cont_npages = manifest_cont_needed(mc);
+	if (mc->hdr.cont_npages > 0)
+	{
+		KvlsmManifestCopy *cur = read_installed(rel);
+
+		qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
+		mc->hdr.cont_start = alloc_manifest_pages(rel, mc, cur, mc->hdr.cont_npages);
+		if (cur)
+			pfree(cur);
+	}
+	if (old_cont_npages > 0)
+		kvlsm_manifest_give_extent(mc, old_cont_start, old_cont_npages);
+
+	ia->stream_len = manifest_stream_len(mc->hdr.nsst, mc->hdr.nfree);
+	Assert(manifest_cont_pages(ia->stream_len) <= mc->hdr.cont_npages);
+	ia->stream = palloc(Max(ia->stream_len, 1));
+	memcpy(ia->stream, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
+	memcpy(ia->stream + sizeof(KvlsmSstDesc) * mc->hdr.nsst, mc->free,
+		   sizeof(KvlsmExtent) * mc->hdr.nfree);
+	write_manifest_cont(rel, mc, ia->stream, ia->stream_len);
+	ia->prepared = true;
+	kvlsm_crash_point(KVLSM_CP_MANIFEST_CONT);
+}
+
+/*
+ * Install a new manifest: after kvlsm_manifest_prepare (called here if the
+ * caller did not), write the slot page that is not current and switch the
+ * metapage to it in one generic WAL record (manifest block first, metapage
+ * last).  The caller holds the flush lock and, when 'sh' is given, the LSM
+ * lock exclusively: the shared entry's cache is then replaced too.
  */
 void
 kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
@@ -2107,73 +2310,26 @@ kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
 	GenericXLogState *state;
 	Page		mpage;
 	Page		metapage;
-	KvlsmMetaPageData *meta;
 	BlockNumber target;
-	BlockNumber current;
-	BlockNumber old_cont_start = mc->hdr.cont_start;
-	uint32		old_cont_npages = mc->hdr.cont_npages;
 	char	   *stream;
 	Size		len;
 	Size		first;
 	dsa_pointer cache = InvalidDsaPointer;
 
-	metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
-	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
-	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
-	current = meta->manifest_blkno;
-	target = (current == KVLSM_MANIFEST_BLKNO_A) ?
-		KVLSM_MANIFEST_BLKNO_B : KVLSM_MANIFEST_BLKNO_A;
-	ia->new_version = meta->manifest_version + 1;
-	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
-
-	mc->hdr.version = ia->new_version;
-	ia->new_manifest = target;
-
-	/*
-	 * A manifest that outgrows its slot page continues in new pages.  The
-	 * extent is sized for two more free extents than listed now: taking it
-	 * may split one, and the current continuation pages come back as one.
-	 * Those go back only after the new ones are chosen, so the two never
-	 * share a page.
-	 */
-	mc->hdr.cont_start = InvalidBlockNumber;
-	mc->hdr.cont_npages = manifest_cont_pages(manifest_stream_len(mc->hdr.nsst,
-																  mc->hdr.nfree + 2));
-	if (mc->hdr.cont_npages > 0)
-	{
-		KvlsmManifestCopy *cur = palloc(sizeof(KvlsmManifestCopy));
-		BlockNumber blkno;
-
-		if (kvlsm_manifest_try_read(rel, current, cur, &blkno) != NULL)
-		{
-			pfree(cur);
-			cur = NULL;			/* being repaired: new pages only */
-		}
-		else
-			qsort(cur->free, cur->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
-		qsort(mc->free, mc->hdr.nfree, sizeof(KvlsmExtent), extent_cmp);
-		mc->hdr.cont_start = alloc_manifest_pages(rel, mc, cur, mc->hdr.cont_npages);
-		if (cur)
-			pfree(cur);
-	}
-	if (old_cont_npages > 0)
-		kvlsm_manifest_give_extent(mc, old_cont_start, old_cont_npages);
-
-	len = manifest_stream_len(mc->hdr.nsst, mc->hdr.nfree);
-	Assert(manifest_cont_pages(len) <= mc->hdr.cont_npages);
-	stream = palloc(Max(len, 1));
-	memcpy(stream, mc->sst, sizeof(KvlsmSstDesc) * mc->hdr.nsst);
-	memcpy(stream + sizeof(KvlsmSstDesc) * mc->hdr.nsst, mc->free,
-		   sizeof(KvlsmExtent) * mc->hdr.nfree);
-	write_manifest_cont(rel, mc, stream, len);
-	kvlsm_crash_point(KVLSM_CP_MANIFEST_CONT);
-
-	if (sh != NULL)
-		cache = alloc_ssts(mc->hdr.nsst);
+	if (!ia->prepared)
+		kvlsm_manifest_prepare(rel, mc, ia);
+	target = ia->new_manifest;
+	stream = ia->stream;
+	len = ia->stream_len;
 
 	mbuf = ReadBuffer(rel, target);
+	metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+	/* the cache's room, before the record: afterwards it cannot fail */
+	if (sh != NULL)
+		cache = alloc_ssts(mc->hdr.nsst);
 	LockBuffer(mbuf, BUFFER_LOCK_EXCLUSIVE);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	Assert(KvlsmPageGetMeta(BufferGetPage(metabuf))->manifest_version + 1 == ia->new_version);
 	state = GenericXLogStart(rel);
 	mpage = GenericXLogRegisterBuffer(state, mbuf, GENERIC_XLOG_FULL_IMAGE);
 	metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
@@ -2193,6 +2349,8 @@ kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
 	UnlockReleaseBuffer(mbuf);
 	UnlockReleaseBuffer(metabuf);
 	pfree(stream);
+	ia->stream = NULL;
+	ia->prepared = false;
 	if (sh != NULL)
 	{
 		set_ssts(sh, cache, mc->sst, mc->hdr.nsst);
@@ -2711,6 +2869,7 @@ kvlsm_flush(Relation rel, bool force)
 		free_chain_pages(rel, &meta.frozen, mc);
 		kvlsm_manifest_plan_log_reserve(&meta, mc, &ia);
 
+		kvlsm_manifest_prepare(rel, mc, &ia);
 		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 		kvlsm_manifest_install(rel, sh, mc, &ia);
 		kvlsm_memgen_release(&sh->frozen);
@@ -3020,6 +3179,9 @@ drops_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 
+	/* a collection an error left is over (see kvlsm_collect) */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		collect_depth = 0;
 	if (pending_drops == NIL)
 		return;
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||

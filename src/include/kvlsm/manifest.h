@@ -71,6 +71,10 @@ typedef struct KvlsmInstallArg
 	bool		set_toast_state;
 	FullTransactionId toast_fxid;
 	bool		toast_sweep;
+	/* set by kvlsm_manifest_prepare */
+	bool		prepared;
+	char	   *stream;			/* the serialized manifest */
+	Size		stream_len;
 } KvlsmInstallArg;
 
 typedef struct KvlsmSortArg
@@ -98,6 +102,8 @@ extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,
 											KvlsmManifestCopy *mc,
 											KvlsmInstallArg *ia);
 extern bool kvlsm_manifest_drop_stale(KvlsmShared *sh, KvlsmManifestCopy *mc);
+extern void kvlsm_manifest_prepare(Relation rel, KvlsmManifestCopy *mc,
+								   KvlsmInstallArg *ia);
 extern void kvlsm_manifest_install(Relation rel, KvlsmShared *sh,
 								   KvlsmManifestCopy *mc, KvlsmInstallArg *ia);
 extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
