@@ -75,6 +75,7 @@ static dsa_area *manifest_area = NULL;
 
 static bool manifest_fits_in_place(Relation rel, KvlsmManifestCopy *mc,
 								   BlockNumber below);
+static BlockNumber extension_start(Relation rel, const KvlsmManifestCopy *mc);
 
 /*
  * Backend-local cache of filenode -> incarnation, so that an attach need not
@@ -1853,7 +1854,8 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 
 		if (!local)
 			LockRelationForExtension(rel, ExclusiveLock);
-		start = RelationGetNumberOfBlocks(rel);
+		start = extension_start(rel, mc);
+		extend_empty(rel, start - RelationGetNumberOfBlocks(rel));
 		kvlsm_sst_builder_write(b, start, true, desc);
 
 		/*
