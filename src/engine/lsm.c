@@ -239,6 +239,17 @@ kvlsm_shared_ssts(KvlsmShared *sh)
 	return (KvlsmSstDesc *) dsa_get_address(get_manifest_area(), sh->sst);
 }
 
+/* the same, copied into the current memory context; the caller holds the lock */
+static KvlsmSstDesc *
+copy_ssts_locked(KvlsmShared *sh)
+{
+	KvlsmSstDesc *copy = palloc(sizeof(KvlsmSstDesc) * Max(sh->nsst, 1));
+
+	if (sh->nsst > 0)
+		memcpy(copy, kvlsm_shared_ssts(sh), sizeof(KvlsmSstDesc) * sh->nsst);
+	return copy;
+}
+
 /* a copy of the cached descriptors in the current memory context */
 KvlsmSstDesc *
 kvlsm_copy_ssts(KvlsmShared *sh, int *nsst)
@@ -247,9 +258,7 @@ kvlsm_copy_ssts(KvlsmShared *sh, int *nsst)
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	*nsst = sh->nsst;
-	copy = palloc(sizeof(KvlsmSstDesc) * Max(sh->nsst, 1));
-	if (sh->nsst > 0)
-		memcpy(copy, kvlsm_shared_ssts(sh), sizeof(KvlsmSstDesc) * sh->nsst);
+	copy = copy_ssts_locked(sh);
 	LWLockRelease(&sh->lock);
 	return copy;
 }
@@ -2998,9 +3007,7 @@ kvlsm_snapshot_state(Relation rel, KvlsmShared *copy)
 
 	LWLockAcquire(&sh->lock, LW_SHARED);
 	memcpy(copy, sh, sizeof(KvlsmShared));
-	ssts = palloc(sizeof(KvlsmSstDesc) * Max(sh->nsst, 1));
-	if (sh->nsst > 0)
-		memcpy(ssts, kvlsm_shared_ssts(sh), sizeof(KvlsmSstDesc) * sh->nsst);
+	ssts = copy_ssts_locked(sh);
 	LWLockRelease(&sh->lock);
 	return ssts;
 }
