@@ -631,9 +631,13 @@ verify_relation(Relation rel, bool check_bloom, SstResult **results_out,
 	for (i = 0; i < lc->mc.hdr.nsst; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (lc->mc.sst[i].level == KVLSM_LEVEL_QUARANTINE)
+		if (lc->mc.sst[i].level == KVLSM_LEVEL_QUARANTINE ||
+			(lc->mc.sst[i].level == KVLSM_LEVEL_PENDING && lc->mc.sst[i].nentries == 0))
 		{
-			/* known bad, out of service since kvlsm_repair */
+			/*
+			 * Known bad, out of service since kvlsm_repair; or the extent
+			 * reserved for a compaction output still being written.
+			 */
 			results[i].desc = lc->mc.sst[i];
 			continue;
 		}

@@ -91,6 +91,8 @@ typedef struct Job
 	bool		bottommost;
 	bool		may_abandon;	/* not an L0 job nor a manual one */
 	uint64		target_file_bytes;
+	uint64		in_bytes;		/* logical bytes of the inputs */
+	double		pages_per_byte; /* of the inputs: sizes reservations */
 	int			ninputs;
 	KvlsmSstDesc inputs[KVLSM_MAX_SST];
 	TransactionId freeze_limit; /* InvalidTransactionId: no freezing */
@@ -579,71 +581,133 @@ pick_tiered(PickState *ps, Job *job)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * An output is built straight into an extent reserved for it when it
+ * starts, listed in the manifest as a pending table with no entries (a
+ * reservation: readers and kvlsm_verify pass it by, and like any pending
+ * table it goes back to the free list if the compaction dies).  Its data
+ * pages are written as they are made, so a compaction holds a batch of
+ * pages, the index and the filter's hashes in memory, not its outputs.
+ * The output ends at its target size or when the reservation could not
+ * take the next key's records; the part of the reservation it did not use
+ * goes back to the free list when it is listed as finished.
+ */
+/* bytes an entry takes on a data page at most (header, key, value) */
+#define ENTRY_BYTES(r) (32 + (Size) (r)->keylen + (r)->vallen)
+
 typedef struct Output
 {
 	KvlsmSstBuilder *b;
 	uint64		bytes;			/* logical bytes added */
+	BlockNumber start;			/* the reservation */
+	uint32		npages;
 } Output;
 
+/*
+ * Install an edit of the manifest alone (no metapage changes), under the
+ * flush lock: outputs starting and finishing, stale outputs dropped.
+ */
 static void
-start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out)
+install_plain(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc)
 {
-	uint64		id;
-	KvlsmMetaPageData meta;
+	KvlsmInstallArg ia;
 
-	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-	id = kvlsm_reserve_sstid(rel);
-	kvlsm_read_metapage(rel, &meta);
-	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-	out->b = kvlsm_sst_builder_begin(rel, id, job->output_level, sh->compression,
-									 kvlsm_bloom_bits_for(&meta), kvlsm_keyops(rel));
-	kvlsm_sst_builder_set_compaction(out->b);
-	out->bytes = 0;
+	memset(&ia, 0, sizeof(ia));
+	kvlsm_manifest_prepare(rel, mc, &ia);
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	kvlsm_manifest_install(rel, sh, mc, &ia);
+	LWLockRelease(&sh->lock);
 }
 
-/* place a finished output and list it in the manifest as pending */
+/*
+ * Start an output whose first key brings 'n' records of 'bytes' bytes:
+ * reserve its extent, sized for the job's target at the inputs' pages per
+ * logical byte, with a quarter more for a worse compression.
+ */
+static void
+start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
+			 uint32 n, Size bytes)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
+	KvlsmSstDesc desc;
+	int			bloom_bits;
+	uint64		want;
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	memset(&desc, 0, sizeof(desc));
+	desc.id = kvlsm_reserve_sstid(rel);
+	kvlsm_read_metapage(rel, &meta);
+	bloom_bits = kvlsm_bloom_bits_for(&meta);
+	want = (uint64) (Min(job->target_file_bytes, job->in_bytes) * job->pages_per_byte * 1.25) + 16;
+	want = Max(want, kvlsm_sst_min_reserve(n, bytes, bloom_bits));
+	want = Min(want, (uint64) 2 * MAX_FILE_BYTES / BLCKSZ);
+	out->npages = Max((uint32) want, kvlsm_sst_min_reserve(n, bytes, bloom_bits));
+
+	kvlsm_manifest_read(rel, &meta, mc);
+	if (mc->hdr.nsst >= KVLSM_MAX_SST || job->noutputs >= KVLSM_MAX_SST)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("kvlsm relation \"%s\" has too many SSTables to compact",
+						RelationGetRelationName(rel)),
+				 errdetail("The manifest holds at most %d SSTables.", KVLSM_MAX_SST)));
+	out->start = kvlsm_manifest_reserve_extent(rel, mc, out->npages);
+	desc.start = out->start;
+	desc.npages = out->npages;
+	desc.level = KVLSM_LEVEL_PENDING;
+	desc.minkeylen = desc.maxkeylen = 0xFF;
+	mc->sst[mc->hdr.nsst++] = desc;
+	install_plain(rel, sh, mc);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	pfree(mc);
+
+	out->b = kvlsm_sst_builder_begin(rel, desc.id, job->output_level, sh->compression,
+									 bloom_bits, kvlsm_keyops(rel));
+	kvlsm_sst_builder_set_compaction(out->b);
+	kvlsm_sst_builder_stream_to(out->b, out->start, out->npages);
+	out->bytes = 0;
+	job->output_ids[job->noutputs++] = desc.id;
+}
+
+/* write the rest of an output and list it in the manifest, still pending */
 static void
 finish_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 			  uint64 *bytes_out)
 {
 	KvlsmMetaPageData meta;
 	KvlsmManifestCopy *mc;
-	KvlsmInstallArg ia;
 	KvlsmSstDesc desc;
 	uint32		npages;
+	uint32		i;
 
 	if (out->b == NULL)
 		return;
-	if (kvlsm_sst_builder_count(out->b) == 0)
-	{
-		out->b = NULL;
-		return;
-	}
+	Assert(kvlsm_sst_builder_count(out->b) > 0);
 	npages = kvlsm_sst_builder_finish(out->b);
 	/* wait for the rate limiter now, not under the flush lock */
 	kvlsm_sst_builder_pay(out->b);
+	kvlsm_sst_builder_write(out->b, out->start, false, &desc);
+	Assert(desc.npages == npages && npages <= out->npages);
+	desc.level = KVLSM_LEVEL_PENDING;
+
 	mc = palloc(sizeof(KvlsmManifestCopy));
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	kvlsm_read_metapage(rel, &meta);
 	kvlsm_manifest_read(rel, &meta, mc);
-	if (mc->hdr.nsst >= KVLSM_MAX_SST)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("kvlsm relation \"%s\" has too many SSTables to compact",
-						RelationGetRelationName(rel)),
-				 errdetail("The manifest holds at most %d SSTables.", KVLSM_MAX_SST)));
-	kvlsm_manifest_place_sstable(rel, out->b, npages, mc, &desc);
-	desc.level = KVLSM_LEVEL_PENDING;
-	mc->sst[mc->hdr.nsst++] = desc;
-	memset(&ia, 0, sizeof(ia));
-	kvlsm_manifest_prepare(rel, mc, &ia);
-	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-	kvlsm_manifest_install(rel, sh, mc, &ia);
-	LWLockRelease(&sh->lock);
+	for (i = 0; i < mc->hdr.nsst; i++)
+		if (mc->sst[i].id == desc.id)
+			break;
+	if (i == mc->hdr.nsst || mc->sst[i].start != out->start ||
+		mc->sst[i].npages != out->npages)
+		elog(ERROR, "kvlsm: the reservation of compaction output %llu of \"%s\" is gone",
+			 (unsigned long long) desc.id, RelationGetRelationName(rel));
+	mc->sst[i] = desc;
+	if (npages < out->npages)
+		kvlsm_manifest_give_extent(mc, out->start + npages, out->npages - npages);
+	install_plain(rel, sh, mc);
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	pfree(mc);
 
-	job->output_ids[job->noutputs++] = desc.id;
 	*bytes_out += (uint64) desc.npages * BLCKSZ;
 	out->b = NULL;
 	kvlsm_crash_point(KVLSM_CP_COMPACTION_MID);
@@ -963,6 +1027,8 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 			KvlsmRecord *r = &set.recs[i];
 			int			k;
 			uint64		group_bytes = 0;
+			uint32		kept_n;
+			Size		kept_bytes;
 
 			if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
 				break;
@@ -980,8 +1046,21 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 			if (filter)
 				filter(&gc, &set.recs[i], j - i, keep);
 
-			/* split outputs only between keys */
-			if (out.b != NULL && out.bytes >= job->target_file_bytes)
+			/*
+			 * Split outputs only between keys: at the target size, or when
+			 * this key's records might not fit the output's reservation.
+			 */
+			kept_n = 0;
+			kept_bytes = 0;
+			for (k = 0; k < j - i; k++)
+				if (keep[k])
+				{
+					kept_n++;
+					kept_bytes += ENTRY_BYTES(&set.recs[i + k]);
+				}
+			if (out.b != NULL &&
+				(out.bytes >= job->target_file_bytes ||
+				 !kvlsm_sst_builder_has_room(out.b, kept_n, kept_bytes)))
 				finish_output(rel, sh, job, &out, &bytes_out);
 			for (k = 0; k < j - i; k++)
 			{
@@ -996,7 +1075,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 					continue;
 				}
 				if (out.b == NULL)
-					start_output(rel, sh, job, &out);
+					start_output(rel, sh, job, &out, kept_n, kept_bytes);
 				kvlsm_sst_builder_add(out.b, x->key, x->keylen, x->seq, x->flags,
 									  x->val, x->vallen);
 				out.bytes += sz;
@@ -1168,15 +1247,7 @@ claim_job(Relation rel, KvlsmShared *sh, Job *job, PickFn pick, void *arg)
 	kvlsm_read_metapage(rel, &meta);
 	kvlsm_manifest_read(rel, &meta, mc);
 	if (kvlsm_manifest_drop_stale(sh, mc))
-	{
-		KvlsmInstallArg ia;
-
-		memset(&ia, 0, sizeof(ia));
-		kvlsm_manifest_prepare(rel, mc, &ia);
-		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		kvlsm_manifest_install(rel, sh, mc, &ia);
-		LWLockRelease(&sh->lock);
-	}
+		install_plain(rel, sh, mc);
 
 	ps.ops = kvlsm_keyops(rel);
 	ps.mc = mc;
@@ -1193,11 +1264,17 @@ claim_job(Relation rel, KvlsmShared *sh, Job *job, PickFn pick, void *arg)
 	if (found)
 	{
 		uint64		in_bytes = 0;
+		uint64		in_pages = 0;
 		int			k;
 
 		job->bottommost = !older_data_below(&ps, job->output_level);
 		for (k = 0; k < job->ninputs; k++)
+		{
 			in_bytes += job->inputs[k].nbytes;
+			in_pages += job->inputs[k].npages;
+		}
+		job->in_bytes = in_bytes;
+		job->pages_per_byte = (double) in_pages / Max(in_bytes, 1);
 		job->target_file_bytes = job->output_level == 0 ? MAX_FILE_BYTES :
 			target_file_bytes(meta.memtable_size, job->output_level);
 

@@ -1887,6 +1887,35 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 }
 
 /*
+ * Set aside 'npages' for a compaction output written as it is built
+ * (compaction.c): from a free extent, or new pages at the end of the file,
+ * which grows as for kvlsm_manifest_place_sstable.
+ */
+BlockNumber
+kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc, uint32 npages)
+{
+	BlockNumber start = take_free_extent(mc, npages);
+	bool		local = RELATION_IS_LOCAL(rel);
+	uint32		extra;
+
+	if (start != InvalidBlockNumber)
+	{
+		kvlsm_ensure_blocks(rel, start + npages);
+		return start;
+	}
+	if (!local)
+		LockRelationForExtension(rel, ExclusiveLock);
+	start = extension_start(rel, mc);
+	extra = Max(Min(start / 8, KVLSM_EXTEND_MAX), npages);
+	extend_empty(rel, start + extra - RelationGetNumberOfBlocks(rel));
+	if (!local)
+		UnlockRelationForExtension(rel, ExclusiveLock);
+	if (extra > npages)
+		kvlsm_manifest_give_extent(mc, start + npages, extra - npages);
+	return start;
+}
+
+/*
  * VACUUM: give a free extent at the end of the file back to the file
  * system, as heap's VACUUM truncates empty pages at its end.  Like heap it
  * needs AccessExclusiveLock and takes it only if it comes within a few

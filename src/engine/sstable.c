@@ -19,6 +19,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "kvlsm/crashpoint.h"
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/sstable.h"
 #include "kvlsm/worker.h"
@@ -101,7 +102,26 @@ struct KvlsmSstBuilder
 	/* laid-out extent */
 	char	  **extent;
 	uint32		extent_pages;
+
+	/*
+	 * Streaming (compaction outputs): data pages go to the reserved extent
+	 * [stream_start, stream_start + stream_pages) as they are made, from
+	 * its second page on; pages[] keeps only those not written yet, from
+	 * 'written' on.  The header, index and filter pages follow at the end.
+	 */
+	bool		stream;
+	BlockNumber stream_start;
+	uint32		stream_pages;
+	uint32		written;
+	uint32		total_pages;	/* of the finished table */
 };
+
+/* data pages collected before a streaming builder writes them: a record's worth */
+#define STREAM_BATCH MAX_GENERIC_XLOG_PAGES
+
+static void write_images(KvlsmSstBuilder *b, BlockNumber at, char **images,
+						 uint32 n, bool extend);
+static void stream_out(KvlsmSstBuilder *b);
 
 KvlsmSstBuilder *
 kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
@@ -253,6 +273,8 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 			b->pages = repalloc(b->pages, sizeof(char *) * b->maxpages);
 		}
 		b->pages[b->npages++] = img;
+		if (b->stream && b->npages - b->written >= STREAM_BATCH)
+			stream_out(b);
 
 		/*
 		 * A compaction pays for its data pages as it makes them, so that
@@ -660,8 +682,13 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 	}
 
 	total = 1 + b->npages + nindex_pages + nbloom_pages;
-	b->extent = MemoryContextAlloc(b->cxt, sizeof(char *) * total);
-	b->extent_pages = total;
+	b->total_pages = total;
+	if (b->stream && total > b->stream_pages)
+		elog(ERROR, "kvlsm: SSTable %llu needs %u pages, %u were reserved",
+			 (unsigned long long) b->id, total, b->stream_pages);
+	/* a streaming builder lays out only what follows the written data */
+	b->extent_pages = b->stream ? total - b->written : total;
+	b->extent = MemoryContextAlloc(b->cxt, sizeof(char *) * b->extent_pages);
 
 	/* header */
 	img = new_image(b, KVLSM_PAGE_SST_HEADER);
@@ -692,7 +719,7 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 	b->extent[0] = img;
 
 	pos = 1;
-	for (i = 0; i < b->npages; i++)
+	for (i = b->stream ? b->written : 0; i < b->npages; i++)
 		b->extent[pos++] = b->pages[i];
 
 	/*
@@ -732,29 +759,30 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 		((PageHeader) img)->pd_lower = SizeOfPageHeaderData + len;
 		b->extent[pos++] = img;
 	}
-	Assert(pos == total);
+	Assert(pos == b->extent_pages);
 
-	for (i = 0; i < total; i++)
+	for (i = 0; i < b->extent_pages; i++)
 		kvlsm_page_set_crc((Page) b->extent[i]);
 	return total;
 }
 
 /*
- * Write the laid-out extent at blocks start .. start+n-1, four pages per
- * generic WAL record, each a full image.  With 'extend' the blocks are new
- * at the end of the file (the caller holds the relation extension lock).
+ * Write page images to blocks at .. at+count-1, four pages per generic WAL
+ * record, each a full image, paying the rate limiter for pages not paid
+ * yet.  With 'extend' the blocks are new at the end of the file (the
+ * caller holds the relation extension lock).
  */
-void
-kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
-						KvlsmSstDesc *desc)
+static void
+write_images(KvlsmSstBuilder *b, BlockNumber at, char **images, uint32 count,
+			 bool extend)
 {
 	uint32		i = 0;
 
-	while (i < b->extent_pages)
+	while (i < count)
 	{
 		GenericXLogState *state;
 		Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
-		int			n = Min(MAX_GENERIC_XLOG_PAGES, b->extent_pages - i);
+		int			n = Min(MAX_GENERIC_XLOG_PAGES, count - i);
 		int			j;
 
 		CHECK_FOR_INTERRUPTS();
@@ -771,12 +799,12 @@ kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
 			{
 				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, P_NEW,
 											 RBM_NORMAL, b->strategy);
-				if (BufferGetBlockNumber(bufs[j]) != start + i + j)
+				if (BufferGetBlockNumber(bufs[j]) != at + i + j)
 					elog(ERROR, "kvlsm: extended block %u, expected %u",
-						 BufferGetBlockNumber(bufs[j]), start + i + j);
+						 BufferGetBlockNumber(bufs[j]), at + i + j);
 			}
 			else
-				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, start + i + j,
+				bufs[j] = ReadBufferExtended(b->rel, MAIN_FORKNUM, at + i + j,
 											 RBM_NORMAL, b->strategy);
 			LockBuffer(bufs[j], BUFFER_LOCK_EXCLUSIVE);
 		}
@@ -786,13 +814,118 @@ kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
 			Page		page = GenericXLogRegisterBuffer(state, bufs[j],
 														 GENERIC_XLOG_FULL_IMAGE);
 
-			memcpy(page, b->extent[i + j], BLCKSZ);
+			memcpy(page, images[i + j], BLCKSZ);
 		}
 		GenericXLogFinish(state);
 		for (j = 0; j < n; j++)
 			UnlockReleaseBuffer(bufs[j]);
 		i += n;
 	}
+}
+
+/*
+ * Streaming: write the data pages made since the last call to their place
+ * in the reserved extent and free their images.  Nothing refers to the
+ * table yet (it is listed as a pending reservation), so pages written in
+ * several records are never seen in part.
+ */
+static void
+stream_out(KvlsmSstBuilder *b)
+{
+	uint32		n = b->npages - b->written;
+	uint32		i;
+
+	if (n == 0)
+		return;
+	/* the header page comes first, then the data pages */
+	if (1 + b->npages > b->stream_pages)
+		elog(ERROR, "kvlsm: SSTable %llu outgrew its reserved %u pages",
+			 (unsigned long long) b->id, b->stream_pages);
+	for (i = b->written; i < b->npages; i++)
+		kvlsm_page_set_crc((Page) b->pages[i]);
+	write_images(b, b->stream_start + 1 + b->written, &b->pages[b->written], n, false);
+	for (i = b->written; i < b->npages; i++)
+	{
+		pfree(b->pages[i]);
+		b->pages[i] = NULL;
+	}
+	b->written = b->npages;
+	kvlsm_crash_point(KVLSM_CP_COMPACTION_STREAM);
+}
+
+/*
+ * Make 'b' write its data pages into [start, start + npages) as it goes
+ * (compaction outputs: memory stays bounded by a batch of pages, the index
+ * and the filter's hashes, whatever the output's size).  The caller asks
+ * kvlsm_sst_builder_has_room before adding each key's records.
+ */
+void
+kvlsm_sst_builder_stream_to(KvlsmSstBuilder *b, BlockNumber start, uint32 npages)
+{
+	Assert(b->nentries == 0);
+	b->stream = true;
+	b->stream_start = start;
+	b->stream_pages = npages;
+}
+
+/*
+ * Pages a table needs at most, once records of 'bytes' more bytes in 'n'
+ * entries are added to what the builder holds ('b' NULL: an empty one),
+ * with the index and the filter.  Loose on purpose: a data page is at
+ * least half full unless an entry larger than half a page comes next, so
+ * twice the payload's pages bound it, plus a page per entry for spans.
+ */
+static uint32
+pages_bound(KvlsmSstBuilder *b, uint32 n, Size bytes, int bloom_bits_per_key)
+{
+	Size		payload = (b ? b->payload_len : 0) + bytes;
+	uint32		more_data = 2 * (payload / KVLSM_PAGE_CAPACITY) + 2 + n;
+	Size		index_bytes = (b ? b->index.len : 0) +
+		(Size) more_data * (6 + KVLSM_MAX_KEY_SIZE);
+	uint32		index_pages = index_bytes / (KVLSM_PAGE_CAPACITY - 6 - KVLSM_MAX_KEY_SIZE) + 1;
+	uint64		nbits = (uint64) ((b ? b->nhashes : 0) + n) * Max(bloom_bits_per_key, 0);
+	uint32		bloom_pages = (Max(nbits, 64) / 8 + 8) / KVLSM_PAGE_CAPACITY + 1;
+
+	return 1 + (b ? b->npages : 0) + more_data + index_pages + bloom_pages;
+}
+
+/* can 'n' entries of 'bytes' bytes (headers, keys, values) still go in? */
+bool
+kvlsm_sst_builder_has_room(KvlsmSstBuilder *b, uint32 n, Size bytes)
+{
+	if (!b->stream)
+		return true;
+	return pages_bound(b, n, bytes, b->bloom_bits_per_key) <= b->stream_pages;
+}
+
+/* pages an empty table must have room for to take such entries */
+uint32
+kvlsm_sst_min_reserve(uint32 n, Size bytes, int bloom_bits_per_key)
+{
+	return pages_bound(NULL, n, bytes, bloom_bits_per_key);
+}
+
+/*
+ * Write the laid-out extent at blocks start .. start+n-1, four pages per
+ * generic WAL record, each a full image.  With 'extend' the blocks are new
+ * at the end of the file (the caller holds the relation extension lock).
+ * A streaming builder writes its header at 'start' (its reservation's
+ * first page) and the data pages it still holds, the index and the filter
+ * after the data already written.
+ */
+void
+kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
+						KvlsmSstDesc *desc)
+{
+	if (b->stream)
+	{
+		Assert(start == b->stream_start && !extend);
+		write_images(b, start, b->extent, 1, false);
+		write_images(b, start + 1 + b->written, b->extent + 1,
+					 b->extent_pages - 1, false);
+	}
+	else
+		write_images(b, start, b->extent, b->extent_pages, extend);
 
 	memset(desc, 0, sizeof(*desc));
 	desc->id = b->id;
@@ -800,7 +933,7 @@ kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
 	desc->maxseq = b->maxseq;
 	desc->nbytes = b->nbytes;
 	desc->start = start;
-	desc->npages = b->extent_pages;
+	desc->npages = b->stream ? b->total_pages : b->extent_pages;
 	desc->nentries = b->nentries;
 	desc->level = b->level;
 	if (b->minkeylen <= KVLSM_DESC_KEY_MAX && b->maxkeylen <= KVLSM_DESC_KEY_MAX &&

@@ -129,9 +129,11 @@ for my $p ([ 'insert-before-log', 0 ], [ 'log-before-commit', 0 ], [ 'after-comm
 # Flush and install points, reached by the client's kvlsm_flush or by a
 # worker; then free-extent reuse (compaction frees extents, the next flush
 # reuses one); then mid-compaction in a background worker (outputs are
-# placed and listed as pending when it dies; the next install reclaims them).
+# placed and listed as pending when it dies; the next install reclaims them),
+# once after an output was listed and once in the middle of writing one
+# into its reserved extent (compaction-streaming).
 for my $p ([ 'flush-before-install', 1 ], [ 'before-retire-chain', 1 ], [ 'after-install', 1 ],
-	[ 'extent-reuse', 1 ], [ 'compaction-mid', 0 ])
+	[ 'extent-reuse', 1 ], [ 'compaction-mid', 0 ], [ 'compaction-streaming', 0 ])
 {
 	my ($point, $flush) = @$p;
 	$node->safe_psql('postgres', "SELECT kvlsm_compact('t')") if $point eq 'extent-reuse';

@@ -26,6 +26,7 @@ extern void kvlsm_crashpoint_shmem_init(void);
 #define KVLSM_CP_BEFORE_RETIRE_CHAIN	"before-retire-chain"
 #define KVLSM_CP_EXTENT_REUSE			"extent-reuse"
 #define KVLSM_CP_COMPACTION_MID			"compaction-mid"
+#define KVLSM_CP_COMPACTION_STREAM		"compaction-streaming"
 #define KVLSM_CP_AFTER_INSTALL			"after-install"
 #define KVLSM_CP_MANIFEST_CONT			"manifest-before-switch"
 #define KVLSM_CP_COMPACTION_TOAST		"compaction-toast-before-commit"

@@ -96,6 +96,8 @@ extern void kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start,
 extern void kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b,
 										 uint32 npages, KvlsmManifestCopy *mc,
 										 KvlsmSstDesc *desc);
+extern BlockNumber kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc,
+												 uint32 npages);
 extern void kvlsm_ensure_blocks(Relation rel, BlockNumber upto);
 extern BlockNumber kvlsm_shrink(Relation rel);
 extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,

@@ -54,6 +54,11 @@ extern uint32 kvlsm_sst_builder_count(KvlsmSstBuilder *b);
 extern uint32 kvlsm_sst_builder_finish(KvlsmSstBuilder *b);
 extern void kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start,
 									bool extend, KvlsmSstDesc *desc);
+/* compaction outputs: data pages written to a reserved extent as made */
+extern void kvlsm_sst_builder_stream_to(KvlsmSstBuilder *b, BlockNumber start,
+										uint32 npages);
+extern bool kvlsm_sst_builder_has_room(KvlsmSstBuilder *b, uint32 n, Size bytes);
+extern uint32 kvlsm_sst_min_reserve(uint32 n, Size bytes, int bloom_bits_per_key);
 
 extern bool kvlsm_sst_pivot(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *desc,
 							const KvlsmKeyOps *ops, const char *key, int keylen,
