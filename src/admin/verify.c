@@ -221,6 +221,7 @@ typedef struct Extent
 	uint32		npages;
 	int64		sstable;		/* -1: a free extent or the log reserve */
 	const char *what;
+	bool		unlogged;		/* may lie past the file (KVLSM_MAX_UNLOGGED_GAP) */
 } Extent;
 
 static int
@@ -253,6 +254,7 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 		ext[n].npages = lc->mc.hdr.cont_npages;
 		ext[n].sstable = -1;
 		ext[n].what = "manifest continuation";
+		ext[n].unlogged = false;
 		n++;
 	}
 	for (i = 0; i < lc->mc.hdr.nsst; i++)
@@ -263,6 +265,8 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 		ext[n].npages = d->npages;
 		ext[n].sstable = (int64) d->id;
 		ext[n].what = "SSTable";
+		/* the reservation of an output being written */
+		ext[n].unlogged = (d->level == KVLSM_LEVEL_PENDING && d->nentries == 0);
 		n++;
 		max_id = Max(max_id, d->id);
 		if (d->nentries > 0)
@@ -280,6 +284,7 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 		ext[n].npages = lc->mc.free[i].npages;
 		ext[n].sstable = -1;
 		ext[n].what = "free extent";
+		ext[n].unlogged = true;
 		n++;
 	}
 	if (lc->meta.log_reserve_npages > 0)
@@ -288,6 +293,7 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 		ext[n].npages = lc->meta.log_reserve_npages;
 		ext[n].sstable = -1;
 		ext[n].what = "log reserve";
+		ext[n].unlogged = true;
 		n++;
 	}
 	qsort(ext, n, sizeof(Extent), extent_start_cmp);
@@ -299,7 +305,7 @@ check_accounting(LayoutCopy *lc, List **problems, int *nextents)
 		 */
 		if (ext[i].npages == 0 || ext[i].start < KVLSM_FIRST_DATA_BLKNO ||
 			(uint64) ext[i].start + ext[i].npages >
-			(uint64) lc->nblocks + (ext[i].sstable == -1 ? 2 * KVLSM_EXTEND_MAX : 0))
+			(uint64) lc->nblocks + (ext[i].unlogged ? KVLSM_MAX_UNLOGGED_GAP : 0))
 			*problems = lappend(*problems,
 								make_problem(ext[i].start, ext[i].sstable, -1,
 											 psprintf("%s of blocks %u-%llu lies outside the data blocks %u-%u",

@@ -92,6 +92,7 @@ typedef struct Job
 	bool		may_abandon;	/* not an L0 job nor a manual one */
 	uint64		target_file_bytes;
 	uint64		in_bytes;		/* logical bytes of the inputs */
+	uint64		consumed;		/* ...of them merged so far */
 	double		pages_per_byte; /* of the inputs: sizes reservations */
 	int			ninputs;
 	KvlsmSstDesc inputs[KVLSM_MAX_SST];
@@ -621,8 +622,11 @@ install_plain(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc)
 
 /*
  * Start an output whose first key brings 'n' records of 'bytes' bytes:
- * reserve its extent, sized for the job's target at the inputs' pages per
- * logical byte, with a quarter more for a worse compression.
+ * reserve its extent, sized for the job's target (or what is left of its
+ * inputs, if less) at the inputs' pages per logical byte, with a quarter
+ * more for a worse compression.  Without compression, an output takes at
+ * least a page per page's worth of records whatever the inputs took (they
+ * may have been compressed before the option changed).
  */
 static void
 start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
@@ -633,15 +637,21 @@ start_output(Relation rel, KvlsmShared *sh, Job *job, Output *out,
 	KvlsmSstDesc desc;
 	int			bloom_bits;
 	uint64		want;
+	uint64		left;
+	double		ratio;
 
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	memset(&desc, 0, sizeof(desc));
 	desc.id = kvlsm_reserve_sstid(rel);
 	kvlsm_read_metapage(rel, &meta);
 	bloom_bits = kvlsm_bloom_bits_for(&meta);
-	want = (uint64) (Min(job->target_file_bytes, job->in_bytes) * job->pages_per_byte * 1.25) + 16;
+	left = job->in_bytes > job->consumed ? job->in_bytes - job->consumed : 0;
+	ratio = job->pages_per_byte;
+	if (sh->compression != KVLSM_COMPRESSION_LZ4)
+		ratio = Max(ratio, 1.15 / KVLSM_PAGE_CAPACITY);
+	want = (uint64) (Min(job->target_file_bytes, left) * ratio * 1.25) + 16;
 	want = Max(want, kvlsm_sst_min_reserve(n, bytes, bloom_bits));
-	want = Min(want, (uint64) 2 * MAX_FILE_BYTES / BLCKSZ);
+	want = Min(want, KVLSM_MAX_RESERVE_PAGES);
 	out->npages = Max((uint32) want, kvlsm_sst_min_reserve(n, bytes, bloom_bits));
 
 	kvlsm_manifest_read(rel, &meta, mc);
@@ -1081,6 +1091,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 				out.bytes += sz;
 			}
 			batch_bytes += group_bytes;
+			job->consumed += group_bytes;
 		}
 		bytes_in += batch_bytes;
 		more = any_limited;

@@ -1819,9 +1819,10 @@ extend_empty(Relation rel, uint32 n)
  * Free extents and the log reserve may lie past the end of the file: the
  * pages a file is pre-extended by are not WAL-logged (like heap's bulk
  * extension), so an operating system crash can lose them while the
- * manifest that lists them survives.  A user of such pages extends the
- * file up to them again.  The gap is at most one pre-extension plus the
- * log reserve; a larger one means a damaged manifest.
+ * manifest that lists them survives (and a promoted standby never had
+ * them).  A user of such pages extends the file up to them again.  The gap
+ * is at most a pre-extension plus the log reserve, or a compaction
+ * output's reservation; a larger one means a damaged manifest.
  */
 void
 kvlsm_ensure_blocks(Relation rel, BlockNumber upto)
@@ -1831,7 +1832,7 @@ kvlsm_ensure_blocks(Relation rel, BlockNumber upto)
 
 	if (nblocks >= upto)
 		return;
-	if (upto - nblocks > 2 * KVLSM_EXTEND_MAX)
+	if (upto - nblocks > KVLSM_MAX_UNLOGGED_GAP)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("kvlsm relation \"%s\": free space listed at block %u, far past the end of the file (%u blocks)",

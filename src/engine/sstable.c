@@ -564,9 +564,12 @@ kvlsm_sst_builder_set_compaction(KvlsmSstBuilder *b)
 void
 kvlsm_sst_builder_pay(KvlsmSstBuilder *b)
 {
-	if (b->compaction && b->extent_pages > b->charged)
-		kvlsm_rate_limit((uint64) (b->extent_pages - b->charged) * BLCKSZ, false);
-	b->charged = Max(b->charged, b->extent_pages);
+	/* a streaming builder was charged for every data page, written or not */
+	uint32		pages = b->stream ? b->total_pages - b->written : b->extent_pages;
+
+	if (b->compaction && pages > b->charged)
+		kvlsm_rate_limit((uint64) (pages - b->charged) * BLCKSZ, false);
+	b->charged = Max(b->charged, pages);
 }
 
 uint32
@@ -768,9 +771,10 @@ kvlsm_sst_builder_finish(KvlsmSstBuilder *b)
 
 /*
  * Write page images to blocks at .. at+count-1, four pages per generic WAL
- * record, each a full image, paying the rate limiter for pages not paid
- * yet.  With 'extend' the blocks are new at the end of the file (the
- * caller holds the relation extension lock).
+ * record, each a full image, waiting for the rate limiter for pages not
+ * charged yet (b->charged counts pages charged as they were made).  With
+ * 'extend' the blocks are new at the end of the file (the caller holds the
+ * relation extension lock).
  */
 static void
 write_images(KvlsmSstBuilder *b, BlockNumber at, char **images, uint32 count,
@@ -879,7 +883,8 @@ static uint32
 pages_bound(KvlsmSstBuilder *b, uint32 n, Size bytes, int bloom_bits_per_key)
 {
 	Size		payload = (b ? b->payload_len : 0) + bytes;
-	uint32		more_data = 2 * (payload / KVLSM_PAGE_CAPACITY) + 2 + n;
+	/* (+4: entries an lz4 cut carries over are re-encoded, maybe longer) */
+	uint32		more_data = 2 * (payload / KVLSM_PAGE_CAPACITY) + 4 + n;
 	Size		index_bytes = (b ? b->index.len : 0) +
 		(Size) more_data * (6 + KVLSM_MAX_KEY_SIZE);
 	uint32		index_pages = index_bytes / (KVLSM_PAGE_CAPACITY - 6 - KVLSM_MAX_KEY_SIZE) + 1;
@@ -920,9 +925,10 @@ kvlsm_sst_builder_write(KvlsmSstBuilder *b, BlockNumber start, bool extend,
 	if (b->stream)
 	{
 		Assert(start == b->stream_start && !extend);
-		write_images(b, start, b->extent, 1, false);
 		write_images(b, start + 1 + b->written, b->extent + 1,
 					 b->extent_pages - 1, false);
+		/* the header last, once the table is whole */
+		write_images(b, start, b->extent, 1, false);
 	}
 	else
 		write_images(b, start, b->extent, b->extent_pages, extend);

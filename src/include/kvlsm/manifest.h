@@ -27,6 +27,17 @@
 /* largest pre-extension of the file, in pages (16 MB) */
 #define KVLSM_EXTEND_MAX 2048
 
+/* largest extent reserved for a compaction output (twice the largest output) */
+#define KVLSM_MAX_RESERVE_PAGES ((uint32) ((uint64) 512 * 1024 * 1024 / BLCKSZ))
+
+/*
+ * How far past the end of the file a free extent or a reservation may lie:
+ * the pages a file is extended by without WAL (pre-extension, and
+ * reservations for compaction outputs, whose unused rest is freed) are not
+ * there after an operating system crash or on a promoted standby.
+ */
+#define KVLSM_MAX_UNLOGGED_GAP (2 * KVLSM_EXTEND_MAX + KVLSM_MAX_RESERVE_PAGES)
+
 /*
  * Manifest entries a flush leaves free for compaction outputs (a
  * compaction makes its outputs large enough to need fewer than this)
