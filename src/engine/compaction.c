@@ -344,11 +344,12 @@ pick_intra_level(PickState *ps, Job *job)
 		}
 
 		/*
-		 * Outputs are cut at the level's table size: merge only if that
-		 * makes at most half as many tables, else nothing is gained.
+		 * No further test here: kvlsm_compaction_needed reports work for a
+		 * crowded level, so a pick must follow, or the work stays pending
+		 * for good.  The window holds the smallest tables of a level whose
+		 * tables average under half their target, so its outputs are at
+		 * most about half as many.
 		 */
-		if (best_bytes / target_file_bytes(ps->memtable_size, level) + 1 > (uint64) w / 2)
-			continue;
 		for (start = best; start < best + w; start++)
 			ps->chosen[idx[start]] = true;
 		job->output_level = level;
