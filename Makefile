@@ -25,17 +25,17 @@ OBJS = \
 	src/admin/inspect.o
 
 EXTENSION = kvlsm
-DATA = kvlsm--0.1.sql
+DATA = kvlsm--0.1.sql kvlsm--0.1--0.2.sql
 PGFILEDESC = "kvlsm - LSM storage for PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src/include
 SHLIB_LINK = -llz4
 
 # Every suite runs its own throwaway cluster with kvlsm preloaded.
-REGRESS = basic dml options index index_types compaction ttl tools stats snapshots large_rows
+REGRESS = basic dml options index index_types compaction ttl tools stats snapshots large_rows security
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)
-ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew kvlsm_idx_unique kvlsm_idx_vacuum partition_move epq_self_modified cic_kvlsm snapshot_toast
+ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew kvlsm_idx_unique kvlsm_idx_vacuum partition_move epq_self_modified cic_kvlsm snapshot_toast security_locks
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)/test/isolation \
 	--outputdir=output_iso

@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "commands/defrem.h"
 #include "catalog/pg_class.h"
@@ -70,9 +71,13 @@ kvlsm_check_relation_am(Oid relid)
 Relation
 kvlsm_open_relation(Oid relid, LOCKMODE mode)
 {
-	Relation	rel = relation_open(relid, mode);
+	Relation	rel = try_relation_open(relid, mode);
 	bool		ok;
 
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	if (rel->rd_rel->relkind == RELKIND_INDEX)
 		ok = kvlsm_is_kvlsm_index(rel);
 	else
@@ -86,7 +91,47 @@ kvlsm_open_relation(Oid relid, LOCKMODE mode)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kvlsm table or kvlsm_idx index", get_rel_name(relid))));
 	}
+	/* their pages are in another backend's local buffers */
+	if (RELATION_IS_OTHER_TEMP(rel))
+	{
+		relation_close(rel, mode);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot access temporary tables of other sessions")));
+	}
 	return rel;
+}
+
+/*
+ * May the current user see the key values kvlsm_levels and kvlsm_sstables
+ * show for rel?  A kvlsm table's keys are row ids, which show no data.  A
+ * kvlsm_idx index's keys are values of its table's columns: shown on the
+ * terms of pg_stats, to roles that may SELECT the table or every key
+ * column of the index (an expression needs the table), and not while
+ * row-level security applies to the user on that table.
+ */
+static bool
+may_see_keys(Relation rel)
+{
+	Oid			heapid;
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_INDEX)
+		return true;
+	heapid = rel->rd_index->indrelid;
+	if (check_enable_rls(heapid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(heapid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (i = 0; i < rel->rd_index->indnkeyatts; i++)
+	{
+		AttrNumber	attnum = rel->rd_index->indkey.values[i];
+
+		if (attnum == 0 ||
+			pg_attribute_aclcheck(heapid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	}
+	return true;
 }
 
 PG_FUNCTION_INFO_V1(kvlsm_flush_sql);
@@ -235,6 +280,7 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmSstDesc *ssts;
 	int			level;
+	bool		show_keys = may_see_keys(rel);
 
 	InitMaterializedSRF(fcinfo, 0);
 	ssts = kvlsm_snapshot_state(rel, copy);
@@ -278,7 +324,7 @@ kvlsm_levels(PG_FUNCTION_ARGS)
 			entries += ssts[i].nentries;
 			pages += ssts[i].npages;
 			bytes += ssts[i].nbytes;
-			if (kvlsm_sst_bounds(rel, &ssts[i], &lo, &lolen, &hi, &hilen))
+			if (show_keys && kvlsm_sst_bounds(rel, &ssts[i], &lo, &lolen, &hi, &hilen))
 			{
 				if (minkey == NULL || ops->cmp(lo, lolen, minkey, minlen, ops->arg) < 0)
 				{
@@ -328,6 +374,7 @@ kvlsm_sstables(PG_FUNCTION_ARGS)
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmSstDesc *ssts;
 	uint32		i;
+	bool		show_keys = may_see_keys(rel);
 
 	InitMaterializedSRF(fcinfo, 0);
 	ssts = kvlsm_snapshot_state(rel, copy);
@@ -342,7 +389,7 @@ kvlsm_sstables(PG_FUNCTION_ARGS)
 					hilen;
 
 		/* a quarantined table's pages are not to be trusted, not even read */
-		if (d->level != KVLSM_LEVEL_QUARANTINE &&
+		if (show_keys && d->level != KVLSM_LEVEL_QUARANTINE &&
 			kvlsm_sst_bounds(rel, d, &lo, &lolen, &hi, &hilen))
 		{
 			values[7] = kvlsm_key_as_text(rel, lo, lolen);

@@ -16,6 +16,10 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/xact.h"
+#include "common/int.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
@@ -32,12 +36,10 @@
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "catalog/pg_type.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
 #include "catalog/indexing.h"
 #include "access/genam.h"
 #include "utils/fmgroids.h"
-#include "executor/spi.h"
 #include "access/htup_details.h"
 #include "nodes/makefuncs.h"
 #include "tcop/utility.h"
@@ -79,6 +81,41 @@ is_kvlsm_option(const char *name)
 		strcmp(name, "bloom_bits_per_key") == 0;
 }
 
+/*
+ * The ttl option: a non-negative interval of at most KVLSM_MAX_TTL_USECS.
+ * A row's end of life is its transaction's start plus the ttl, so the
+ * bound keeps that sum a valid timestamp for any time PostgreSQL can
+ * represent today (an overflowing sum would be negative and hide every new
+ * row at once).  Months count as 30 days, as interval arithmetic does.
+ */
+static int64
+parse_ttl(const char *value)
+{
+	Interval   *iv;
+	int64		usecs;
+	int64		days;
+
+	/* a malformed interval gets interval_in's own error */
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(value),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+	if (iv->month < 0 || iv->day < 0 || iv->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for kvlsm option \"ttl\": \"%s\"", value),
+				 errdetail("No part of the interval may be negative."),
+				 errhint("Give a non-negative interval, for example '7 days'; 0 means no TTL.")));
+	days = (int64) iv->month * DAYS_PER_MONTH + iv->day;
+	if (pg_mul_s64_overflow(days, USECS_PER_DAY, &usecs) ||
+		pg_add_s64_overflow(usecs, iv->time, &usecs) ||
+		usecs > KVLSM_MAX_TTL_USECS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for kvlsm option \"ttl\": \"%s\"", value),
+				 errdetail("The ttl may be at most %d years.", KVLSM_MAX_TTL_YEARS)));
+	return usecs;
+}
+
 static void
 parse_option(KvlsmOptions *opts, const char *name, const char *value)
 {
@@ -111,25 +148,7 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 		opts->memtable_size = (int64) kb * 1024;
 	}
 	else if (strcmp(name, "ttl") == 0)
-	{
-		Interval   *iv;
-		int64		usecs = -1;
-
-		/* a malformed interval gets interval_in's own error */
-		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(value),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
-		if (iv != NULL && iv->month >= 0 && iv->day >= 0 && iv->time >= 0 &&
-			iv->month < 12 * 1000 && iv->day < 365 * 1000)
-			usecs = iv->time + (int64) iv->day * USECS_PER_DAY +
-				(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
-		if (usecs < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for kvlsm option \"ttl\": \"%s\"", value),
-					 errhint("Give a non-negative interval, for example '7 days'; 0 means no TTL.")));
-		opts->ttl_usecs = usecs;
-	}
+		opts->ttl_usecs = parse_ttl(value);
 	else if (strcmp(name, "bloom_bits_per_key") == 0)
 	{
 		int			bits;
@@ -169,6 +188,8 @@ extract_options(List *defs, KvlsmOptions *opts, bool *found)
 	List	   *rest = NIL;
 	ListCell   *lc;
 
+	List	   *seen = NIL;
+
 	*found = false;
 	foreach(lc, defs)
 	{
@@ -176,6 +197,12 @@ extract_options(List *defs, KvlsmOptions *opts, bool *found)
 
 		if (def->defnamespace == NULL && is_kvlsm_option(def->defname))
 		{
+			/* PostgreSQL's own reloption parser refuses repeats too */
+			if (list_member(seen, makeString(def->defname)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("parameter \"%s\" specified more than once", def->defname)));
+			seen = lappend(seen, makeString(def->defname));
 			parse_option(opts, def->defname, def->arg ? defGetString(def) : NULL);
 			*found = true;
 		}
@@ -185,42 +212,136 @@ extract_options(List *defs, KvlsmOptions *opts, bool *found)
 	return rest;
 }
 
-static bool applying_from_hook = false;
-
-/* CREATE INDEX with kvlsm options: the indexes the command creates
- * (one, or one per partition) */
-static bool capture_index = false;
-static List *indexes_created = NIL;
+/*
+ * Relations created by the statement being run (OAT_POST_CREATE), for
+ * statements that carry kvlsm options: CREATE TABLE, CREATE TABLE AS and
+ * CREATE INDEX.  Options go to the relations the statement really created,
+ * never to one that already existed (IF NOT EXISTS) or that a nested
+ * statement made.
+ */
+static bool capture_created = false;
+static List *relations_created = NIL;
 
 /*
- * kvlsm_options belongs to the extension; a table's owner changes its rows
- * through these functions only, so they run as the bootstrap superuser
- * (as a SECURITY DEFINER function would), with a safe search_path: every
- * name in the statements is schema-qualified.
+ * The option catalog kvlsm_options belongs to the extension.  It is read
+ * and changed here with heap and index access in C, not with SQL: nothing a
+ * caller can name or shadow (search_path, temporary objects, functions,
+ * operators) is involved, no privilege is raised, and the catalog's
+ * trigger does not fire for these changes.  Returns InvalidOid when the
+ * extension or its catalog is not there (DROP EXTENSION ... CASCADE may
+ * drop the catalog before the tables).
  */
-static void
-begin_catalog_access(Oid *save_userid, int *save_sec_context)
-{
-	GetUserIdAndSecContext(save_userid, save_sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/* name of the schema the extension lives in */
-static const char *
-extension_schema_name(void)
+static Oid
+options_catalog_oid(void)
 {
 	Oid			nsp = kvlsm_extension_schema();
 
 	if (!OidIsValid(nsp))
-		elog(ERROR, "kvlsm: extension schema not found");
-	return get_namespace_name(nsp);
+		return InvalidOid;
+	return get_relname_relid("kvlsm_options", nsp);
 }
 
-static const char *
-extension_schema(void)
+/* the catalog's columns, as kvlsm's script creates them */
+#define Natts_kvlsm_options			3
+#define Anum_kvlsm_options_relid	1
+#define Anum_kvlsm_options_name		2
+#define Anum_kvlsm_options_value	3
+
+static bool
+options_catalog_shape_ok(TupleDesc desc)
 {
-	return quote_identifier(extension_schema_name());
+	static const Oid types[Natts_kvlsm_options] = {REGCLASSOID, TEXTOID, TEXTOID};
+	int			i;
+
+	if (desc->natts != Natts_kvlsm_options)
+		return false;
+	for (i = 0; i < Natts_kvlsm_options; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != types[i])
+			return false;
+	}
+	return true;
+}
+
+static void
+check_options_catalog_shape(Relation cat)
+{
+	if (!options_catalog_shape_ok(RelationGetDescr(cat)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kvlsm's option catalog \"%s\" has been altered",
+						RelationGetRelationName(cat)),
+				 errdetail("Expected the columns relid regclass, name text, value text.")));
+}
+
+/*
+ * Set the row (relid, name) of the option catalog to value, or, with name
+ * NULL, delete every row of relid.  The caller holds AccessExclusiveLock on
+ * relid (or is dropping it), so no other session changes these rows
+ * meanwhile; the latest snapshot sees what the last one committed.
+ */
+static void
+change_option_rows(Oid relid, const char *name, const char *value)
+{
+	Oid			catoid = options_catalog_oid();
+	Relation	cat;
+	TupleDesc	desc;
+	Oid			pkindex;
+	ScanKeyData key;
+	SysScanDesc scan;
+	Snapshot	snapshot;
+	HeapTuple	tup;
+	Datum		values[Natts_kvlsm_options];
+	bool		nulls[Natts_kvlsm_options] = {0};
+	bool		replaced = false;
+
+	if (!OidIsValid(catoid))
+	{
+		if (name == NULL)
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("kvlsm's option catalog kvlsm_options does not exist"),
+				 errhint("Install the extension in this database with CREATE EXTENSION kvlsm.")));
+	}
+	cat = table_open(catoid, RowExclusiveLock);
+	check_options_catalog_shape(cat);
+	desc = RelationGetDescr(cat);
+	values[Anum_kvlsm_options_relid - 1] = ObjectIdGetDatum(relid);
+	if (name != NULL)
+	{
+		values[Anum_kvlsm_options_name - 1] = CStringGetTextDatum(name);
+		values[Anum_kvlsm_options_value - 1] = CStringGetTextDatum(value);
+	}
+
+	/* the primary key (relid, name) leads with relid: oid equality only */
+	pkindex = RelationGetPrimaryKeyIndex(cat);
+	ScanKeyInit(&key, Anum_kvlsm_options_relid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(cat, pkindex, OidIsValid(pkindex), snapshot, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		rowname = heap_getattr(tup, Anum_kvlsm_options_name, desc, &isnull);
+
+		if (name == NULL)
+			CatalogTupleDelete(cat, &tup->t_self);
+		else if (!isnull && strcmp(TextDatumGetCString(rowname), name) == 0)
+		{
+			CatalogTupleUpdate(cat, &tup->t_self, heap_form_tuple(desc, values, nulls));
+			replaced = true;
+		}
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	if (name != NULL && !replaced)
+		CatalogTupleInsert(cat, heap_form_tuple(desc, values, nulls));
+	table_close(cat, RowExclusiveLock);
+	/* a later change in this command sees this one */
+	CommandCounterIncrement();
 }
 
 /*
@@ -231,36 +352,7 @@ extension_schema(void)
 static void
 record_option(Relation rel, const char *name, const char *value)
 {
-	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
-	Datum		args[3];
-	int			ret;
-	Oid			save_userid;
-	int			save_sec;
-
-	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
-	args[1] = CStringGetTextDatum(name);
-	args[2] = CStringGetTextDatum(value);
-	begin_catalog_access(&save_userid, &save_sec);
-	SPI_connect();
-	applying_from_hook = true;
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args(psprintf("INSERT INTO %s.kvlsm_options AS o (relid, name, value) "
-											"VALUES ($1::regclass, $2, $3) "
-											"ON CONFLICT (relid, name) DO UPDATE SET value = excluded.value",
-											extension_schema()),
-									3, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "kvlsm: could not record option \"%s\": %s", name,
-				 SPI_result_code_string(ret));
-	}
-	PG_FINALLY();
-	{
-		applying_from_hook = false;
-	}
-	PG_END_TRY();
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	change_option_rows(RelationGetRelid(rel), name, value);
 }
 
 static Interval *
@@ -406,7 +498,118 @@ apply_options(Relation rel, KvlsmOptions *opts)
 	}
 }
 
-/* AFTER INSERT OR UPDATE trigger on kvlsm_options (pg_restore, manual edits) */
+/*
+ * Before any lock is taken on relid: it exists, the current user owns it
+ * (as ALTER TABLE requires), and it can take these options.  Checking
+ * first means nobody can queue an AccessExclusiveLock on a relation they
+ * may not change, which would stall every later session behind a long
+ * reader (as RangeVarCallbackOwnsRelation does for DDL).
+ */
+static void
+check_option_target(Oid relid, const KvlsmOptions *opts)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
+	char	   *amname = NULL;
+	char		relkind;
+	bool		index_options_only;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	form = (Form_pg_class) GETSTRUCT(tup);
+	relkind = form->relkind;
+	if (OidIsValid(form->relam))
+		amname = get_am_name(form->relam);
+	ReleaseSysCache(tup);
+
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), get_rel_name(relid));
+
+	index_options_only = opts->compression < 0 && opts->memtable_size <= 0 && opts->ttl_usecs < 0;
+	if (relkind == RELKIND_INDEX && amname != NULL && strcmp(amname, "kvlsm_idx") == 0)
+	{
+		if (!index_options_only)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
+		return;
+	}
+	if ((relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW) &&
+		amname != NULL && strcmp(amname, "kvlsm") == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("\"%s\" is not a kvlsm table", get_rel_name(relid)),
+			 errdetail("kvlsm options apply to kvlsm tables and, for compaction_style and bloom_bits_per_key, kvlsm_idx indexes.")));
+}
+
+/*
+ * Open relid to change its options: checked, then locked, then the owner
+ * checked again (it may have changed while this session waited).
+ */
+static Relation
+open_option_target(Oid relid, const KvlsmOptions *opts)
+{
+	Relation	rel;
+
+	check_option_target(relid, opts);
+	rel = try_relation_open(relid, AccessExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	return rel;
+}
+
+/* RangeVarGetRelidExtended callback: check_option_target before the lock */
+static void
+option_target_callback(const RangeVar *relation, Oid relId, Oid oldRelId, void *arg)
+{
+	if (!OidIsValid(relId))
+		return;
+	/* PostgreSQL's own refusals first: system catalogs, ownership */
+	RangeVarCallbackOwnsRelation(relation, relId, oldRelId, NULL);
+	check_option_target(relId, (const KvlsmOptions *) arg);
+}
+
+/*
+ * Apply options to the relation a RangeVar names (ALTER TABLE ... SET).
+ * A missing relation with IF EXISTS is skipped with PostgreSQL's notice,
+ * unless PostgreSQL's own processing of the statement gave it already.
+ */
+static void
+apply_options_to_rangevar(RangeVar *target, bool missing_ok, bool notice_if_missing,
+						  KvlsmOptions *opts)
+{
+	Oid			relid;
+	Relation	rel;
+
+	relid = RangeVarGetRelidExtended(target, AccessExclusiveLock,
+									 missing_ok ? RVR_MISSING_OK : 0,
+									 option_target_callback, opts);
+	if (!OidIsValid(relid))
+	{
+		if (notice_if_missing)
+			ereport(NOTICE,
+					(errmsg("relation \"%s\" does not exist, skipping", target->relname)));
+		return;
+	}
+	rel = relation_open(relid, NoLock);
+	apply_options(rel, opts);
+	relation_close(rel, NoLock);
+}
+
+/*
+ * AFTER INSERT OR UPDATE trigger on kvlsm_options: a restored dump (or an
+ * administrator's INSERT) puts the options back into the metapage.  It
+ * works on that catalog only, and only for relations the current user
+ * owns; kvlsm's own changes of the catalog do not fire it.
+ */
 PG_FUNCTION_INFO_V1(kvlsm_options_trigger);
 
 Datum
@@ -415,34 +618,55 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	HeapTuple	tuple;
 	TupleDesc	desc;
-	bool		isnull;
-	Oid			relid;
-	char	   *name;
-	char	   *value;
+	bool		isnull[Natts_kvlsm_options];
+	Datum		relid;
+	Datum		name;
+	Datum		value;
 	KvlsmOptions opts = {-1, 0, -1, -1, -1};
 	Relation	rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "kvlsm_options_trigger: not called by trigger manager");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("kvlsm_options_trigger() was not called by the trigger manager")));
+	if (RelationGetRelid(trigdata->tg_relation) != options_catalog_oid() ||
+		!options_catalog_shape_ok(RelationGetDescr(trigdata->tg_relation)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("kvlsm_options_trigger() fires only on kvlsm's option catalog kvlsm_options"),
+				 errdetail("It was fired on \"%s\".",
+						   RelationGetRelationName(trigdata->tg_relation))));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("kvlsm_options_trigger() must be an AFTER INSERT OR UPDATE row trigger")));
 	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	if (applying_from_hook)
-		return PointerGetDatum(tuple);
-	desc = trigdata->tg_relation->rd_att;
-	relid = DatumGetObjectId(heap_getattr(tuple, 1, desc, &isnull));
-	name = TextDatumGetCString(heap_getattr(tuple, 2, desc, &isnull));
-	value = TextDatumGetCString(heap_getattr(tuple, 3, desc, &isnull));
-	parse_option(&opts, name, value);
-	rel = relation_open(relid, AccessExclusiveLock);
-	if (!kvlsm_is_kvlsm_relation(rel) &&
-		!(kvlsm_is_kvlsm_index(rel) && (opts.compaction_style >= 0 || opts.bloom_bits != -1)))
+	desc = RelationGetDescr(trigdata->tg_relation);
+	relid = heap_getattr(tuple, Anum_kvlsm_options_relid, desc, &isnull[0]);
+	name = heap_getattr(tuple, Anum_kvlsm_options_name, desc, &isnull[1]);
+	value = heap_getattr(tuple, Anum_kvlsm_options_value, desc, &isnull[2]);
+	if (isnull[0] || isnull[1] || isnull[2])
 		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel))));
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("a row of kvlsm_options needs relid, name and value")));
+	if (!is_kvlsm_option(TextDatumGetCString(name)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized kvlsm option \"%s\"", TextDatumGetCString(name))));
+	parse_option(&opts, TextDatumGetCString(name), TextDatumGetCString(value));
+	rel = open_option_target(DatumGetObjectId(relid), &opts);
 	kvlsm_store_options(rel, opts.compression, opts.memtable_size,
 						opts.compaction_style);
 	if (opts.ttl_usecs >= 0)
+	{
+		if (opts.ttl_usecs > 0)
+			refuse_if_referenced(rel);
 		kvlsm_store_ttl(rel, opts.ttl_usecs);
+	}
 	if (opts.bloom_bits != -1)
 		kvlsm_store_bloom_bits(rel, opts.bloom_bits == -2 ? 0 : opts.bloom_bits + 1);
 	relation_close(rel, NoLock);
@@ -453,33 +677,25 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 static void
 forget_options(Oid relid)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	Oid			save_userid;
-	int			save_sec;
-
-	if (get_extension_oid("kvlsm", true) == InvalidOid)
-		return;
-	/* DROP EXTENSION ... CASCADE may have dropped the options table first */
-	if (!OidIsValid(get_relname_relid("kvlsm_options",
-									  get_namespace_oid(extension_schema_name(), true))))
-		return;
-	args[0] = ObjectIdGetDatum(relid);
-	begin_catalog_access(&save_userid, &save_sec);
-	SPI_connect();
-	SPI_execute_with_args(psprintf("DELETE FROM %s.kvlsm_options WHERE relid = $1::regclass",
-								   extension_schema()),
-						  1, argtypes, args, NULL, false, 0);
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	change_option_rows(relid, NULL, NULL);
 }
 
+/* does a CREATE TABLE (AS) with access method 'am' make a kvlsm table? */
 static bool
-creates_kvlsm(CreateStmt *stmt)
+creates_kvlsm(const char *am)
 {
-	const char *am = stmt->accessMethod ? stmt->accessMethod : default_table_access_method;
-
+	if (am == NULL)
+		am = default_table_access_method;
 	return am != NULL && strcmp(am, "kvlsm") == 0;
+}
+
+static void
+refuse_options_without_kvlsm(const char *am)
+{
+	if (!creates_kvlsm(am))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kvlsm options (compression, memtable_size, compaction_style, ttl, bloom_bits_per_key) need USING kvlsm")));
 }
 
 /*
@@ -557,228 +773,327 @@ database_needing_exclusion(Node *parsetree, bool *dropping)
 	return InvalidOid;
 }
 
+/*
+ * A statement whose parse tree the hook changes: copied first when the
+ * caller's tree is read-only (a cached plan's).
+ */
+typedef struct UtilityCall
+{
+	PlannedStmt *pstmt;
+	bool		readOnlyTree;
+	KvlsmOptions opts;
+	bool		found;			/* kvlsm options were taken out */
+	RangeVar   *target;			/* CREATE TABLE (AS): the relation made */
+} UtilityCall;
+
+static Node *
+writable_parsetree(UtilityCall *call)
+{
+	if (call->readOnlyTree)
+	{
+		call->pstmt = copyObject(call->pstmt);
+		call->readOnlyTree = false;
+	}
+	return call->pstmt->utilityStmt;
+}
+
+/* CREATE TABLE ... USING kvlsm WITH (kvlsm options) */
+static void
+prepare_create(UtilityCall *call)
+{
+	CreateStmt *stmt = (CreateStmt *) call->pstmt->utilityStmt;
+	List	   *rest;
+
+	refuse_fks_in(stmt->tableElts);
+	rest = extract_options(stmt->options, &call->opts, &call->found);
+	if (!call->found)
+		return;
+	refuse_options_without_kvlsm(stmt->accessMethod);
+	stmt = (CreateStmt *) writable_parsetree(call);
+	stmt->options = rest;
+	call->target = stmt->relation;
+}
+
+/* CREATE TABLE / MATERIALIZED VIEW ... USING kvlsm WITH (...) AS ... */
+static void
+prepare_create_as(UtilityCall *call)
+{
+	CreateTableAsStmt *stmt = (CreateTableAsStmt *) call->pstmt->utilityStmt;
+	List	   *rest;
+
+	if (stmt->into == NULL)
+		return;
+	rest = extract_options(stmt->into->options, &call->opts, &call->found);
+	if (!call->found)
+		return;
+	refuse_options_without_kvlsm(stmt->into->accessMethod);
+	stmt = (CreateTableAsStmt *) writable_parsetree(call);
+	stmt->into->options = rest;
+	call->target = stmt->into->rel;
+}
+
+/* RESET (option): back to the default */
+static void
+reset_option(KvlsmOptions *opts, const char *name)
+{
+	if (strcmp(name, "compression") == 0)
+		opts->compression = kvlsm_default_compression;
+	else if (strcmp(name, "compaction_style") == 0)
+		opts->compaction_style = KVLSM_COMPACTION_LEVELED;
+	else if (strcmp(name, "ttl") == 0)
+		opts->ttl_usecs = 0;
+	else if (strcmp(name, "bloom_bits_per_key") == 0)
+		opts->bloom_bits = -2;
+	else
+		opts->memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
+}
+
+static bool
+has_kvlsm_option(List *defs)
+{
+	ListCell   *lc;
+
+	foreach(lc, defs)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (d->defnamespace == NULL && is_kvlsm_option(d->defname))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * ALTER TABLE/INDEX/MATERIALIZED VIEW ... SET/RESET (kvlsm options): they
+ * are taken out of the statement.  Returns true when nothing else is left
+ * and the options were applied here.
+ */
+static bool
+prepare_alter(UtilityCall *call)
+{
+	AlterTableStmt *stmt = (AlterTableStmt *) call->pstmt->utilityStmt;
+	ListCell   *lc;
+	bool		any = false;
+	List	   *newcmds = NIL;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_SetTableSpace)
+			prepare_tablespace_move(stmt, cmd);
+		if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
+			refuse_fk_to_ttl_table((Constraint *) cmd->def);
+		else if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
+			refuse_fks_in(list_make1(cmd->def));
+		if ((cmd->subtype == AT_SetRelOptions || cmd->subtype == AT_ResetRelOptions) &&
+			has_kvlsm_option((List *) cmd->def))
+			any = true;
+	}
+	if (!any)
+		return false;
+
+	stmt = (AlterTableStmt *) writable_parsetree(call);
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_SetRelOptions)
+		{
+			bool		f;
+
+			cmd->def = (Node *) extract_options((List *) cmd->def, &call->opts, &f);
+			call->found |= f;
+			if (cmd->def == NULL)
+				continue;
+		}
+		else if (cmd->subtype == AT_ResetRelOptions)
+		{
+			ListCell   *lc2;
+			List	   *rest = NIL;
+
+			foreach(lc2, (List *) cmd->def)
+			{
+				DefElem    *d = lfirst_node(DefElem, lc2);
+
+				if (d->defnamespace == NULL && is_kvlsm_option(d->defname))
+				{
+					reset_option(&call->opts, d->defname);
+					call->found = true;
+				}
+				else
+					rest = lappend(rest, d);
+			}
+			cmd->def = (Node *) rest;
+			if (rest == NIL)
+				continue;
+		}
+		newcmds = lappend(newcmds, cmd);
+	}
+	stmt->cmds = newcmds;
+	if (newcmds != NIL)
+		return false;
+	/* only kvlsm options: PostgreSQL has nothing left to do */
+	apply_options_to_rangevar(stmt->relation, stmt->missing_ok, true, &call->opts);
+	return true;
+}
+
+/*
+ * GIN and BRIN indexes are read only through bitmap scans, which kvlsm
+ * tables do not offer: refuse them on kvlsm tables (and on partitioned
+ * tables with kvlsm partitions, to which the index would cascade).
+ */
+static void
+refuse_bitmap_only_index(IndexStmt *stmt)
+{
+	Oid			relid;
+	Relation	rel;
+	bool		is_kvlsm;
+
+	if (stmt->accessMethod == NULL ||
+		(strcmp(stmt->accessMethod, "gin") != 0 && strcmp(stmt->accessMethod, "brin") != 0))
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	rel = relation_open(relid, AccessShareLock);
+	is_kvlsm = rel->rd_rel->relkind == RELKIND_RELATION && kvlsm_is_kvlsm_relation(rel);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		List	   *parts = find_all_inheritors(relid, AccessShareLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, parts)
+		{
+			Relation	part = relation_open(lfirst_oid(lc), NoLock);
+
+			if (part->rd_rel->relkind == RELKIND_RELATION && kvlsm_is_kvlsm_relation(part))
+				is_kvlsm = true;
+			relation_close(part, NoLock);
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	if (is_kvlsm)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s indexes are not supported on kvlsm table \"%s\"",
+						stmt->accessMethod, stmt->relation->relname),
+				 errdetail("%s indexes are read only through bitmap scans, which kvlsm tables do not offer.",
+						   stmt->accessMethod),
+				 errhint("Use a btree, hash, GiST or kvlsm_idx index.")));
+}
+
+/* CREATE INDEX ... USING kvlsm_idx ... WITH (compaction_style = ...) */
+static void
+prepare_index(UtilityCall *call)
+{
+	IndexStmt  *stmt = (IndexStmt *) call->pstmt->utilityStmt;
+	List	   *rest;
+
+	refuse_bitmap_only_index(stmt);
+	if (stmt->accessMethod == NULL || strcmp(stmt->accessMethod, "kvlsm_idx") != 0)
+		return;
+	rest = extract_options(stmt->options, &call->opts, &call->found);
+	if (!call->found)
+		return;
+	if (call->opts.compression >= 0 || call->opts.memtable_size > 0 || call->opts.ttl_usecs >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
+	stmt = (IndexStmt *) writable_parsetree(call);
+	stmt->options = rest;
+}
+
+/*
+ * After CREATE TABLE (AS) or CREATE INDEX: the relations the statement made
+ * get their options.  A table that already existed (IF NOT EXISTS) is not
+ * among them and keeps its own.
+ */
+static void
+apply_to_created(UtilityCall *call, List *created)
+{
+	ListCell   *lc;
+
+	foreach(lc, created)
+	{
+		Relation	rel = try_relation_open(lfirst_oid(lc), AccessExclusiveLock);
+		bool		wanted;
+
+		if (rel == NULL)
+			continue;
+		if (call->target == NULL)
+			wanted = kvlsm_is_kvlsm_index(rel);
+		else
+			wanted = (rel->rd_rel->relkind == RELKIND_RELATION ||
+					  rel->rd_rel->relkind == RELKIND_MATVIEW) &&
+				kvlsm_is_kvlsm_relation(rel) &&
+				strcmp(RelationGetRelationName(rel), call->target->relname) == 0;
+		if (wanted)
+			apply_options(rel, &call->opts);
+		relation_close(rel, NoLock);
+		/* a CREATE TABLE makes one table; a CREATE INDEX one index per partition */
+		if (wanted && call->target != NULL)
+			break;
+	}
+}
+
 static void
 kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  ProcessUtilityContext context, ParamListInfo params,
 			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	KvlsmOptions opts = {-1, 0, -1, -1, -1};
-	bool		found = false;
-	RangeVar   *target = NULL;
+	UtilityCall call = {pstmt, readOnlyTree, {-1, 0, -1, -1, -1}, false, NULL};
 	Oid			exclude_db;
 	bool		dropping_db = false;
+	bool		save_capture = capture_created;
+	List	   *save_created = relations_created;
+	List	   *created;
 
 	if (IsA(parsetree, CreateStmt))
-	{
-		CreateStmt *stmt = (CreateStmt *) parsetree;
-		List	   *rest;
-
-		refuse_fks_in(stmt->tableElts);
-
-		rest = extract_options(stmt->options, &opts, &found);
-		if (found)
-		{
-			if (!creates_kvlsm(stmt))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("kvlsm options (compression, memtable_size, compaction_style, ttl, bloom_bits_per_key) need USING kvlsm")));
-			if (readOnlyTree)
-			{
-				pstmt = copyObject(pstmt);
-				parsetree = pstmt->utilityStmt;
-				stmt = (CreateStmt *) parsetree;
-				readOnlyTree = false;
-			}
-			stmt->options = rest;
-			target = stmt->relation;
-		}
-	}
+		prepare_create(&call);
+	else if (IsA(parsetree, CreateTableAsStmt))
+		prepare_create_as(&call);
 	else if (IsA(parsetree, AlterTableStmt))
 	{
-		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-		ListCell   *lc;
-		bool		any = false;
-
-		foreach(lc, stmt->cmds)
-		{
-			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-
-			if (cmd->subtype == AT_SetTableSpace)
-				prepare_tablespace_move(stmt, cmd);
-			if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
-				refuse_fk_to_ttl_table((Constraint *) cmd->def);
-			else if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
-				refuse_fks_in(list_make1(cmd->def));
-			if (cmd->subtype == AT_SetRelOptions || cmd->subtype == AT_ResetRelOptions)
-			{
-				ListCell   *lc2;
-
-				foreach(lc2, (List *) cmd->def)
-				{
-					DefElem    *d = lfirst_node(DefElem, lc2);
-
-					if (d->defnamespace == NULL && is_kvlsm_option(d->defname))
-						any = true;
-				}
-			}
-		}
-		if (any)
-		{
-			List	   *newcmds = NIL;
-
-			if (readOnlyTree)
-			{
-				pstmt = copyObject(pstmt);
-				parsetree = pstmt->utilityStmt;
-				stmt = (AlterTableStmt *) parsetree;
-				readOnlyTree = false;
-			}
-			foreach(lc, stmt->cmds)
-			{
-				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-
-				if (cmd->subtype == AT_SetRelOptions)
-				{
-					bool		f;
-
-					cmd->def = (Node *) extract_options((List *) cmd->def, &opts, &f);
-					found |= f;
-					if (cmd->def == NULL)
-						continue;
-				}
-				else if (cmd->subtype == AT_ResetRelOptions)
-				{
-					ListCell   *lc2;
-					List	   *rest = NIL;
-
-					foreach(lc2, (List *) cmd->def)
-					{
-						DefElem    *d = lfirst_node(DefElem, lc2);
-
-						if (d->defnamespace == NULL && is_kvlsm_option(d->defname))
-						{
-							if (strcmp(d->defname, "compression") == 0)
-								opts.compression = kvlsm_default_compression;
-							else if (strcmp(d->defname, "compaction_style") == 0)
-								opts.compaction_style = KVLSM_COMPACTION_LEVELED;
-							else if (strcmp(d->defname, "ttl") == 0)
-								opts.ttl_usecs = 0;
-							else if (strcmp(d->defname, "bloom_bits_per_key") == 0)
-								opts.bloom_bits = -2;
-							else
-								opts.memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
-							found = true;
-						}
-						else
-							rest = lappend(rest, d);
-					}
-					cmd->def = (Node *) rest;
-					if (rest == NIL)
-						continue;
-				}
-				newcmds = lappend(newcmds, cmd);
-			}
-			stmt->cmds = newcmds;
-			target = stmt->relation;
-			if (newcmds == NIL)
-			{
-				Relation	rel = relation_openrv(target, AccessExclusiveLock);
-
-				apply_options(rel, &opts);
-				relation_close(rel, NoLock);
-				return;
-			}
-		}
+		if (prepare_alter(&call))
+			return;
 	}
 	else if (IsA(parsetree, AlterTableMoveAllStmt))
 		kvlsm_log_write_all_pending();
 	else if (IsA(parsetree, IndexStmt))
-	{
-		IndexStmt  *stmt = (IndexStmt *) parsetree;
-
-		/* CREATE INDEX ... USING kvlsm_idx ... WITH (compaction_style = ...) */
-		if (stmt->accessMethod && strcmp(stmt->accessMethod, "kvlsm_idx") == 0)
-		{
-			List	   *rest = extract_options(stmt->options, &opts, &found);
-
-			if (found)
-			{
-				if (opts.compression >= 0 || opts.memtable_size > 0 || opts.ttl_usecs >= 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
-				if (readOnlyTree)
-				{
-					pstmt = copyObject(pstmt);
-					parsetree = pstmt->utilityStmt;
-					stmt = (IndexStmt *) parsetree;
-					readOnlyTree = false;
-				}
-				stmt->options = rest;
-				indexes_created = NIL;
-				capture_index = true;
-			}
-		}
-		if (stmt->accessMethod &&
-			(strcmp(stmt->accessMethod, "gin") == 0 || strcmp(stmt->accessMethod, "brin") == 0))
-		{
-			Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-
-			if (OidIsValid(relid))
-			{
-				Relation	rel = relation_open(relid, AccessShareLock);
-				bool		is_kvlsm = rel->rd_rel->relkind == RELKIND_RELATION &&
-				kvlsm_is_kvlsm_relation(rel);
-
-				/* an index on a partitioned table cascades to its partitions */
-				if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-				{
-					List	   *parts = find_all_inheritors(relid, AccessShareLock, NULL);
-					ListCell   *lc;
-
-					foreach(lc, parts)
-					{
-						Relation	part = relation_open(lfirst_oid(lc), NoLock);
-
-						if (part->rd_rel->relkind == RELKIND_RELATION &&
-							kvlsm_is_kvlsm_relation(part))
-							is_kvlsm = true;
-						relation_close(part, NoLock);
-					}
-				}
-				relation_close(rel, AccessShareLock);
-				if (is_kvlsm)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("%s indexes are not supported on kvlsm table \"%s\"",
-									stmt->accessMethod, stmt->relation->relname),
-							 errdetail("%s indexes are read only through bitmap scans, which kvlsm tables do not offer.",
-									   stmt->accessMethod),
-							 errhint("Use a btree, hash, GiST or kvlsm_idx index.")));
-			}
-		}
-	}
+		prepare_index(&call);
 
 	exclude_db = database_needing_exclusion(parsetree, &dropping_db);
 	if (OidIsValid(exclude_db))
 		kvlsm_workers_exclude_database(exclude_db, dropping_db);
+	/* nested statements (a function's CREATE TABLE) capture for themselves */
+	capture_created = call.found && !IsA(parsetree, AlterTableStmt);
+	relations_created = NIL;
 	PG_TRY();
 	{
 		if (prev_utility_hook)
-			prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+			prev_utility_hook(call.pstmt, queryString, call.readOnlyTree, context, params,
 							  queryEnv, dest, qc);
 		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+			standard_ProcessUtility(call.pstmt, queryString, call.readOnlyTree, context,
 									params, queryEnv, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		capture_index = false;
+		list_free(relations_created);
+		capture_created = save_capture;
+		relations_created = save_created;
 		if (OidIsValid(exclude_db))
 			kvlsm_workers_unexclude_database(exclude_db);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	created = relations_created;
+	capture_created = save_capture;
+	relations_created = save_created;
+	if (OidIsValid(exclude_db))
+		kvlsm_workers_unexclude_database(exclude_db);
 
 	if (dropping_db && OidIsValid(exclude_db))
 	{
@@ -787,31 +1102,16 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		kvlsm_snapshots_forget_database(exclude_db);
 	}
 
-	/* the kvlsm_idx indexes just built get their options */
-	if (found && IsA(parsetree, IndexStmt))
+	if (call.found && IsA(parsetree, AlterTableStmt))
 	{
-		List	   *created = indexes_created;
-		ListCell   *lc;
+		AlterTableStmt *stmt = (AlterTableStmt *) call.pstmt->utilityStmt;
 
-		indexes_created = NIL;
-		foreach(lc, created)
-		{
-			Relation	rel = try_relation_open(lfirst_oid(lc), AccessExclusiveLock);
-
-			if (rel == NULL)
-				continue;
-			if (kvlsm_is_kvlsm_index(rel))
-				apply_options(rel, &opts);
-			relation_close(rel, NoLock);
-		}
+		/* PostgreSQL's processing gave the notice for a missing relation */
+		apply_options_to_rangevar(stmt->relation, stmt->missing_ok, false, &call.opts);
 	}
-	else if (found && target != NULL)
-	{
-		Relation	rel = relation_openrv(target, AccessExclusiveLock);
-
-		apply_options(rel, &opts);
-		relation_close(rel, NoLock);
-	}
+	else if (call.found)
+		apply_to_created(&call, created);
+	list_free(created);
 }
 
 /* DROP of a kvlsm relation: release its shared state when the drop commits */
@@ -822,12 +1122,16 @@ kvlsm_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 	/* its pg_class row may not be visible yet: relkind is checked later */
-	if (capture_index && access == OAT_POST_CREATE && classId == RelationRelationId &&
+	/*
+	 * Kept in TopMemoryContext: CREATE INDEX CONCURRENTLY commits
+	 * transactions before the hook reads the list (and frees it).
+	 */
+	if (capture_created && access == OAT_POST_CREATE && classId == RelationRelationId &&
 		subId == 0)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		indexes_created = lappend_oid(indexes_created, objectId);
+		relations_created = lappend_oid(relations_created, objectId);
 		MemoryContextSwitchTo(old);
 	}
 	if (access == OAT_DROP && classId == RelationRelationId && subId == 0)
@@ -882,10 +1186,7 @@ kvlsm_set_option(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unrecognized kvlsm option \"%s\"", name)));
 	parse_option(&opts, name, value);
-	rel = relation_open(relid, AccessExclusiveLock);
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
+	rel = open_option_target(relid, &opts);
 	apply_options(rel, &opts);
 	relation_close(rel, NoLock);
 	PG_RETURN_VOID();

@@ -1128,7 +1128,7 @@ kvlsm_snapshot_create(PG_FUNCTION_ARGS)
 									   (uint64) kvlsm_snapshot_max_age);
 
 	SPI_connect();
-	sql = psprintf("SELECT 1 FROM %s WHERE name = $1", catalog_name());
+	sql = psprintf("SELECT 1 FROM %s WHERE name OPERATOR(pg_catalog.=) $1", catalog_name());
 	values[0] = CStringGetTextDatum(name);
 	if (SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "kvlsm: could not read the named snapshot catalog");
@@ -1172,7 +1172,7 @@ kvlsm_snapshot_drop(PG_FUNCTION_ARGS)
 				 errmsg("cannot drop a named snapshot during recovery")));
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
-	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE name = $1", catalog_name()),
+	if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE name OPERATOR(pg_catalog.=) $1", catalog_name()),
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "kvlsm: could not delete from the named snapshot catalog");
 	n = SPI_processed;
@@ -1208,7 +1208,7 @@ load_named_snapshot(const char *name, MemoryContext cxt, TimestampTz *created)
 
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
-	if (SPI_execute_with_args(psprintf("SELECT created_at, snap_xmin, snap_xmax, xip, expires_xid FROM %s WHERE name = $1",
+	if (SPI_execute_with_args(psprintf("SELECT created_at, snap_xmin, snap_xmax, xip, expires_xid FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
 									   catalog_name()),
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "kvlsm: could not read the named snapshot catalog");
@@ -1278,8 +1278,12 @@ kvlsm_snapshot_retained(PG_FUNCTION_ARGS)
 	snap = load_named_snapshot(name, callercxt, &created);
 
 	SPI_connect();
-	if (SPI_execute("SELECT c.oid FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
-					"WHERE a.amname = 'kvlsm' AND c.relkind IN ('r', 'm') ORDER BY c.oid",
+	/* every name qualified: a caller's search_path must not matter here */
+	if (SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a "
+					"ON a.oid OPERATOR(pg_catalog.=) c.relam "
+					"WHERE a.amname OPERATOR(pg_catalog.=) 'kvlsm' "
+					"AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::pg_catalog.\"char\"[]) "
+					"ORDER BY c.oid",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kvlsm: could not list kvlsm tables");
 	for (i = 0; i < SPI_processed; i++)

@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include "common/int.h"
+
 #include "access/heapam.h"
 #include "access/heaptoast.h"
 #include "access/multixact.h"
@@ -669,7 +671,14 @@ put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid, KvlsmRowRecord *rr,
 	/* option ttl: a new row version lives ttl from its transaction's start */
 	if (rr->kind == KVLSM_REC_INSERT && rr->expires == 0 && sh->ttl_usecs > 0)
 	{
-		rr->expires = GetCurrentTransactionStartTimestamp() + sh->ttl_usecs;
+		/*
+		 * Options refuse a ttl whose sum could overflow; a metapage written
+		 * before that check may still hold one, and an overflowed sum would
+		 * hide the row at once: such a row never expires.
+		 */
+		if (pg_add_s64_overflow(GetCurrentTransactionStartTimestamp(), sh->ttl_usecs,
+								&rr->expires))
+			rr->expires = DT_NOEND;
 		memcpy(val, rr, sizeof(KvlsmRowRecord));
 	}
 	kvlsm_rowid_to_key(rowid, key);

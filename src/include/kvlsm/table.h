@@ -151,6 +151,13 @@ extern void kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 extern bool kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot);
 extern TimestampTz kvlsm_ttl_horizon(void);
 
+/*
+ * The longest ttl a table may have: a row's end of life (its transaction's
+ * start plus the ttl) must stay a valid timestamp.
+ */
+#define KVLSM_MAX_TTL_YEARS		1000
+#define KVLSM_MAX_TTL_USECS		((int64) KVLSM_MAX_TTL_YEARS * 36525 / 100 * USECS_PER_DAY)
+
 extern bool kvlsm_lock_modes_conflict(LockTupleMode a, LockTupleMode b);
 extern void kvlsm_check_serializable_out(Relation rel, KvlsmRowState *st,
 										 bool visible, Snapshot snapshot);
