@@ -42,8 +42,10 @@ like($out, qr/Usage:.*key-history REL KEY/s, '--help lists the commands');
 ($rc, $out, $err) = ctl('stats');
 is($rc, 0, 'stats runs') or diag($err);
 like($out, qr/^ relation\s+\| access_method .*\n-+\+/m, 'stats prints a table with a header');
-like($out, qr/^ t\s+\| kvlsm\s+\|/m, 'stats lists the table');
-like($out, qr/^ t_v\s+\| kvlsm_idx\s+\|/m, 'and the index');
+# kvlsmctl runs with an empty search_path, so listings show relations
+# schema-qualified
+like($out, qr/^ public\.t\s+\| kvlsm\s+\|/m, 'stats lists the table');
+like($out, qr/^ public\.t_v\s+\| kvlsm_idx\s+\|/m, 'and the index');
 
 ($rc, $out) = ctl('--json', 'stats', 't');
 like($out, qr/^\[\{"relation":"t",.*"flushes":\d+/, 'stats REL --json is a JSON array of objects');
@@ -70,9 +72,9 @@ is($out, "t_v: compaction of the range done\n", 'compact REL LOWER UPPER');
 is($rc, 0, 'an empty bound is open');
 
 ($rc, $out) = ctl('compactions', 't');
-like($out, qr/^ t\s+\| \d{4}-\d\d-\d\d .*\|\s+0 \|\s+\d \|/m, 'compactions lists the compaction of t');
+like($out, qr/^ public\.t\s+\| \d{4}-\d\d-\d\d .*\|\s+0 \|\s+\d \|/m, 'compactions lists the compaction of t');
 ($rc, $out) = ctl('--json', 'compactions');
-like($out, qr/^\[\{"relation":"t","started_at":"[^"]+","duration_ms":[\d.]+,"from_level":0,/, 'compactions --json, all relations');
+like($out, qr/^\[\{"relation":"public\.t","started_at":"[^"]+","duration_ms":[\d.]+,"from_level":0,/, 'compactions --json, all relations');
 
 ($rc, $out) = ctl('verify', 't');
 is($rc, 0, 'verify exits 0 on a healthy relation');
