@@ -22,3 +22,13 @@ GRANT SELECT ON kvlsm_compactions TO pg_monitor;
 -- the named snapshots' names and xids as the kvlsm_named_snapshot catalog.
 GRANT SELECT ON kvlsm_stat_all TO PUBLIC;
 GRANT SELECT ON kvlsm_snapshots TO PUBLIC;
+
+-- Testing aid (issue 21): the next process that reaches the named error
+-- point raises an ERROR there, so tests can take an error path that real
+-- failures (out of memory, a failed check) take only rarely; with rel,
+-- only a process writing that relation does.
+CREATE FUNCTION kvlsm_arm_error_point(name text, rel regclass DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'kvlsm_arm_error_point'
+LANGUAGE C CALLED ON NULL INPUT;
+REVOKE ALL ON FUNCTION kvlsm_arm_error_point(text, regclass) FROM PUBLIC;

@@ -315,6 +315,7 @@ SELECT * FROM kvlsm_sstable_header('sec_owned', 1);
 SELECT * FROM kvlsm_sstable_dump('sec_owned', 1);
 SELECT * FROM kvlsm_key_history('sec_owned_secret', 'secret-1');
 SELECT kvlsm_arm_crash_point('log-write');
+SELECT kvlsm_arm_error_point('log-between-pages');
 SELECT * FROM kvlsm_snapshot_create('sec_snap');
 SELECT kvlsm_snapshot_drop('sec_snap');
 SELECT * FROM kvlsm_snapshot_retained('sec_snap');

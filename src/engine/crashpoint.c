@@ -23,6 +23,9 @@ typedef struct CrashPointShared
 {
 	slock_t		mutex;
 	bool		armed;			/* read without the lock on the fast path */
+	bool		raise_error;	/* an error point: ERROR instead of SIGKILL */
+	Oid			dbid;			/* with relid: only where that relation is */
+	Oid			relid;			/* written; InvalidOid: wherever reached */
 	char		name[CRASHPOINT_NAMELEN];
 } CrashPointShared;
 
@@ -40,6 +43,12 @@ static const char *const known_points[] = {
 	KVLSM_CP_AFTER_INSTALL,
 	KVLSM_CP_MANIFEST_CONT,
 	KVLSM_CP_COMPACTION_TOAST,
+	KVLSM_CP_LOG_BETWEEN_PAGES,
+};
+
+/* the points where an ERROR may be raised instead (crashpoint.h) */
+static const char *const error_points[] = {
+	KVLSM_CP_LOG_BETWEEN_PAGES,
 };
 
 Size
@@ -64,17 +73,31 @@ kvlsm_crashpoint_shmem_init(void)
 void
 kvlsm_crash_point(const char *name)
 {
+	kvlsm_crash_point_rel(name, InvalidOid);
+}
+
+/* the point 'name', reached while working on relation relid of this database */
+void
+kvlsm_crash_point_rel(const char *name, Oid relid)
+{
 	bool		fire = false;
+	bool		raise_error = false;
 
 	if (cp == NULL || !cp->armed)
 		return;
 	SpinLockAcquire(&cp->mutex);
-	if (cp->armed && strcmp(cp->name, name) == 0)
+	if (cp->armed && strcmp(cp->name, name) == 0 &&
+		(!OidIsValid(cp->relid) || (cp->relid == relid && cp->dbid == MyDatabaseId)))
 	{
 		cp->armed = false;
 		fire = true;
+		raise_error = cp->raise_error;
 	}
 	SpinLockRelease(&cp->mutex);
+	if (fire && raise_error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("kvlsm error point \"%s\" reached", name)));
 	if (fire)
 	{
 		ereport(LOG,
@@ -84,30 +107,59 @@ kvlsm_crash_point(const char *name)
 	}
 }
 
-/* kvlsm_arm_crash_point(name text): superuser only (revoked from PUBLIC too) */
-PG_FUNCTION_INFO_V1(kvlsm_arm_crash_point);
-Datum
-kvlsm_arm_crash_point(PG_FUNCTION_ARGS)
+static void
+arm_point(const char *name, const char *const *points, int npoints, bool raise_error,
+		  Oid relid)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	int			i;
 
 	if (!superuser())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only superusers can arm kvlsm crash points")));
-	for (i = 0; i < lengthof(known_points); i++)
-		if (strcmp(name, known_points[i]) == 0)
+				 errmsg("only superusers can arm kvlsm %s points", raise_error ? "error" : "crash")));
+	for (i = 0; i < npoints; i++)
+		if (strcmp(name, points[i]) == 0)
 			break;
-	if (i == lengthof(known_points))
+	if (i == npoints)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown kvlsm crash point \"%s\"", name)));
+				 errmsg("unknown kvlsm %s point \"%s\"", raise_error ? "error" : "crash", name)));
 	if (cp == NULL)
 		elog(ERROR, "kvlsm crash points are not in shared memory");
 	SpinLockAcquire(&cp->mutex);
 	strlcpy(cp->name, name, CRASHPOINT_NAMELEN);
+	cp->raise_error = raise_error;
+	cp->dbid = MyDatabaseId;
+	cp->relid = relid;
 	cp->armed = true;
 	SpinLockRelease(&cp->mutex);
+}
+
+/* kvlsm_arm_crash_point(name text): superuser only (revoked from PUBLIC too) */
+PG_FUNCTION_INFO_V1(kvlsm_arm_crash_point);
+Datum
+kvlsm_arm_crash_point(PG_FUNCTION_ARGS)
+{
+	arm_point(text_to_cstring(PG_GETARG_TEXT_PP(0)), known_points,
+			  lengthof(known_points), false, InvalidOid);
+	PG_RETURN_VOID();
+}
+
+/*
+ * kvlsm_arm_error_point(name text, rel regclass DEFAULT NULL): superuser
+ * only (revoked from PUBLIC too); with rel, only a process working on that
+ * relation raises the error.
+ */
+PG_FUNCTION_INFO_V1(kvlsm_arm_error_point);
+Datum
+kvlsm_arm_error_point(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the error point's name must not be null")));
+	arm_point(text_to_cstring(PG_GETARG_TEXT_PP(0)), error_points,
+			  lengthof(error_points), true,
+			  PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1));
 	PG_RETURN_VOID();
 }

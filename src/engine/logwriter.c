@@ -53,6 +53,15 @@ typedef struct PendingRel
 	int			maxrefs;
 	PendingRef *refs;
 	Size		bytes;
+
+	/*
+	 * refs [0, nlogged) are in WAL but not yet released: only while
+	 * write_pending() runs, or after an error stopped it.  The abort then
+	 * releases them as written, never as aborted: replay (crash recovery,
+	 * standbys) rebuilds them from their log pages, so the memtable must
+	 * keep them too (see abort_pending).
+	 */
+	int			nlogged;
 	int			ndefer;
 	int			maxdefer;
 	KvlsmDeferredPut *defer;
@@ -135,6 +144,7 @@ pending_rel(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops)
 		pr->maxrefs = 64;
 		pr->refs = MemoryContextAlloc(pending_cxt, sizeof(PendingRef) * pr->maxrefs);
 		pr->bytes = 0;
+		pr->nlogged = 0;
 		pr->ndefer = 0;
 		pr->maxdefer = 0;
 		pr->defer = NULL;
@@ -329,6 +339,33 @@ mark_logged(KvlsmShared *sh, PendingRel *pr, int from, int to)
 }
 
 /*
+ * The page holding records [from, to) is in WAL (its GenericXLogFinish
+ * returned): account for it at once, before anything else can fail, so
+ * that an error raised before the next page leaves the in-memory state
+ * exactly what replay will rebuild.  Cannot fail: serialize() located
+ * every node under the same hold of the LSM lock.
+ */
+static void
+note_logged(KvlsmShared *sh, PendingRel *pr, int from, int to)
+{
+	mark_logged(sh, pr, from, to);
+	pr->nlogged = to;
+}
+
+/*
+ * Before each log page after the first one a write_pending() call wrote:
+ * where tests inject an error (or a crash) between two pages of one
+ * transaction's records, the window in which written records are not yet
+ * released.
+ */
+static void
+between_pages(PendingRel *pr)
+{
+	if (pr->nlogged > 0)
+		kvlsm_crash_point_rel(KVLSM_CP_LOG_BETWEEN_PAGES, pr->relid);
+}
+
+/*
  * Write pending record 'idx', larger than a page, as a span of fresh pages
  * at the end of the chain (page.h): every piece and the metapage in one
  * generic WAL record, so that no reader, standbys included, sees a part.
@@ -405,6 +442,7 @@ write_span(Relation rel, KvlsmShared *sh, PendingRel *pr, int idx)
 	meta->logical_bytes += ref->size;
 	kvlsm_page_set_crc(mpage);
 	GenericXLogFinish(state);
+	note_logged(sh, pr, idx, idx + 1);
 	for (i = 0; i < npieces; i++)
 		UnlockReleaseBuffer(bufs[i]);
 	UnlockReleaseBuffer(metabuf);
@@ -453,13 +491,14 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 		if (end == written)
 		{
 			/* a record larger than a page: a span of fresh pages */
+			between_pages(pr);
 			write_span(rel, sh, pr, written);
-			mark_logged(sh, pr, written, written + 1);
 			written++;
 			continue;
 		}
 		if (end == pr->nrefs && !final && used < KVLSM_PAGE_CAPACITY - 256)
 			break;				/* a partial page stays pending */
+		between_pages(pr);
 
 		/* look at the tail: a final remainder may fit there */
 		metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
@@ -511,6 +550,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			kvlsm_page_set_crc(tpage);
 			kvlsm_page_set_crc(mpage);
 			GenericXLogFinish(state);
+			note_logged(sh, pr, written, end);
 			UnlockReleaseBuffer(tbuf);
 			UnlockReleaseBuffer(metabuf);
 			sh->stats.log_appends++;
@@ -576,6 +616,7 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			kvlsm_page_set_crc(npage);
 			kvlsm_page_set_crc(mpage);
 			GenericXLogFinish(state);
+			note_logged(sh, pr, written, end);
 			UnlockReleaseBuffer(nbuf);
 			UnlockReleaseBuffer(metabuf);
 			if (reserved == InvalidBlockNumber)
@@ -584,7 +625,6 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 			sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
 		}
 
-		mark_logged(sh, pr, written, end);
 		written = end;
 	}
 	LWLockRelease(&sh->lock);
@@ -603,6 +643,7 @@ drop_written(PendingRel *pr, int written)
 	}
 	memmove(pr->refs, pr->refs + written, sizeof(PendingRef) * (pr->nrefs - written));
 	pr->nrefs -= written;
+	pr->nlogged = Max(pr->nlogged - written, 0);
 }
 
 void
@@ -748,6 +789,19 @@ abort_pending(int level)
 		int			i;
 
 		drop_deferred(pr, level);
+
+		/*
+		 * Records whose page reached WAL before an error stopped the writer
+		 * are written, whatever their level: replay rebuilds them from the
+		 * log, so they stay in the memtable as any logged record of an
+		 * aborted transaction does (a row's xid is aborted; an index entry
+		 * is dead and VACUUM removes it through its table's dead TIDs, as
+		 * for btree).  Marking them aborted here would hide them from that
+		 * VACUUM on this server only, and they would come back after a
+		 * crash or on a standby.
+		 */
+		if (pr->nlogged > 0)
+			drop_written(pr, pr->nlogged);
 		for (first = pr->nrefs; first > 0 && pr->refs[first - 1].nestlevel >= level; first--)
 			;
 		if (first == pr->nrefs)
