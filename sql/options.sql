@@ -91,3 +91,45 @@ SELECT compression, memtable_size FROM kvlsm_stats('o5');
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'kvlsm';
 DROP TABLE o5;
 SELECT count(*) AS options_of_dropped_tables FROM kvlsm_options WHERE relid::oid NOT IN (SELECT oid FROM pg_class);
+
+-- options change the metapage when the transaction commits: a rollback,
+-- or a rollback to a savepoint, leaves them as they were
+CREATE TABLE otx (id int) USING kvlsm;
+BEGIN;
+ALTER TABLE otx SET (ttl = '1 second', compression = none, memtable_size = '2MB');
+ROLLBACK;
+SELECT compression, memtable_size FROM kvlsm_stats('otx');
+SELECT count(*) AS recorded FROM kvlsm_options WHERE relid = 'otx'::regclass;
+INSERT INTO otx VALUES (1);
+SELECT pg_sleep(1.2);
+SELECT count(*) AS rows_kept_without_ttl FROM otx;
+BEGIN;
+ALTER TABLE otx SET (memtable_size = '2MB');
+SAVEPOINT s;
+SELECT kvlsm_set_option('otx', 'compression', 'none');
+ROLLBACK TO s;
+SAVEPOINT s2;
+ALTER TABLE otx SET (compaction_style = tiered);
+RELEASE s2;
+-- not yet: at commit
+SELECT compression, memtable_size, compaction_style FROM kvlsm_stats('otx');
+COMMIT;
+SELECT compression, memtable_size, compaction_style FROM kvlsm_stats('otx');
+SELECT name, value FROM kvlsm_options WHERE relid = 'otx'::regclass ORDER BY name;
+-- a table made in the transaction takes them at once (an abort drops it)
+BEGIN;
+CREATE TABLE otx2 (id int) USING kvlsm WITH (compression = none);
+SELECT compression FROM kvlsm_stats('otx2');
+ROLLBACK;
+-- a ttl set but not yet committed still keeps foreign keys away
+CREATE TABLE opk (id int PRIMARY KEY) USING kvlsm;
+BEGIN;
+ALTER TABLE opk SET (ttl = '1 day');
+CREATE TABLE ofk (id int REFERENCES opk);
+ROLLBACK;
+BEGIN;
+ALTER TABLE opk SET (ttl = '1 day');
+ALTER TABLE opk RESET (ttl);
+CREATE TABLE ofk (id int REFERENCES opk);
+COMMIT;
+DROP TABLE ofk, opk, otx;

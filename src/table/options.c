@@ -401,6 +401,8 @@ refuse_if_referenced(Relation rel)
 				 errdetail("Rows whose TTL ends disappear without a DELETE, so foreign keys could not be enforced.")));
 }
 
+static int64 effective_ttl(Relation rel);
+
 /* a foreign key being created must not reference a kvlsm table with a TTL */
 static void
 refuse_fk_to_ttl_table(Constraint *con)
@@ -412,7 +414,7 @@ refuse_fk_to_ttl_table(Constraint *con)
 	pk = relation_openrv_extended(con->pktable, AccessShareLock, true);
 	if (pk == NULL)
 		return;
-	if (kvlsm_is_kvlsm_relation(pk) && kvlsm_attach(pk)->ttl_usecs > 0)
+	if (kvlsm_is_kvlsm_relation(pk) && effective_ttl(pk) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("foreign keys cannot reference kvlsm table \"%s\", which has a ttl",
@@ -442,16 +444,149 @@ refuse_fks_in(List *elts)
 	}
 }
 
-/* the option bloom_bits_per_key: stored, and recorded for pg_dump */
-static void
-apply_bloom_bits(Relation rel, int32 bits)
+/*
+ * Options reach the metapage (and the shared entry) through WAL records of
+ * their own, which a rollback does not undo; the catalog kvlsm_options is
+ * transactional.  So the metapage is changed only when the change commits:
+ * at pre-commit (and pre-prepare), from this list, which a (sub)transaction
+ * abort trims.  A relation whose storage this transaction made (CREATE
+ * TABLE, TRUNCATE, a rewrite) takes its options at once: an abort drops
+ * that storage, and rows written later in the same transaction must see
+ * them (a ttl, the compression).  The window left is a crash between the
+ * pre-commit records and the commit record.
+ */
+typedef struct PendingOptions
 {
-	if (bits == -1)
-		return;
-	kvlsm_store_bloom_bits(rel, bits == -2 ? 0 : bits + 1);
-	record_option(rel, "bloom_bits_per_key", bits == -2 ? "default" : psprintf("%d", bits));
+	Oid			relid;
+	int			nestlevel;
+	KvlsmOptions opts;
+} PendingOptions;
+
+static List *pending_options = NIL;		/* in TopTransactionContext */
+
+static void
+store_options(Relation rel, const KvlsmOptions *opts)
+{
+	if (opts->compression >= 0 || opts->memtable_size > 0 || opts->compaction_style >= 0)
+		kvlsm_store_options(rel, opts->compression, opts->memtable_size,
+							opts->compaction_style);
+	if (opts->bloom_bits != -1)
+		kvlsm_store_bloom_bits(rel, opts->bloom_bits == -2 ? 0 : opts->bloom_bits + 1);
+	if (opts->ttl_usecs >= 0)
+		kvlsm_store_ttl(rel, opts->ttl_usecs);
 }
 
+static void
+store_at_commit(Relation rel, const KvlsmOptions *opts)
+{
+	MemoryContext old;
+	PendingOptions *p;
+
+	if (rel->rd_createSubid != InvalidSubTransactionId ||
+		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
+	{
+		store_options(rel, opts);
+		return;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	p = palloc(sizeof(PendingOptions));
+	p->relid = RelationGetRelid(rel);
+	p->nestlevel = GetCurrentTransactionNestLevel();
+	p->opts = *opts;
+	pending_options = lappend(pending_options, p);
+	MemoryContextSwitchTo(old);
+}
+
+/* pre-commit: the changes this transaction made, in their order */
+static void
+store_pending_options(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_options)
+	{
+		PendingOptions *p = lfirst(lc);
+		/* the lock ALTER took is still held; dropped since: nothing to do */
+		Relation	rel = try_relation_open(p->relid, AccessExclusiveLock);
+
+		if (rel == NULL)
+			continue;
+		store_options(rel, &p->opts);
+		relation_close(rel, NoLock);
+	}
+	pending_options = NIL;
+}
+
+/* the ttl of a kvlsm table as this transaction will commit it */
+static int64
+effective_ttl(Relation rel)
+{
+	int64		ttl = kvlsm_attach(rel)->ttl_usecs;
+	ListCell   *lc;
+
+	foreach(lc, pending_options)
+	{
+		PendingOptions *p = lfirst(lc);
+
+		if (p->relid == RelationGetRelid(rel) && p->opts.ttl_usecs >= 0)
+			ttl = p->opts.ttl_usecs;
+	}
+	return ttl;
+}
+
+static void
+options_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			store_pending_options();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* the list lived in TopTransactionContext, which is gone */
+			pending_options = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+options_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	foreach(lc, pending_options)
+	{
+		PendingOptions *p = lfirst(lc);
+
+		if (p->nestlevel < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			p->nestlevel = level - 1;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+			pending_options = foreach_delete_current(pending_options, lc);
+	}
+}
+
+static const char *
+compaction_style_name(int32 style)
+{
+	return style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled";
+}
+
+/*
+ * Options for a relation the caller has locked AccessExclusive and may
+ * change: everything is checked before anything is recorded, then the
+ * catalog rows are written (transactional) and the metapage is changed
+ * when the transaction commits.
+ */
 static void
 apply_options(Relation rel, KvlsmOptions *opts)
 {
@@ -461,22 +596,15 @@ apply_options(Relation rel, KvlsmOptions *opts)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
-		if (opts->compaction_style >= 0)
-		{
-			kvlsm_store_options(rel, -1, 0, opts->compaction_style);
-			record_option(rel, "compaction_style",
-						  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
-		}
-		apply_bloom_bits(rel, opts->bloom_bits);
-		return;
 	}
-	if (!kvlsm_is_kvlsm_relation(rel))
+	else if (!kvlsm_is_kvlsm_relation(rel))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel)),
 				 errdetail("Options compression and memtable_size apply to kvlsm tables only.")));
-	kvlsm_store_options(rel, opts->compression, opts->memtable_size,
-						opts->compaction_style);
+	else if (opts->ttl_usecs > 0)
+		refuse_if_referenced(rel);
+
 	if (opts->compression >= 0)
 		record_option(rel, "compression",
 					  opts->compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
@@ -484,18 +612,15 @@ apply_options(Relation rel, KvlsmOptions *opts)
 		record_option(rel, "memtable_size",
 					  psprintf("%lldkB", (long long) (opts->memtable_size / 1024)));
 	if (opts->compaction_style >= 0)
-		record_option(rel, "compaction_style",
-					  opts->compaction_style == KVLSM_COMPACTION_TIERED ? "tiered" : "leveled");
-	apply_bloom_bits(rel, opts->bloom_bits);
+		record_option(rel, "compaction_style", compaction_style_name(opts->compaction_style));
+	if (opts->bloom_bits != -1)
+		record_option(rel, "bloom_bits_per_key",
+					  opts->bloom_bits == -2 ? "default" : psprintf("%d", opts->bloom_bits));
 	if (opts->ttl_usecs >= 0)
-	{
-		if (opts->ttl_usecs > 0)
-			refuse_if_referenced(rel);
-		kvlsm_store_ttl(rel, opts->ttl_usecs);
 		record_option(rel, "ttl", opts->ttl_usecs == 0 ? "0" :
 					  DatumGetCString(DirectFunctionCall1(interval_out,
 														  IntervalPGetDatum(usecs_interval(opts->ttl_usecs)))));
-	}
+	store_at_commit(rel, opts);
 }
 
 /*
@@ -659,16 +784,9 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 				 errmsg("unrecognized kvlsm option \"%s\"", TextDatumGetCString(name))));
 	parse_option(&opts, TextDatumGetCString(name), TextDatumGetCString(value));
 	rel = open_option_target(DatumGetObjectId(relid), &opts);
-	kvlsm_store_options(rel, opts.compression, opts.memtable_size,
-						opts.compaction_style);
-	if (opts.ttl_usecs >= 0)
-	{
-		if (opts.ttl_usecs > 0)
-			refuse_if_referenced(rel);
-		kvlsm_store_ttl(rel, opts.ttl_usecs);
-	}
-	if (opts.bloom_bits != -1)
-		kvlsm_store_bloom_bits(rel, opts.bloom_bits == -2 ? 0 : opts.bloom_bits + 1);
+	if (opts.ttl_usecs > 0 && !kvlsm_is_kvlsm_index(rel))
+		refuse_if_referenced(rel);
+	store_at_commit(rel, &opts);
 	relation_close(rel, NoLock);
 	return PointerGetDatum(tuple);
 }
@@ -1168,6 +1286,8 @@ kvlsm_options_init(void)
 	object_access_hook = kvlsm_object_access;
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = kvlsm_utility;
+	RegisterXactCallback(options_xact_callback, NULL);
+	RegisterSubXactCallback(options_subxact_callback, NULL);
 }
 
 PG_FUNCTION_INFO_V1(kvlsm_set_option);
