@@ -1053,9 +1053,8 @@ rebuild_manifest(Relation rel, bool dry_run, RepairOut *out)
 		memset(&ia, 0, sizeof(ia));
 		ia.next_sstid = maxid + 1;
 		LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-		kvlsm_manifest_install(rel, NULL, mc, &ia);
+		kvlsm_manifest_install_repaired(rel, mc, &ia);
 		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-		kvlsm_reload_manifest(rel);
 	}
 	return true;
 }
@@ -1235,9 +1234,8 @@ kvlsm_repair(PG_FUNCTION_ARGS)
 					mc->sst[k].level = KVLSM_LEVEL_QUARANTINE;
 		}
 		memset(&ia, 0, sizeof(ia));
-		kvlsm_manifest_install(rel, NULL, mc, &ia);
+		kvlsm_manifest_install_repaired(rel, mc, &ia);
 		UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
-		kvlsm_reload_manifest(rel);
 
 		for (i = 0; i < n; i++)
 			if (results[i].problems != NIL && results[i].desc.level != KVLSM_LEVEL_QUARANTINE)

@@ -2019,13 +2019,19 @@ kvlsm_shrink(Relation rel)
 	if (newsize != InvalidBlockNumber)
 	{
 		kvlsm_manifest_prepare(rel, mc, &ia);
-		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		kvlsm_manifest_install(rel, sh, mc, &ia);
-		LWLockRelease(&sh->lock);
+		/*
+		 * Checked before the install: once it is in WAL the free tail is in
+		 * no list, so an error then would leave it lost until a restart's
+		 * sweep.  The continuation pages just written lie in blocks free
+		 * in the installed manifest too, so giving up here costs nothing.
+		 */
 		if (mc->hdr.cont_npages > 0 &&
 			mc->hdr.cont_start + mc->hdr.cont_npages > newsize)
 			elog(ERROR, "kvlsm: manifest of \"%s\" placed past the truncation point %u",
 				 RelationGetRelationName(rel), newsize);
+		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+		kvlsm_manifest_install(rel, sh, mc, &ia);
+		LWLockRelease(&sh->lock);
 		RelationTruncate(rel, newsize);
 	}
 	pfree(mc);
@@ -3073,28 +3079,31 @@ kvlsm_reset_counters(Relation rel)
 }
 
 /*
- * Reload the shared copy of the manifest after kvlsm_repair installed one
- * (attach would not: a loaded primary entry is authoritative).  The caller
- * holds AccessExclusiveLock, so no reader uses the old copy.
+ * Install a manifest built by kvlsm_repair.  The shared copy of a loaded
+ * entry (a primary's is authoritative: attach never rereads it) is replaced
+ * in the same step as the switch, under the LSM lock, with its room taken
+ * before the WAL record, as flush and compaction do: an error can no longer
+ * come between the record and the new copy and leave readers with the old
+ * SSTable list.  The caller holds the flush lock (and AccessExclusiveLock).
  */
 void
-kvlsm_reload_manifest(Relation rel)
+kvlsm_manifest_install_repaired(Relation rel, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 {
 	KvlsmLsmTag tag;
 	KvlsmShared *sh;
-	KvlsmMetaPageData meta;
 
 	make_tag(rel, &tag);
 	sh = lookup_entry(&tag, false);
+	kvlsm_manifest_prepare(rel, mc, ia);
 	if (sh == NULL)
-		return;
-	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-	if (sh->loaded)
 	{
-		kvlsm_read_metapage(rel, &meta);
-		load_manifest(rel, sh, &meta);
-		sh->gen_epoch++;
+		kvlsm_manifest_install(rel, NULL, mc, ia);
+		return;
 	}
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	kvlsm_manifest_install(rel, sh->loaded ? sh : NULL, mc, ia);
+	if (sh->loaded)
+		sh->gen_epoch++;
 	LWLockRelease(&sh->lock);
 }
 

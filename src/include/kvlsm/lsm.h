@@ -225,7 +225,6 @@ extern KvlsmSstDesc *kvlsm_shared_ssts(KvlsmShared *sh);
 
 /* layout inspection (admin) */
 extern KvlsmSstDesc *kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);
-extern void kvlsm_reload_manifest(Relation rel);
 extern void kvlsm_reset_counters(Relation rel);
 
 #endif							/* KVLSM_LSM_H */

@@ -119,6 +119,8 @@ extern void kvlsm_manifest_prepare(Relation rel, KvlsmManifestCopy *mc,
 								   KvlsmInstallArg *ia);
 extern void kvlsm_manifest_install(Relation rel, KvlsmShared *sh,
 								   KvlsmManifestCopy *mc, KvlsmInstallArg *ia);
+extern void kvlsm_manifest_install_repaired(Relation rel, KvlsmManifestCopy *mc,
+											KvlsmInstallArg *ia);
 extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
 extern uint64 kvlsm_reserve_sstid(Relation rel);
 
