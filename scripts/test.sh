@@ -12,6 +12,15 @@ export KVLSM_BUILD_DIR=$BUILD_DIR
 
 bash "$SCRIPT_DIR/build-install.sh"
 
+# the layering rules (issue 22): no new violation of them
+layers_rc=0
+bash "$SCRIPT_DIR/check-layers.sh" || layers_rc=$?
+if [ "$layers_rc" -eq 0 ]; then
+    echo "ok - check-layers: no new violation of the layering rules"
+else
+    echo "not ok - check-layers (exit $layers_rc)"
+fi
+
 LOG="$BUILD_DIR/installcheck.log"
 TEST_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
 
@@ -69,6 +78,7 @@ tap_pass=$(count '^(\[[0-9:]+\][[:space:]]+)?[^[:space:]]*t/[^[:space:]]+\.pl[[:
 tap_fail=$(count '^[^[:space:]]*t/[^[:space:]]+\.pl[[:space:]]+\(Wstat:')
 passed=$((reg_pass + tap_pass))
 failed=$((reg_fail + tap_fail))
+if [ "$layers_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 if [ "$make_rc" -eq 0 ]; then
     if [ "$bench_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     if [ "${KVLSM_TEST_UPSTREAM:-1}" = 1 ]; then
