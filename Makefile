@@ -9,12 +9,13 @@ OBJS = \
 	src/engine/lsm.o \
 	src/engine/compaction.o \
 	src/engine/crashpoint.o \
+	src/engine/scheduler.o \
 	src/engine/history.o \
 	src/worker/worker.o \
 	src/table/visibility.o \
 	src/table/tableam.o \
 	src/table/toast.o \
-	src/table/options.o \
+	src/ddl/options.o \
 	src/table/snapshots.o \
 	src/index/indexkey.o \
 	src/index/indexam.o \

@@ -29,6 +29,7 @@
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
 #include "kvlsm/compaction.h"
+#include "kvlsm/ddl.h"
 #include "kvlsm/worker.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/history.h"
@@ -36,20 +37,11 @@
 
 PG_MODULE_MAGIC;
 
-int			kvlsm_memtable_memory_mb = 128;
-int			kvlsm_max_relations = 1024;
-int			kvlsm_default_memtable_size_kb = 16 * 1024;
-int			kvlsm_default_compression = KVLSM_COMPRESSION_LZ4;
-int			kvlsm_bloom_bits_per_key = 10;
-int			kvlsm_l0_compaction_trigger = 4;
-int			kvlsm_l0_slowdown_trigger = 20;
-int			kvlsm_l0_stop_trigger = 36;
-int			kvlsm_level_fanout = 10;
-int			kvlsm_max_workers = 2;
-int			kvlsm_flush_interval_ms = 60000;
-int			kvlsm_compaction_rate_limit_kb = 0;
-int			kvlsm_stall_timeout_ms = 60000;
-bool		kvlsm_am_worker = false;
+/*
+ * The GUC variables are defined in the files that read them (the engine's
+ * in src/engine/, the workers' in src/worker/worker.c) and declared in
+ * their headers; _PG_init only registers them.
+ */
 
 static const struct config_enum_entry compression_options[] = {
 	{"none", KVLSM_COMPRESSION_NONE, false},
@@ -59,10 +51,6 @@ static const struct config_enum_entry compression_options[] = {
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-extern void kvlsm_table_request_locks(void);
-extern void kvlsm_table_shmem_init(void);
-extern void kvlsm_options_init(void);
 
 void		_PG_init(void);
 
@@ -85,6 +73,20 @@ kvlsm_gc_for(Relation rel)
 		return NULL;
 	return kvlsm_table_gc;
 }
+
+/* before a compaction that dropped records installs: standby conflicts */
+static void
+kvlsm_gc_dropped(Relation rel, const KvlsmGcContext *ctx)
+{
+	kvlsm_log_recovery_conflict(rel, kvlsm_conflict_xid(ctx->latest_removed,
+														ctx->ttl_max_expired));
+}
+
+static const KvlsmGcPolicy gc_policy = {
+	.filter_for = kvlsm_gc_for,
+	.horizon = kvlsm_gc_horizon,	/* named snapshots pin it too */
+	.dropped = kvlsm_gc_dropped,
+};
 
 static void
 kvlsm_shmem_request(void)
@@ -216,7 +218,7 @@ _PG_init(void)
 	shmem_startup_hook = kvlsm_shmem_startup;
 
 	kvlsm_set_keyops_provider(kvlsm_keyops_for);
-	kvlsm_set_gc_provider(kvlsm_gc_for);
+	kvlsm_set_gc_policy(&gc_policy);
 	kvlsm_set_toast_sweeper(kvlsm_toast_sweep);
 	kvlsm_workers_register();
 	kvlsm_log_init();

@@ -46,27 +46,28 @@
 #include "storage/procarray.h"
 #include "utils/memutils.h"
 
-#include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/history.h"
-#include "kvlsm/snapshots.h"
 #include "executor/instrument.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"
-#include "kvlsm/worker.h"
+
+/* GUCs (registered in _PG_init) */
+int			kvlsm_l0_compaction_trigger = 4;
+int			kvlsm_level_fanout = 10;
 
 #define MAX_FILE_BYTES	((uint64) 256 * 1024 * 1024)
 #define BATCH_KEYS		1024
 /* universal compaction's max_size_amplification_percent, 200 */
 #define TIERED_MAX_SPACE_AMP 2.0
 
-static KvlsmGcProvider gc_provider = NULL;
+static const KvlsmGcPolicy *gc_policy = NULL;
 static KvlsmToastSweeper toast_sweeper = NULL;
 
 void
-kvlsm_set_gc_provider(KvlsmGcProvider provider)
+kvlsm_set_gc_policy(const KvlsmGcPolicy *policy)
 {
-	gc_provider = provider;
+	gc_policy = policy;
 }
 
 void
@@ -927,7 +928,7 @@ static bool
 run_job(Relation rel, KvlsmShared *sh, Job *job)
 {
 	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
-	KvlsmGcFilter filter = gc_provider ? gc_provider(rel) : NULL;
+	KvlsmGcFilter filter = gc_policy ? gc_policy->filter_for(rel) : NULL;
 	KvlsmGcContext gc;
 	MemoryContext cxt;
 	KvlsmRecordSet set;
@@ -963,7 +964,7 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 
 	memset(&gc, 0, sizeof(gc));
 	gc.rel = rel;
-	gc.horizon = kvlsm_gc_horizon(rel);	/* named snapshots pin it too */
+	gc.horizon = gc_policy ? gc_policy->horizon(rel) : InvalidTransactionId;
 	gc.bottommost = job->bottommost;
 	gc.has_indexes = rel->rd_rel->relhasindex;
 	gc.freeze_limit = job->freeze_limit;
@@ -1107,8 +1108,8 @@ run_job(Relation rel, KvlsmShared *sh, Job *job)
 	MemoryContextDelete(cxt);
 
 	/* standby queries that could need what went away are cancelled first */
-	kvlsm_log_recovery_conflict(rel, kvlsm_conflict_xid(gc.latest_removed,
-														gc.ttl_max_expired));
+	if (gc_policy)
+		gc_policy->dropped(rel, &gc);
 	install_result(rel, sh, job, bytes_in, bytes_out, gc.after_install != NULL);
 	/* e.g. the TOAST values of expired rows, now that the rows are gone */
 	if (gc.after_install)

@@ -27,7 +27,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"

@@ -24,7 +24,6 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
-#include "access/nbtxlog.h"
 #include "access/transam.h"
 #include "access/xloginsert.h"
 #include "access/xact.h"
@@ -41,14 +40,20 @@
 #include "access/relation.h"
 #include "executor/instrument.h"
 
-#include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/crashpoint.h"
-#include "kvlsm/worker.h"
+#include "kvlsm/scheduler.h"
 #include "kvlsm/sstable.h"
+
+/* GUCs (registered in _PG_init) */
+int			kvlsm_max_relations = 1024;
+int			kvlsm_bloom_bits_per_key = 10;
+int			kvlsm_l0_slowdown_trigger = 20;
+int			kvlsm_l0_stop_trigger = 36;
+bool		kvlsm_am_worker = false;
 
 #define ALLOC_CHUNK		8192	/* row ids / sequence numbers per reservation */
 
@@ -874,7 +879,7 @@ relieve_arena(Relation rel, KvlsmShared *self)
 	uint64		best_bytes = 0;
 	Oid			relid;
 
-	bool		any_db = !kvlsm_am_worker && kvlsm_max_workers > 0;
+	bool		any_db = !kvlsm_am_worker && kvlsm_have_background_workers();
 
 	LWLockAcquire(registry->lock, LW_SHARED);
 	hash_seq_init(&status, lsm_hash);
@@ -896,10 +901,10 @@ relieve_arena(Relation rel, KvlsmShared *self)
 
 	/* a worker of the relation's database flushes it */
 	if (memcmp(&best, &self->tag, sizeof(KvlsmLsmTag)) == 0 &&
-		kvlsm_request_work(rel, KVLSM_JOB_FLUSH_FORCE))
+		kvlsm_schedule_work(rel, KVLSM_JOB_FLUSH_FORCE))
 		return;
 	if (memcmp(&best, &self->tag, sizeof(KvlsmLsmTag)) != 0 &&
-		kvlsm_request_flush_node(&best))
+		kvlsm_schedule_flush_node(&best))
 		return;
 	if (best.node.dbNode != MyDatabaseId)
 	{
@@ -953,7 +958,7 @@ kvlsm_maybe_flush(Relation rel, KvlsmShared *sh)
 		relieve_arena(rel, sh);
 	if (sh->flush_requested || arena_short || sh->frozen.genid != 0 ||
 		sh->nl0 >= (uint32) Min(kvlsm_l0_slowdown_trigger, kvlsm_l0_stop_trigger))
-		kvlsm_write_backpressure(rel, sh);
+		kvlsm_backpressure(rel, sh);
 }
 
 /* call fn for every attached LSM (shared registry lock held: be quick) */
@@ -2454,40 +2459,6 @@ kvlsm_reserve_sstid(Relation rel)
 	return id;
 }
 
-/*
- * Hot-standby safety for garbage collection (DESIGN section 8).  Generic
- * WAL redo raises no recovery conflicts, so before a compaction install or
- * a VACUUM index cleanup makes row versions disappear on a standby, log a
- * record whose redo does exactly what heap's pruning does: cancel standby
- * queries whose snapshot could still need versions removed by transactions
- * up to 'latest_removed'.  nbtree's REUSE_PAGE record is that record: its
- * redo only calls ResolveRecoveryConflictWithSnapshotFullXid() for the
- * relation given, touches no page, and needs no redo of kvlsm's own, so
- * max_standby_streaming_delay, hot_standby_feedback and
- * pg_stat_database_conflicts work as they do for heap.
- */
-void
-kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed)
-{
-	xl_btree_reuse_page xlrec;
-	FullTransactionId next;
-	uint32		epoch;
-
-	if (!TransactionIdIsNormal(latest_removed) || !RelationNeedsWAL(rel) ||
-		!XLogStandbyInfoActive())
-		return;
-	next = ReadNextFullTransactionId();
-	epoch = EpochFromFullTransactionId(next);
-	if (TransactionIdFollows(latest_removed, XidFromFullTransactionId(next)))
-		epoch--;				/* from before the last wraparound of the counter */
-	xlrec.node = rel->rd_node;
-	xlrec.block = KVLSM_METAPAGE_BLKNO;
-	xlrec.latestRemovedFullXid = FullTransactionIdFromEpochAndXid(epoch, latest_removed);
-	XLogBeginInsert();
-	XLogRegisterData((char *) &xlrec, SizeOfBtreeReusePage);
-	XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
-}
-
 typedef struct FreezeArg
 {
 	uint64		new_genid;
@@ -2940,7 +2911,7 @@ done:
 	/* a worker runs compactions as jobs of their own */
 	if (!kvlsm_am_worker && kvlsm_compaction_needed(sh))
 	{
-		if (!kvlsm_request_work(rel, KVLSM_JOB_COMPACT))
+		if (!kvlsm_schedule_work(rel, KVLSM_JOB_COMPACT))
 		{
 			while (kvlsm_compact_step(rel))
 				CHECK_FOR_INTERRUPTS();
@@ -2990,7 +2961,7 @@ kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size,
 	LWLockRelease(&sh->lock);
 	/* a new style or size may make a compaction due at once */
 	if (compaction_style >= 0 && kvlsm_compaction_needed(sh))
-		(void) kvlsm_request_work(rel, KVLSM_JOB_COMPACT);
+		(void) kvlsm_schedule_work(rel, KVLSM_JOB_COMPACT);
 }
 
 static void

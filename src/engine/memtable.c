@@ -18,8 +18,10 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
-#include "kvlsm/kvlsm.h"
 #include "kvlsm/memtable.h"
+
+/* GUC (registered in _PG_init) */
+int			kvlsm_memtable_memory_mb = 128;
 
 typedef struct KvlsmArena
 {

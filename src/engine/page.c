@@ -25,8 +25,11 @@
 #include "storage/smgr.h"
 #include "utils/rel.h"
 
-#include "kvlsm/kvlsm.h"
 #include "kvlsm/page.h"
+
+/* GUCs (registered in _PG_init): what a new metapage gets */
+int			kvlsm_default_memtable_size_kb = 16 * 1024;
+int			kvlsm_default_compression = KVLSM_COMPRESSION_LZ4;
 
 void
 kvlsm_page_init(Page page, uint16 page_type, uint64 owner)

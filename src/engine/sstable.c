@@ -20,9 +20,8 @@
 #include "utils/memutils.h"
 
 #include "kvlsm/crashpoint.h"
-#include "kvlsm/kvlsm.h"
 #include "kvlsm/sstable.h"
-#include "kvlsm/worker.h"
+#include "kvlsm/scheduler.h"
 
 /* on-page entry header; unaligned, always accessed with memcpy */
 typedef struct EntryHeader
@@ -283,7 +282,7 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 		 */
 		if (b->compaction)
 		{
-			kvlsm_rate_limit(BLCKSZ, false);
+			kvlsm_charge_write(BLCKSZ, false);
 			b->charged++;
 		}
 	}
@@ -568,7 +567,7 @@ kvlsm_sst_builder_pay(KvlsmSstBuilder *b)
 	uint32		pages = b->stream ? b->total_pages - b->written : b->extent_pages;
 
 	if (b->compaction && pages > b->charged)
-		kvlsm_rate_limit((uint64) (pages - b->charged) * BLCKSZ, false);
+		kvlsm_charge_write((uint64) (pages - b->charged) * BLCKSZ, false);
 	b->charged = Max(b->charged, pages);
 }
 
@@ -794,7 +793,7 @@ write_images(KvlsmSstBuilder *b, BlockNumber at, char **images, uint32 count,
 			b->charged -= n;
 		else
 		{
-			kvlsm_rate_limit((uint64) (n - b->charged) * BLCKSZ, !b->compaction);
+			kvlsm_charge_write((uint64) (n - b->charged) * BLCKSZ, !b->compaction);
 			b->charged = 0;
 		}
 		for (j = 0; j < n; j++)

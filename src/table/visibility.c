@@ -15,6 +15,10 @@
  */
 #include "postgres.h"
 
+#include "access/nbtxlog.h"
+#include "access/xloginsert.h"
+#include "access/transam.h"
+
 #include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "access/transam.h"
@@ -570,4 +574,38 @@ kvlsm_ttl_horizon(void)
 			horizon = lbe->backendStatus.st_xact_start_timestamp;
 	}
 	return horizon;
+}
+
+/*
+ * Hot-standby safety for garbage collection (DESIGN section 8).  Generic
+ * WAL redo raises no recovery conflicts, so before a compaction install or
+ * a VACUUM index cleanup makes row versions disappear on a standby, log a
+ * record whose redo does exactly what heap's pruning does: cancel standby
+ * queries whose snapshot could still need versions removed by transactions
+ * up to 'latest_removed'.  nbtree's REUSE_PAGE record is that record: its
+ * redo only calls ResolveRecoveryConflictWithSnapshotFullXid() for the
+ * relation given, touches no page, and needs no redo of kvlsm's own, so
+ * max_standby_streaming_delay, hot_standby_feedback and
+ * pg_stat_database_conflicts work as they do for heap.
+ */
+void
+kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed)
+{
+	xl_btree_reuse_page xlrec;
+	FullTransactionId next;
+	uint32		epoch;
+
+	if (!TransactionIdIsNormal(latest_removed) || !RelationNeedsWAL(rel) ||
+		!XLogStandbyInfoActive())
+		return;
+	next = ReadNextFullTransactionId();
+	epoch = EpochFromFullTransactionId(next);
+	if (TransactionIdFollows(latest_removed, XidFromFullTransactionId(next)))
+		epoch--;				/* from before the last wraparound of the counter */
+	xlrec.node = rel->rd_node;
+	xlrec.block = KVLSM_METAPAGE_BLKNO;
+	xlrec.latestRemovedFullXid = FullTransactionIdFromEpochAndXid(epoch, latest_removed);
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, SizeOfBtreeReusePage);
+	XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
 }

@@ -54,6 +54,12 @@
 #include "kvlsm/table.h"
 #include "kvlsm/snapshots.h"
 
+/* GUCs (registered in _PG_init) */
+int			kvlsm_max_workers = 2;
+int			kvlsm_flush_interval_ms = 60000;
+int			kvlsm_compaction_rate_limit_kb = 0;
+int			kvlsm_stall_timeout_ms = 60000;
+
 #define MAX_JOBS			1024
 #define MAX_WORKER_SLOTS	64
 #define WORKER_IDLE_EXIT_MS 30000
@@ -150,11 +156,28 @@ kvlsm_workers_shmem_init(void)
 	}
 }
 
+static bool
+have_workers(void)
+{
+	return kvlsm_max_workers > 0;
+}
+
+/* this layer's side of the engine's scheduler (scheduler.h) */
+static const KvlsmScheduler worker_scheduler = {
+	.request_work = kvlsm_request_work,
+	.request_flush_node = kvlsm_request_flush_node,
+	.have_workers = have_workers,
+	.write_backpressure = kvlsm_write_backpressure,
+	.rate_limit = kvlsm_rate_limit,
+};
+
 void
 kvlsm_workers_register(void)
 {
 	BackgroundWorker bgw;
 
+	/* the engine hands its background work to this layer (scheduler.h) */
+	kvlsm_set_scheduler(&worker_scheduler);
 	if (kvlsm_max_workers <= 0)
 		return;
 	memset(&bgw, 0, sizeof(bgw));

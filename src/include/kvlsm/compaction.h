@@ -54,8 +54,30 @@ typedef struct KvlsmGcContext
  */
 typedef void (*KvlsmGcFilter) (KvlsmGcContext *ctx,
 							   KvlsmRecord *recs, int n, bool *keep);
-typedef KvlsmGcFilter (*KvlsmGcProvider) (Relation rel);
-extern void kvlsm_set_gc_provider(KvlsmGcProvider provider);
+
+/*
+ * What the layer that wrote the records decides about their garbage
+ * collection, registered once in _PG_init.  With none, compaction keeps
+ * every record and freezes nothing.
+ */
+typedef struct KvlsmGcPolicy
+{
+	/* the filter of a relation's records; NULL: keep them all */
+	KvlsmGcFilter (*filter_for) (Relation rel);
+	/* no snapshot that can still run sees anything deleted before this */
+	TransactionId (*horizon) (Relation rel);
+	/*
+	 * The filter dropped records (the out fields of ctx): called before the
+	 * result is installed, to cancel standby queries that could still need
+	 * them.
+	 */
+	void		(*dropped) (Relation rel, const KvlsmGcContext *ctx);
+} KvlsmGcPolicy;
+/* GUCs read by the compaction picker */
+extern int	kvlsm_l0_compaction_trigger;
+extern int	kvlsm_level_fanout;
+
+extern void kvlsm_set_gc_policy(const KvlsmGcPolicy *policy);
 
 /*
  * Deletes the TOAST values of a table that no record refers to any more

@@ -154,6 +154,14 @@ typedef const KvlsmKeyOps *(*KvlsmKeyOpsProvider) (Relation rel);
 extern void kvlsm_set_keyops_provider(KvlsmKeyOpsProvider provider);
 extern const KvlsmKeyOps *kvlsm_keyops(Relation rel);
 
+/* GUCs read by the registry, writes and flushes (lsm.c) */
+extern int	kvlsm_max_relations;	/* LSMs that may be attached at once */
+extern int	kvlsm_bloom_bits_per_key;
+extern int	kvlsm_l0_slowdown_trigger;
+extern int	kvlsm_l0_stop_trigger;
+/* this process does background work (set by the worker layer) */
+extern bool kvlsm_am_worker;
+
 /* shared memory */
 extern Size kvlsm_lsm_shmem_size(void);
 extern void kvlsm_lsm_shmem_init(void);
@@ -184,7 +192,6 @@ extern void kvlsm_foreach_lsm(void (*fn) (KvlsmShared *sh, void *arg), void *arg
 extern void kvlsm_flush(Relation rel, bool force);
 extern void kvlsm_flush_all(Relation rel);
 extern void kvlsm_try_freeze(Relation rel, KvlsmShared *sh);
-extern void kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed);
 
 /* reads */
 extern void kvlsm_recset_init(KvlsmRecordSet *set, MemoryContext cxt);

@@ -67,6 +67,9 @@ typedef struct KvlsmMemGen
 	uint32		replay_npages;
 } KvlsmMemGen;
 
+/* GUC: size of the shared memtable arena (restart) */
+extern int	kvlsm_memtable_memory_mb;
+
 extern Size kvlsm_arena_shmem_size(void);
 extern void kvlsm_arena_shmem_init(void);
 extern uint64 kvlsm_arena_free_bytes(void);

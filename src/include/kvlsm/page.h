@@ -266,6 +266,24 @@ typedef struct KvlsmRecordHeader
 #define KVLSM_MAX_RECORD_SIZE \
 	(KVLSM_MAX_SPAN_PAGES * KVLSM_PAGE_CAPACITY - 64)
 
+/* compression of SSTable data pages (stored in the metapage) */
+typedef enum KvlsmCompression
+{
+	KVLSM_COMPRESSION_NONE = 0,
+	KVLSM_COMPRESSION_LZ4 = 1
+} KvlsmCompression;
+
+/* compaction style of one relation (stored in the metapage) */
+typedef enum KvlsmCompactionStyle
+{
+	KVLSM_COMPACTION_LEVELED = 0,
+	KVLSM_COMPACTION_TIERED = 1
+} KvlsmCompactionStyle;
+
+/* page.c: GUCs, what a new metapage gets */
+extern int	kvlsm_default_memtable_size_kb;
+extern int	kvlsm_default_compression;	/* KvlsmCompression */
+
 extern void kvlsm_page_init(Page page, uint16 page_type, uint64 owner);
 extern uint32 kvlsm_page_crc(Page page);
 extern void kvlsm_page_set_crc(Page page);

@@ -150,6 +150,7 @@ extern int	kvlsm_xid_status(TransactionId xid);
 extern void kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st);
 extern bool kvlsm_row_visible(KvlsmRowState *st, Snapshot snapshot);
 extern TimestampTz kvlsm_ttl_horizon(void);
+extern void kvlsm_log_recovery_conflict(Relation rel, TransactionId latest_removed);
 
 /*
  * The longest ttl a table may have: a row's end of life (its transaction's
@@ -168,6 +169,8 @@ extern void kvlsm_table_gc(struct KvlsmGcContext *ctx,
 						   KvlsmRecord *recs, int n, bool *keep);
 
 /* tableam.c */
+extern void kvlsm_table_request_locks(void);
+extern void kvlsm_table_shmem_init(void);
 extern bool kvlsm_is_kvlsm_relation(Relation rel);
 typedef void (*KvlsmRecordBatchFn) (KvlsmRecord *recs, int n, void *arg);
 extern void kvlsm_table_each_batch(Relation rel, KvlsmRecordBatchFn fn, void *arg);

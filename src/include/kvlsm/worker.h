@@ -20,13 +20,13 @@
 #include "utils/rel.h"
 
 #include "kvlsm/lsm.h"
+#include "kvlsm/scheduler.h"
 
-typedef enum KvlsmJobKind
-{
-	KVLSM_JOB_FLUSH = 1,		/* flush if over memtable_size */
-	KVLSM_JOB_FLUSH_FORCE = 2,	/* flush whatever is there */
-	KVLSM_JOB_COMPACT = 3
-} KvlsmJobKind;
+/* GUCs of the workers */
+extern int	kvlsm_max_workers;
+extern int	kvlsm_flush_interval_ms;
+extern int	kvlsm_compaction_rate_limit_kb;	/* kB per second, 0 = none */
+extern int	kvlsm_stall_timeout_ms;
 
 extern void kvlsm_workers_register(void);
 extern Size kvlsm_workers_shmem_size(void);

@@ -2,7 +2,8 @@
  *
  * options.c
  *	  Per-relation options for kvlsm tables: CREATE TABLE ... USING kvlsm
- *	  WITH (...), ALTER TABLE ... SET (...) and kvlsm_set_option().
+ *	  WITH (...), ALTER TABLE ... SET (...) and kvlsm_set_option(); the
+ *	  utility and object-access hooks (see ddl.h).
  *
  * PostgreSQL 15 parses every table's WITH (...) with heap_reloptions, and
  * registering extra heap reloptions would break plain CREATE TABLE.  So a
@@ -52,6 +53,7 @@
 #include "utils/rel.h"
 
 #include "kvlsm/kvlsm.h"
+#include "kvlsm/ddl.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/snapshots.h"
 #include "kvlsm/worker.h"
@@ -61,8 +63,6 @@
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
-
-void		kvlsm_options_init(void);
 
 typedef struct KvlsmOptions
 {
