@@ -8,6 +8,7 @@ OBJS = \
 	src/engine/sstable.o \
 	src/engine/lsm.o \
 	src/engine/compaction.o \
+	src/engine/compaction_pick.o \
 	src/engine/crashpoint.o \
 	src/engine/scheduler.o \
 	src/engine/history.o \
