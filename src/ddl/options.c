@@ -181,6 +181,16 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 				 errmsg("unrecognized kvlsm option \"%s\"", name)));
 }
 
+/* options for a kvlsm_idx index: only those of its LSM, none of a table's */
+static void
+refuse_table_options(const KvlsmOptions *opts)
+{
+	if (opts->compression >= 0 || opts->memtable_size > 0 || opts->ttl_usecs >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
+}
+
 /* take kvlsm's options out of a reloption list; returns the remainder */
 static List *
 extract_options(List *defs, KvlsmOptions *opts, bool *found)
@@ -591,12 +601,7 @@ static void
 apply_options(Relation rel, KvlsmOptions *opts)
 {
 	if (kvlsm_is_kvlsm_index(rel))
-	{
-		if (opts->compression >= 0 || opts->memtable_size > 0 || opts->ttl_usecs >= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
-	}
+		refuse_table_options(opts);
 	else if (!kvlsm_is_kvlsm_relation(rel))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -637,7 +642,6 @@ check_option_target(Oid relid, const KvlsmOptions *opts)
 	Form_pg_class form;
 	char	   *amname = NULL;
 	char		relkind;
-	bool		index_options_only;
 
 	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
@@ -652,13 +656,9 @@ check_option_target(Oid relid, const KvlsmOptions *opts)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), get_rel_name(relid));
 
-	index_options_only = opts->compression < 0 && opts->memtable_size <= 0 && opts->ttl_usecs < 0;
 	if (relkind == RELKIND_INDEX && amname != NULL && strcmp(amname, "kvlsm_idx") == 0)
 	{
-		if (!index_options_only)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
+		refuse_table_options(opts);
 		return;
 	}
 	if ((relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW) &&
@@ -1114,10 +1114,7 @@ prepare_index(UtilityCall *call)
 	rest = extract_options(stmt->options, &call->opts, &call->found);
 	if (!call->found)
 		return;
-	if (call->opts.compression >= 0 || call->opts.memtable_size > 0 || call->opts.ttl_usecs >= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
+	refuse_table_options(&call->opts);
 	stmt = (IndexStmt *) writable_parsetree(call);
 	stmt->options = rest;
 }

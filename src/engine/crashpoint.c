@@ -113,17 +113,20 @@ arm_point(const char *name, const char *const *points, int npoints, bool raise_e
 {
 	int			i;
 
+	/* whole messages, not pieces, so that they can be translated */
 	if (!superuser())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only superusers can arm kvlsm %s points", raise_error ? "error" : "crash")));
+				 raise_error ? errmsg("only superusers can arm kvlsm error points") :
+				 errmsg("only superusers can arm kvlsm crash points")));
 	for (i = 0; i < npoints; i++)
 		if (strcmp(name, points[i]) == 0)
 			break;
 	if (i == npoints)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown kvlsm %s point \"%s\"", raise_error ? "error" : "crash", name)));
+				 raise_error ? errmsg("unknown kvlsm error point \"%s\"", name) :
+				 errmsg("unknown kvlsm crash point \"%s\"", name)));
 	if (cp == NULL)
 		elog(ERROR, "kvlsm crash points are not in shared memory");
 	SpinLockAcquire(&cp->mutex);
