@@ -3,27 +3,67 @@ MODULE_big = kvlsm
 OBJS = \
 	src/kvlsm.o \
 	src/engine/page.o \
+	src/engine/span.o \
 	src/engine/memtable.o \
 	src/engine/logwriter.o \
-	src/engine/sstable.o \
+	src/engine/bloom.o \
+	src/engine/sst_block.o \
+	src/engine/sst_block_builder.o \
+	src/engine/sst_builder.o \
+	src/engine/sst_writer.o \
+	src/engine/sst_table_cache.o \
+	src/engine/sst_reader.o \
+	src/engine/sst_walk.o \
 	src/engine/lsm.o \
+	src/engine/registry.o \
+	src/engine/release.o \
+	src/engine/logreader.o \
+	src/engine/recordset.o \
+	src/engine/read.o \
+	src/engine/flush.o \
+	src/engine/meta.o \
+	src/engine/manifest.o \
+	src/engine/extents.o \
+	src/engine/reclaim.o \
 	src/engine/compaction.o \
 	src/engine/compaction_pick.o \
 	src/engine/crashpoint.o \
 	src/engine/scheduler.o \
+	src/engine/maintenance.o \
+	src/engine/ratelimit.o \
 	src/engine/history.o \
 	src/worker/worker.o \
 	src/table/visibility.o \
+	src/table/rowrecord.o \
+	src/table/modify.o \
+	src/table/rowops.o \
+	src/table/scan.o \
+	src/table/sample.o \
+	src/table/fetch.o \
+	src/table/filenode.o \
+	src/table/rewrite.o \
+	src/table/vacuum.o \
+	src/table/indexbuild.o \
+	src/table/estimate.o \
+	src/table/retained.o \
 	src/table/tableam.o \
 	src/table/toast.o \
+	src/table/extension.o \
 	src/ddl/options.o \
 	src/table/snapshots.o \
+	src/table/snapshot_pins.o \
+	src/table/snapshot_clock.o \
+	src/table/snapshot_catalog.o \
+	src/table/snapshot_retained.o \
+	src/table/snapshot_timetravel.o \
+	src/table/snapshot_rls.o \
 	src/index/indexkey.o \
 	src/index/indexam.o \
 	src/index/indexscan.o \
 	src/index/indexplan.o \
 	src/admin/admin.o \
 	src/admin/verify.o \
+	src/admin/repair.o \
 	src/admin/inspect.o
 
 EXTENSION = kvlsm
@@ -68,7 +108,7 @@ prepare-outputdirs:
 .PHONY: prepare-outputdirs
 
 # every object depends on every kvlsm header (PGXS tracks no dependencies)
-$(OBJS): $(wildcard $(srcdir)/src/include/kvlsm/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/include/kvlsm/*.h) $(wildcard $(srcdir)/src/*/*.h)
 
 # PostgreSQL 15's own regression and isolation suites with
 # default_table_access_method = kvlsm, against heap baselines (run as root;

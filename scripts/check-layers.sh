@@ -49,7 +49,7 @@ if [ "${1:-}" = "--list" ]; then
     printf '%s\n' "$current"
     exit 0
 fi
-known=$(grep -vE '^(#|$)' "$KNOWN" | sort -u)
+known=$({ grep -vE '^(#|$)' "$KNOWN" || true; } | sort -u)
 nfunc=$(printf '%s\n' "$current" | grep -c '^long-function ' || true)
 
 new=$(comm -23 <(printf '%s\n' "$current") <(printf '%s\n' "$known") | grep -v '^$' || true)

@@ -12,20 +12,14 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
-#include "access/genam.h"
-#include "access/stratnum.h"
 #include "access/table.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
-#include "access/table.h"
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/lsm.h"
+#include "kvlsm/maintenance.h"
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
 #include "kvlsm/compaction.h"
@@ -117,35 +111,6 @@ kvlsm_shmem_startup(void)
 	kvlsm_history_shmem_init();
 	kvlsm_snapshots_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * The schema the kvlsm extension was created in, or InvalidOid if it is not
- * installed in this database (PostgreSQL 15 does not export
- * get_extension_schema).
- */
-Oid
-kvlsm_extension_schema(void)
-{
-	Oid			ext = get_extension_oid("kvlsm", true);
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-
-	if (!OidIsValid(ext))
-		return InvalidOid;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
 }
 
 void

@@ -712,8 +712,25 @@ parse_interval(const char *arg)
 	return v < 0.05 ? 0.05 : v;
 }
 
-int
-main(int argc, char **argv)
+/* the command-line options, besides --json (which sets json) */
+typedef struct Options
+{
+	const char *host;
+	const char *port;
+	const char *user;
+	const char *dbname;
+	PromptMode	prompt;
+	int			iterations;		/* top: 0 = until interrupted */
+	double		interval;		/* top: seconds between refreshes */
+} Options;
+
+/*
+ * Parse the options into *opts.  Returns false when the program is done,
+ * with its exit status in *status: it showed the help or the version, or
+ * getopt_long reported a wrong option.
+ */
+static bool
+parse_options(int argc, char **argv, Options *opts, int *status)
 {
 	static struct option long_options[] = {
 		{"host", required_argument, NULL, 'h'},
@@ -729,100 +746,81 @@ main(int argc, char **argv)
 		{"help", no_argument, NULL, 1},
 		{NULL, 0, NULL, 0}
 	};
-
-	/*
-	 * In psql's order: a connection string given as the database overrides
-	 * -h, -p and -U, as it does there.  Each option keeps only its last
-	 * value, so repeating one cannot grow anything.
-	 */
-	static const char *const keywords[] = {
-		"host", "port", "user", "password", "dbname", "fallback_application_name", NULL
-	};
-	const char *values[sizeof(keywords) / sizeof(keywords[0])];
-	const char *host = NULL;
-	const char *port = NULL;
-	const char *user = NULL;
-	const char *dbname = NULL;
-	char	   *password = NULL;
-	PromptMode	prompt = PROMPT_IF_NEEDED;
 	int			c;
-	int			iterations = 0;
-	double		interval = 1.0;
-	PGconn	   *conn;
-	const Command *command;
-	const char *cmd;
-	char	  **args;
-	int			nargs;
-	const char *params[3];
-	char	   *relid = NULL;
-	char	   *reldisplay = NULL;
-	int			status = EXIT_OK;
 
+	*status = EXIT_OK;
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		usage(stdout);
-		return EXIT_OK;
+		return false;
 	}
 	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
 	{
 		printf("%s (kvlsm) %s\n", progname, KVLSMCTL_VERSION);
-		return EXIT_OK;
+		return false;
 	}
 	while ((c = getopt_long(argc, argv, "h:p:U:d:wWn:i:V", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
 			case 'h':
-				host = optarg;
+				opts->host = optarg;
 				break;
 			case 'p':
-				port = optarg;
+				opts->port = optarg;
 				break;
 			case 'U':
-				user = optarg;
+				opts->user = optarg;
 				break;
 			case 'd':
-				dbname = optarg;
+				opts->dbname = optarg;
 				break;
 			case 'w':
-				prompt = PROMPT_NEVER;
+				opts->prompt = PROMPT_NEVER;
 				break;
 			case 'W':
-				prompt = PROMPT_ALWAYS;
+				opts->prompt = PROMPT_ALWAYS;
 				break;
 			case 'n':
-				iterations = parse_iterations(optarg);
+				opts->iterations = parse_iterations(optarg);
 				break;
 			case 'i':
-				interval = parse_interval(optarg);
+				opts->interval = parse_interval(optarg);
 				break;
 			case 'j':
 				json = true;
 				break;
 			case 'V':
 				printf("%s (kvlsm) %s\n", progname, KVLSMCTL_VERSION);
-				return EXIT_OK;
+				return false;
 			case 1:
 				usage(stdout);
-				return EXIT_OK;
+				return false;
 			default:
 				/* getopt_long has said what is wrong, unless it was -? */
 				if (optopt == '?')
 				{
 					usage(stdout);
-					return EXIT_OK;
+					return false;
 				}
 				fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
-				return EXIT_USAGE;
+				*status = EXIT_USAGE;
+				return false;
 		}
 	}
-	if (optind >= argc)
-		usage_error("no command given");
-	cmd = argv[optind];
-	args = argv + optind + 1;
-	nargs = argc - optind - 1;
+	return true;
+}
 
-	/* usage errors first, so they exit 2 whether or not the server is up */
+/*
+ * The command 'cmd' with 'nargs' arguments, checked against its table
+ * entry; a usage error exits 2 (before connecting, so whether or not the
+ * server is up).
+ */
+static const Command *
+find_command(const char *cmd, int nargs)
+{
+	const Command *command;
+
 	for (command = commands; command->name; command++)
 		if (strcmp(command->name, cmd) == 0)
 			break;
@@ -836,24 +834,45 @@ main(int argc, char **argv)
 					command->max_args == 1 ? "" : "s");
 	if (strcmp(cmd, "compact") == 0 && nargs == 2)
 		usage_error("compact with a range needs 3 arguments");
+	return command;
+}
 
-	if (prompt == PROMPT_ALWAYS)
+/*
+ * Connect, asking for a password first with -W, or when the server wants
+ * one unless -w.  Returns NULL when the connection failed (reported).
+ */
+static PGconn *
+connect_to_server(const Options *opts)
+{
+	/*
+	 * In psql's order: a connection string given as the database overrides
+	 * -h, -p and -U, as it does there.  Each option keeps only its last
+	 * value, so repeating one cannot grow anything.
+	 */
+	static const char *const keywords[] = {
+		"host", "port", "user", "password", "dbname", "fallback_application_name", NULL
+	};
+	const char *values[sizeof(keywords) / sizeof(keywords[0])];
+	char	   *password = NULL;
+	PGconn	   *conn;
+
+	if (opts->prompt == PROMPT_ALWAYS)
 	{
 		char		msg[256];
 
-		if (user)
-			snprintf(msg, sizeof(msg), "Password for user %s: ", user);
+		if (opts->user)
+			snprintf(msg, sizeof(msg), "Password for user %s: ", opts->user);
 		else
 			snprintf(msg, sizeof(msg), "Password: ");
 		password = prompt_password(msg);
 	}
 	for (;;)
 	{
-		values[0] = host;
-		values[1] = port;
-		values[2] = user;
+		values[0] = opts->host;
+		values[1] = opts->port;
+		values[2] = opts->user;
 		values[3] = password;
-		values[4] = dbname;
+		values[4] = opts->dbname;
 		values[5] = progname;
 		values[6] = NULL;
 		/* expand_dbname: -d may be a connection string, as in psql */
@@ -861,7 +880,7 @@ main(int argc, char **argv)
 		if (conn == NULL)
 			fatal(NULL, "out of memory");
 		if (PQstatus(conn) == CONNECTION_BAD && PQconnectionNeedsPassword(conn) &&
-			password == NULL && prompt != PROMPT_NEVER)
+			password == NULL && opts->prompt != PROMPT_NEVER)
 		{
 			char		msg[256];
 
@@ -876,23 +895,29 @@ main(int argc, char **argv)
 	{
 		fprintf(stderr, "%s: %s", progname, PQerrorMessage(conn));
 		PQfinish(conn);
-		return EXIT_ERROR;
+		return NULL;
 	}
 	free(password);
+	return conn;
+}
 
-	secure_search_path(conn);
-	find_extension_schema(conn);
-	if (command->takes_rel && nargs >= 1)
-	{
-		relid = resolve_relation(conn, args[0], &reldisplay);
-		params[0] = relid;
-	}
+/*
+ * Run the command; returns the exit status.  relid is the OID of the
+ * relation argument (NULL if none), reldisplay its name as the session's
+ * default search_path shows it.
+ *
+ * Every kvlsm function and view is qualified with @extschema@, every
+ * built-in function and operator with pg_catalog, and every parameter is
+ * cast to the exact type of the argument it is passed as.
+ */
+static int
+run_command(PGconn *conn, const char *cmd, char **args, int nargs,
+			const char *relid, const char *reldisplay, const Options *opts)
+{
+	const char *params[3];
+	int			status = EXIT_OK;
 
-	/*
-	 * Every kvlsm function and view is qualified with @extschema@, every
-	 * built-in function and operator with pg_catalog, and every parameter is
-	 * cast to the exact type of the argument it is passed as.
-	 */
+	params[0] = relid;
 	if (strcmp(cmd, "stats") == 0)
 	{
 		if (nargs >= 1)
@@ -973,7 +998,48 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "workers") == 0)
 		show(conn, "SELECT * FROM @extschema@.kvlsm_workers()", 0, NULL, NULL);
 	else if (strcmp(cmd, "top") == 0)
-		top(conn, relid, args[0], iterations, interval);
+		top(conn, relid, args[0], opts->iterations, opts->interval);
+	return status;
+}
+
+int
+main(int argc, char **argv)
+{
+	Options		opts;
+	PGconn	   *conn;
+	const Command *command;
+	const char *cmd;
+	char	  **args;
+	int			nargs;
+	char	   *relid = NULL;
+	char	   *reldisplay = NULL;
+	int			status;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.prompt = PROMPT_IF_NEEDED;
+	opts.iterations = 0;
+	opts.interval = 1.0;
+	if (!parse_options(argc, argv, &opts, &status))
+		return status;
+	if (optind >= argc)
+		usage_error("no command given");
+	cmd = argv[optind];
+	args = argv + optind + 1;
+	nargs = argc - optind - 1;
+
+	/* usage errors first, so they exit 2 whether or not the server is up */
+	command = find_command(cmd, nargs);
+
+	conn = connect_to_server(&opts);
+	if (conn == NULL)
+		return EXIT_ERROR;
+
+	secure_search_path(conn);
+	find_extension_schema(conn);
+	if (command->takes_rel && nargs >= 1)
+		relid = resolve_relation(conn, args[0], &reldisplay);
+
+	status = run_command(conn, cmd, args, nargs, relid, reldisplay, &opts);
 
 	PQfinish(conn);
 	free(relid);

@@ -20,6 +20,17 @@
  * flush lock is held only to pick, to place each output and to install;
  * see manifest.h for how unfinished outputs are reclaimed.
  *
+ * A job is merged in batches of at most BATCH_KEYS keys per input
+ * (read_batch), written key by key (write_batch: the GC filter's verdict,
+ * then the kept versions into the current output), with the state that
+ * carries across batches in a MergeState.
+ *
+ * Callers: kvlsm_compact_step from flush.c (foreground), maintenance.c
+ * (stalled writers) and src/worker/worker.c (compaction jobs);
+ * kvlsm_compact_range from the admin functions; kvlsm_compact_freeze from
+ * the table AM's VACUUM.  The GC policy and TOAST sweeper are registered
+ * by _PG_init.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -401,6 +412,280 @@ ddl_waits(Relation rel, TimestampTz *last_poll)
 }
 
 /*
+ * What one compaction carries from batch to batch: the output being
+ * written, the garbage-collection filter and its context, and the counts
+ * that go to the statistics and the history.
+ */
+typedef struct MergeState
+{
+	Relation	rel;
+	KvlsmShared *sh;
+	KvlsmCompactionJob *job;
+	const KvlsmKeyOps *ops;
+	KvlsmGcFilter filter;		/* NULL: keep every record */
+	KvlsmGcContext gc;
+	Output		out;			/* out.b == NULL: no output started */
+	bool	   *keep;			/* the filter's verdict on each version of a key */
+	int			keepcap;
+	uint64		bytes_in;
+	uint64		bytes_out;
+	uint64		dropped;
+	uint64		records_in;
+} MergeState;
+
+static void
+merge_state_init(MergeState *ms, Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job)
+{
+	memset(ms, 0, sizeof(*ms));
+	ms->rel = rel;
+	ms->sh = sh;
+	ms->job = job;
+	ms->ops = kvlsm_keyops(rel);
+	ms->filter = gc_policy ? gc_policy->filter_for(rel) : NULL;
+	ms->keepcap = 64;
+	ms->keep = palloc(sizeof(bool) * ms->keepcap);
+}
+
+/* what the ring of recent compactions (history.h) shows of this one */
+static void
+history_begin(Relation rel, KvlsmCompactionJob *job, KvlsmCompactionRecord *hist)
+{
+	int			i;
+
+	memset(hist, 0, sizeof(*hist));
+	hist->dbid = MyDatabaseId;
+	hist->relid = RelationGetRelid(rel);
+	hist->started_at = GetCurrentTimestamp();
+	hist->from_level = job->output_level;
+	for (i = 0; i < job->ninputs; i++)
+		hist->from_level = Min(hist->from_level, (int16) job->inputs[i].level);
+	hist->to_level = job->output_level;
+	hist->ninputs = job->ninputs;
+	hist->bottommost = job->bottommost;
+	hist->worker = kvlsm_am_worker;
+	hist->freeze = TransactionIdIsValid(job->freeze_limit);
+}
+
+/* what the garbage-collection filter is told about this job */
+static void
+gc_context_init(KvlsmGcContext *gc, Relation rel, KvlsmCompactionJob *job)
+{
+	memset(gc, 0, sizeof(*gc));
+	gc->rel = rel;
+	gc->horizon = gc_policy ? gc_policy->horizon(rel) : InvalidTransactionId;
+	gc->bottommost = job->bottommost;
+	gc->has_indexes = rel->rd_rel->relhasindex;
+	gc->freeze_limit = job->freeze_limit;
+	/* nothing a named snapshot may see as in progress is frozen */
+	if (TransactionIdIsValid(gc->freeze_limit) &&
+		TransactionIdPrecedes(gc->horizon, gc->freeze_limit))
+		gc->freeze_limit = gc->horizon;
+	gc->ttl_horizon = 0;		/* computed by the filter when it meets a TTL */
+	gc->oldest_xid = InvalidTransactionId;
+	gc->latest_removed = InvalidTransactionId;
+	gc->ttl_max_expired = 0;
+}
+
+/*
+ * Read the next batch of every input, from 'start' on (NULL: from the
+ * first key), at most BATCH_KEYS keys of each, and merge the runs into key
+ * order.  An input that has more bounds what the later inputs read, and
+ * the smallest such last key is the batch's *bound (the caller passes
+ * NULL): past it, inputs not read as far yet may hold further versions of
+ * a key.  Returns whether an input had more.
+ */
+static bool
+read_batch(MergeState *ms, KvlsmRecordSet *set, const char *start, int startlen,
+		   const char **bound, int *boundlen)
+{
+	KvlsmCompactionJob *job = ms->job;
+	const KvlsmKeyOps *ops = ms->ops;
+	bool		any_limited = false;
+	int			runs[KVLSM_MAX_SST];
+	int			i;
+
+	kvlsm_recset_reset(set);
+	for (i = 0; i < job->ninputs; i++)
+	{
+		bool		limited;
+		int			before = set->n;
+
+		runs[i] = set->n;
+		if (kvlsm_sst_collect(ms->rel, ms->sh, &job->inputs[i], ops,
+							  start, startlen, start != NULL,
+							  *bound, *boundlen, BATCH_KEYS, NULL, set,
+							  &limited) != KVLSM_SST_OK)
+			elog(ERROR, "kvlsm: SSTable %llu changed under its compaction",
+				 (unsigned long long) job->inputs[i].id);
+		if (limited && set->n > before)
+		{
+			KvlsmRecord *r = &set->recs[set->n - 1];
+
+			if (*bound == NULL || ops->cmp(r->key, r->keylen, *bound, *boundlen, ops->arg) < 0)
+			{
+				*bound = r->key;
+				*boundlen = r->keylen;
+			}
+			any_limited = true;
+		}
+	}
+	kvlsm_recset_merge_runs(set, runs, job->ninputs, ops);
+	return any_limited;
+}
+
+/*
+ * The n versions of one key, newest first: ask the filter which the output
+ * keeps (ms->keep), and count how many that is and what they take on a
+ * data page at most.
+ */
+static void
+filter_versions(MergeState *ms, KvlsmRecord *recs, int n,
+				uint32 *kept_n, Size *kept_bytes)
+{
+	int			k;
+
+	if (n > ms->keepcap)
+	{
+		ms->keepcap = n * 2;
+		ms->keep = repalloc(ms->keep, sizeof(bool) * ms->keepcap);
+	}
+	for (k = 0; k < n; k++)
+		ms->keep[k] = true;
+	if (ms->filter)
+		ms->filter(&ms->gc, recs, n, ms->keep);
+
+	*kept_n = 0;
+	*kept_bytes = 0;
+	for (k = 0; k < n; k++)
+		if (ms->keep[k])
+		{
+			(*kept_n)++;
+			*kept_bytes += ENTRY_BYTES(&recs[k]);
+		}
+}
+
+/*
+ * Add the kept versions of one key to the output, finishing the output
+ * first or starting one as needed.  Returns the logical bytes of all n
+ * versions, kept or dropped: what the job consumed of its inputs.
+ */
+static uint64
+add_versions(MergeState *ms, KvlsmRecord *recs, int n, uint32 kept_n, Size kept_bytes)
+{
+	uint64		group_bytes = 0;
+	int			k;
+
+	/*
+	 * Split outputs only between keys: at the target size, or when this
+	 * key's records might not fit the output's reservation.
+	 */
+	if (ms->out.b != NULL &&
+		(ms->out.bytes >= ms->job->target_file_bytes ||
+		 !kvlsm_sst_builder_has_room(ms->out.b, kept_n, kept_bytes)))
+		finish_output(ms->rel, ms->sh, ms->job, &ms->out, &ms->bytes_out);
+	for (k = 0; k < n; k++)
+	{
+		KvlsmRecord *x = &recs[k];
+		uint64		sz = sizeof(KvlsmRecordHeader) + x->keylen + x->vallen;
+
+		group_bytes += sz;
+		ms->records_in++;
+		if (!ms->keep[k])
+		{
+			ms->dropped++;
+			continue;
+		}
+		if (ms->out.b == NULL)
+			start_output(ms->rel, ms->sh, ms->job, &ms->out, kept_n, kept_bytes);
+		kvlsm_sst_builder_add(ms->out.b, x->key, x->keylen, x->seq, x->flags,
+							  x->val, x->vallen);
+		ms->out.bytes += sz;
+	}
+	return group_bytes;
+}
+
+/*
+ * Write a merged batch up to 'bound' (NULL: all of it), key by key.
+ * Returns the logical bytes of the records it went through.
+ */
+static uint64
+write_batch(MergeState *ms, KvlsmRecordSet *set, const char *bound, int boundlen)
+{
+	const KvlsmKeyOps *ops = ms->ops;
+	uint64		batch_bytes = 0;
+	int			i,
+				j;
+
+	for (i = 0; i < set->n; i = j)
+	{
+		KvlsmRecord *r = &set->recs[i];
+		uint64		group_bytes;
+		uint32		kept_n;
+		Size		kept_bytes;
+
+		if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
+			break;
+		for (j = i + 1; j < set->n; j++)
+			if (ops->cmp(set->recs[j].key, set->recs[j].keylen,
+						 r->key, r->keylen, ops->arg) != 0)
+				break;
+		filter_versions(ms, &set->recs[i], j - i, &kept_n, &kept_bytes);
+		group_bytes = add_versions(ms, &set->recs[i], j - i, kept_n, kept_bytes);
+		batch_bytes += group_bytes;
+		ms->job->consumed += group_bytes;
+	}
+	return batch_bytes;
+}
+
+/*
+ * DDL waits for the relation: the compaction is given up (its outputs are
+ * reclaimed as any unfinished compaction's, manifest.h); count it and add
+ * it to the history.
+ */
+static void
+note_abandoned(MergeState *ms, KvlsmCompactionRecord *hist)
+{
+	LWLockAcquire(&ms->sh->lock, LW_EXCLUSIVE);
+	ms->sh->stats.compactions_abandoned++;
+	LWLockRelease(&ms->sh->lock);
+	hist->ended_at = GetCurrentTimestamp();
+	hist->abandoned = true;
+	hist->bytes_in = ms->bytes_in;
+	hist->records_in = ms->records_in;
+	hist->noutputs = ms->job->noutputs;
+	kvlsm_history_add(hist);
+}
+
+/* an installed compaction: its log line, statistics and history record */
+static void
+note_finished(MergeState *ms, uint64 wal_before, KvlsmCompactionRecord *hist)
+{
+	Relation	rel = ms->rel;
+	KvlsmShared *sh = ms->sh;
+	KvlsmCompactionJob *job = ms->job;
+
+	ereport(DEBUG1,
+			(errmsg_internal("kvlsm compaction of \"%s\": %d tables to L%d, %llu bytes read, %llu written in %d tables, %llu records dropped%s",
+							 RelationGetRelationName(rel), job->ninputs, job->output_level,
+							 (unsigned long long) ms->bytes_in, (unsigned long long) ms->bytes_out,
+							 job->noutputs, (unsigned long long) ms->dropped,
+							 job->bottommost ? ", bottommost" : "")));
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	sh->stats.compaction_bytes_read += ms->bytes_in;
+	sh->stats.gc_records_dropped += ms->dropped;
+	sh->stats.ttl_rows_dropped += ms->gc.ttl_rows_dropped;
+	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
+	LWLockRelease(&sh->lock);
+	hist->ended_at = GetCurrentTimestamp();
+	hist->noutputs = job->noutputs;
+	hist->bytes_in = ms->bytes_in;
+	hist->bytes_out = ms->bytes_out;
+	hist->records_in = ms->records_in;
+	hist->records_dropped = ms->dropped;
+	kvlsm_history_add(hist);
+}
+
+/*
  * Merge the inputs.  Returns false if the compaction was abandoned because
  * DDL waits for the relation (a worker's lock would otherwise hold it up
  * for the whole compaction).
@@ -408,55 +693,21 @@ ddl_waits(Relation rel, TimestampTz *last_poll)
 static bool
 run_job(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job)
 {
-	const KvlsmKeyOps *ops = kvlsm_keyops(rel);
-	KvlsmGcFilter filter = gc_policy ? gc_policy->filter_for(rel) : NULL;
-	KvlsmGcContext gc;
+	MergeState	ms;
 	MemoryContext cxt;
 	KvlsmRecordSet set;
-	Output		out = {0};
 	char	   *startbuf = palloc(KVLSM_MAX_KEY_SIZE);
 	const char *start = NULL;
 	int			startlen = 0;
 	bool		more;
-	bool	   *keep = palloc(sizeof(bool) * 64);
-	int			keepcap = 64;
-	uint64		bytes_in = 0;
-	uint64		bytes_out = 0;
-	uint64		dropped = 0;
-	uint64		records_in = 0;
 	uint64		wal_before;
 	TimestampTz last_poll = 0;
 	KvlsmCompactionRecord hist;
-	int			i0;
 
+	merge_state_init(&ms, rel, sh, job);
 	wal_before = pgWalUsage.wal_bytes;
-	memset(&hist, 0, sizeof(hist));
-	hist.dbid = MyDatabaseId;
-	hist.relid = RelationGetRelid(rel);
-	hist.started_at = GetCurrentTimestamp();
-	hist.from_level = job->output_level;
-	for (i0 = 0; i0 < job->ninputs; i0++)
-		hist.from_level = Min(hist.from_level, (int16) job->inputs[i0].level);
-	hist.to_level = job->output_level;
-	hist.ninputs = job->ninputs;
-	hist.bottommost = job->bottommost;
-	hist.worker = kvlsm_am_worker;
-	hist.freeze = TransactionIdIsValid(job->freeze_limit);
-
-	memset(&gc, 0, sizeof(gc));
-	gc.rel = rel;
-	gc.horizon = gc_policy ? gc_policy->horizon(rel) : InvalidTransactionId;
-	gc.bottommost = job->bottommost;
-	gc.has_indexes = rel->rd_rel->relhasindex;
-	gc.freeze_limit = job->freeze_limit;
-	/* nothing a named snapshot may see as in progress is frozen */
-	if (TransactionIdIsValid(gc.freeze_limit) &&
-		TransactionIdPrecedes(gc.horizon, gc.freeze_limit))
-		gc.freeze_limit = gc.horizon;
-	gc.ttl_horizon = 0;		/* computed by the filter when it meets a TTL */
-	gc.oldest_xid = InvalidTransactionId;
-	gc.latest_removed = InvalidTransactionId;
-	gc.ttl_max_expired = 0;
+	history_begin(rel, job, &hist);
+	gc_context_init(&ms.gc, rel, job);
 
 	sweep_left_toast(rel, job);
 
@@ -465,119 +716,18 @@ run_job(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job)
 	kvlsm_recset_init(&set, cxt);
 	do
 	{
-		bool		any_limited = false;
 		const char *bound = NULL;
 		int			boundlen = 0;
-		int			runs[KVLSM_MAX_SST];
-		int			i,
-					j;
-		uint64		batch_bytes = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (job->may_abandon && kvlsm_am_worker && ddl_waits(rel, &last_poll))
 		{
 			MemoryContextDelete(cxt);
-			LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-			sh->stats.compactions_abandoned++;
-			LWLockRelease(&sh->lock);
-			hist.ended_at = GetCurrentTimestamp();
-			hist.abandoned = true;
-			hist.bytes_in = bytes_in;
-			hist.records_in = records_in;
-			hist.noutputs = job->noutputs;
-			kvlsm_history_add(&hist);
+			note_abandoned(&ms, &hist);
 			return false;
 		}
-		kvlsm_recset_reset(&set);
-		for (i = 0; i < job->ninputs; i++)
-		{
-			bool		limited;
-			int			before = set.n;
-
-			runs[i] = set.n;
-			if (kvlsm_sst_collect(rel, sh, &job->inputs[i], ops,
-								  start, startlen, start != NULL,
-								  bound, boundlen, BATCH_KEYS, NULL, &set,
-								  &limited) != KVLSM_SST_OK)
-				elog(ERROR, "kvlsm: SSTable %llu changed under its compaction",
-					 (unsigned long long) job->inputs[i].id);
-			if (limited && set.n > before)
-			{
-				KvlsmRecord *r = &set.recs[set.n - 1];
-
-				if (bound == NULL || ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) < 0)
-				{
-					bound = r->key;
-					boundlen = r->keylen;
-				}
-				any_limited = true;
-			}
-		}
-		kvlsm_recset_merge_runs(&set, runs, job->ninputs, ops);
-
-		for (i = 0; i < set.n; i = j)
-		{
-			KvlsmRecord *r = &set.recs[i];
-			int			k;
-			uint64		group_bytes = 0;
-			uint32		kept_n;
-			Size		kept_bytes;
-
-			if (bound && ops->cmp(r->key, r->keylen, bound, boundlen, ops->arg) > 0)
-				break;
-			for (j = i + 1; j < set.n; j++)
-				if (ops->cmp(set.recs[j].key, set.recs[j].keylen,
-							 r->key, r->keylen, ops->arg) != 0)
-					break;
-			if (j - i > keepcap)
-			{
-				keepcap = (j - i) * 2;
-				keep = repalloc(keep, sizeof(bool) * keepcap);
-			}
-			for (k = 0; k < j - i; k++)
-				keep[k] = true;
-			if (filter)
-				filter(&gc, &set.recs[i], j - i, keep);
-
-			/*
-			 * Split outputs only between keys: at the target size, or when
-			 * this key's records might not fit the output's reservation.
-			 */
-			kept_n = 0;
-			kept_bytes = 0;
-			for (k = 0; k < j - i; k++)
-				if (keep[k])
-				{
-					kept_n++;
-					kept_bytes += ENTRY_BYTES(&set.recs[i + k]);
-				}
-			if (out.b != NULL &&
-				(out.bytes >= job->target_file_bytes ||
-				 !kvlsm_sst_builder_has_room(out.b, kept_n, kept_bytes)))
-				finish_output(rel, sh, job, &out, &bytes_out);
-			for (k = 0; k < j - i; k++)
-			{
-				KvlsmRecord *x = &set.recs[i + k];
-				uint64		sz = sizeof(KvlsmRecordHeader) + x->keylen + x->vallen;
-
-				group_bytes += sz;
-				records_in++;
-				if (!keep[k])
-				{
-					dropped++;
-					continue;
-				}
-				if (out.b == NULL)
-					start_output(rel, sh, job, &out, kept_n, kept_bytes);
-				kvlsm_sst_builder_add(out.b, x->key, x->keylen, x->seq, x->flags,
-									  x->val, x->vallen);
-				out.bytes += sz;
-			}
-			batch_bytes += group_bytes;
-			job->consumed += group_bytes;
-		}
-		bytes_in += batch_bytes;
-		more = any_limited;
+		more = read_batch(&ms, &set, start, startlen, &bound, &boundlen);
+		ms.bytes_in += write_batch(&ms, &set, bound, boundlen);
 		if (more)
 		{
 			memcpy(startbuf, bound, boundlen);
@@ -585,41 +735,23 @@ run_job(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job)
 			startlen = boundlen;
 		}
 	} while (more);
-	finish_output(rel, sh, job, &out, &bytes_out);
+	finish_output(rel, sh, job, &ms.out, &ms.bytes_out);
 	MemoryContextDelete(cxt);
 
 	/* standby queries that could need what went away are cancelled first */
 	if (gc_policy)
-		gc_policy->dropped(rel, &gc);
-	install_result(rel, sh, job, bytes_in, bytes_out, gc.after_install != NULL);
+		gc_policy->dropped(rel, &ms.gc);
+	install_result(rel, sh, job, ms.bytes_in, ms.bytes_out, ms.gc.after_install != NULL);
 	/* e.g. the TOAST values of expired rows, now that the rows are gone */
-	if (gc.after_install)
+	if (ms.gc.after_install)
 	{
-		gc.after_install(&gc);
+		ms.gc.after_install(&ms.gc);
 		/* the install is durable, these deletions only once we commit */
 		kvlsm_crash_point(KVLSM_CP_COMPACTION_TOAST);
 	}
-	job->oldest_xid = gc.oldest_xid;
-	ereport(DEBUG1,
-			(errmsg_internal("kvlsm compaction of \"%s\": %d tables to L%d, %llu bytes read, %llu written in %d tables, %llu records dropped%s",
-							 RelationGetRelationName(rel), job->ninputs, job->output_level,
-							 (unsigned long long) bytes_in, (unsigned long long) bytes_out,
-							 job->noutputs, (unsigned long long) dropped,
-							 job->bottommost ? ", bottommost" : "")));
-	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-	sh->stats.compaction_bytes_read += bytes_in;
-	sh->stats.gc_records_dropped += dropped;
-	sh->stats.ttl_rows_dropped += gc.ttl_rows_dropped;
-	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
-	LWLockRelease(&sh->lock);
-	hist.ended_at = GetCurrentTimestamp();
-	hist.noutputs = job->noutputs;
-	hist.bytes_in = bytes_in;
-	hist.bytes_out = bytes_out;
-	hist.records_in = records_in;
-	hist.records_dropped = dropped;
-	kvlsm_history_add(&hist);
-	pfree(keep);
+	job->oldest_xid = ms.gc.oldest_xid;
+	note_finished(&ms, wal_before, &hist);
+	pfree(ms.keep);
 	pfree(startbuf);
 	return true;
 }

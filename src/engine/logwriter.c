@@ -13,6 +13,19 @@
  * metapage in the same record, which keeps the chain and the metapage's
  * (tail, tail_used) exact for standbys catching up.
  *
+ * write_pending() cuts the pending records into pages and writes each with
+ * one of write_span (a record larger than a page), append_to_tail (a final
+ * remainder that fits the tail page) or write_new_page (a page of the free
+ * reserve or a new one): each is one generic WAL record with the metapage,
+ * under the LSM lock in share mode, and marks its records logged the moment
+ * GenericXLogFinish returns (note_logged).
+ *
+ * Callers: lsm.c (kvlsm_log_pending_add under the LSM lock,
+ * kvlsm_log_write_full_pages at safe points, kvlsm_apply_deferred before
+ * reads), the table and index AMs (kvlsm_log_write_all, deferred puts),
+ * ddl/options.c (kvlsm_log_write_all_pending before DDL copies pages), and
+ * the transaction callbacks that kvlsm_log_init registers from _PG_init.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +43,7 @@
 #include "kvlsm/logwriter.h"
 #include "kvlsm/crashpoint.h"
 #include "kvlsm/manifest.h"
+#include "kvlsm/span.h"
 
 typedef struct PendingRef
 {
@@ -378,7 +392,7 @@ static void
 write_span(Relation rel, KvlsmShared *sh, PendingRel *pr, int idx)
 {
 	PendingRef *ref = &pr->refs[idx];
-	int			npieces = (ref->size + KVLSM_PAGE_CAPACITY - 1) / KVLSM_PAGE_CAPACITY;
+	int			npieces = kvlsm_span_npieces(ref->size);
 	char	   *rec;
 	Buffer		bufs[KVLSM_MAX_SPAN_PAGES];
 	Buffer		metabuf;
@@ -418,15 +432,13 @@ write_span(Relation rel, KvlsmShared *sh, PendingRel *pr, int idx)
 		Page		page = GenericXLogRegisterBuffer(state, bufs[i],
 													 GENERIC_XLOG_FULL_IMAGE);
 		KvlsmPageOpaque opaque;
-		uint32		piece = Min(KVLSM_PAGE_CAPACITY, ref->size - i * KVLSM_PAGE_CAPACITY);
 
 		kvlsm_page_init(page, KVLSM_PAGE_LOG, meta->active.genid);
 		opaque = KvlsmPageGetOpaque(page);
 		opaque->link = prev;
-		opaque->flags |= (i == 0) ? KVLSM_PAGE_FLAG_SPAN : KVLSM_PAGE_FLAG_CONT;
 		opaque->nitems = (i == 0) ? 1 : 0;
-		memcpy((char *) page + SizeOfPageHeaderData, rec + (Size) i * KVLSM_PAGE_CAPACITY, piece);
-		((PageHeader) page)->pd_lower = SizeOfPageHeaderData + piece;
+		kvlsm_span_mark(page, i, npieces);
+		kvlsm_span_fill(page, rec, ref->size, (Size) i * KVLSM_PAGE_CAPACITY);
 		kvlsm_page_set_crc(page);
 		prev = BufferGetBlockNumber(bufs[i]);
 	}
@@ -453,10 +465,183 @@ write_span(Relation rel, KvlsmShared *sh, PendingRel *pr, int idx)
 }
 
 /*
- * Write pending records [0, upto) of 'pr'.  With 'final' everything is
- * written and a remainder that fits the tail page is appended to it;
- * otherwise only whole pages are written.  Returns how many refs were
- * written.
+ * The pending records from 'from' on that fit one page: returns where they
+ * end, and their bytes in *used.  end == from: the record at 'from' is
+ * larger than a page.
+ */
+static int
+records_for_page(PendingRel *pr, int from, Size *used)
+{
+	int			i = from;
+
+	*used = 0;
+	while (i < pr->nrefs && *used + pr->refs[i].size <= KVLSM_PAGE_CAPACITY)
+		*used += pr->refs[i++].size;
+	return i;
+}
+
+/*
+ * Where the active chain ends: its tail page and the bytes used on it,
+ * checked against the memtable generation that holds the records.  Returns
+ * the metapage pinned, not locked; the page writers below release it.
+ */
+static Buffer
+read_chain_tail(Relation rel, KvlsmShared *sh, BlockNumber *tail, uint32 *tail_used)
+{
+	Buffer		metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
+	KvlsmMetaPageData *meta;
+
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+	*tail = meta->active.tail;
+	*tail_used = meta->active.tail_used;
+	if (meta->active.genid != sh->active.genid)
+		elog(ERROR, "kvlsm: metapage generation %llu differs from memtable generation %llu",
+			 (unsigned long long) meta->active.genid,
+			 (unsigned long long) sh->active.genid);
+	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+	return metabuf;
+}
+
+/*
+ * Append records [from, to), 'used' bytes, to the chain's tail page 'tail',
+ * in one generic WAL record with the metapage.  Releases 'metabuf' (pinned,
+ * not locked).  Returns false if someone else moved the tail meanwhile:
+ * the caller tries again.
+ */
+static bool
+append_to_tail(Relation rel, KvlsmShared *sh, PendingRel *pr, Buffer metabuf,
+			   BlockNumber tail, int from, int to, Size used)
+{
+	Buffer		tbuf = ReadBuffer(rel, tail);
+	KvlsmMetaPageData *meta;
+	GenericXLogState *state;
+	Page		tpage;
+	Page		mpage;
+	uint64		wal_before;
+
+	LockBuffer(tbuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+	if (meta->active.tail != tail ||
+		((PageHeader) BufferGetPage(tbuf))->pd_lower + used >
+		((PageHeader) BufferGetPage(tbuf))->pd_upper)
+	{
+		/* someone else moved the tail; try again */
+		LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+		UnlockReleaseBuffer(tbuf);
+		ReleaseBuffer(metabuf);
+		return false;
+	}
+	wal_before = pgWalUsage.wal_bytes;
+	state = GenericXLogStart(rel);
+	tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
+	mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	serialize(sh, pr, from, to,
+			  (char *) tpage + ((PageHeader) tpage)->pd_lower);
+	((PageHeader) tpage)->pd_lower += used;
+	KvlsmPageGetOpaque(tpage)->nitems += to - from;
+	meta = KvlsmPageGetMeta(mpage);
+	meta->active.tail_used = ((PageHeader) tpage)->pd_lower;
+	meta->log_bytes += used;
+	meta->logical_bytes += used;
+	kvlsm_page_set_crc(tpage);
+	kvlsm_page_set_crc(mpage);
+	GenericXLogFinish(state);
+	note_logged(sh, pr, from, to);
+	UnlockReleaseBuffer(tbuf);
+	UnlockReleaseBuffer(metabuf);
+	sh->stats.log_appends++;
+	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
+	return true;
+}
+
+/*
+ * Write records [from, to), 'used' bytes, on a fresh page linked after the
+ * chain's tail: a page of the free reserve, else a new page at the end of
+ * the file.  One generic WAL record, the new page as a full image, with
+ * the metapage.  Releases 'metabuf' (pinned, not locked).  Returns false
+ * if another writer took the reserved page first: the caller tries again.
+ */
+static bool
+write_new_page(Relation rel, KvlsmShared *sh, PendingRel *pr, Buffer metabuf,
+			   int from, int to, Size used)
+{
+	Buffer		nbuf;
+	KvlsmMetaPageData *meta;
+	GenericXLogState *state;
+	Page		npage;
+	Page		mpage;
+	BlockNumber reserved = InvalidBlockNumber;
+	uint64		wal_before;
+
+	/* a page of the free reserve, else a new page at the end */
+	LockBuffer(metabuf, BUFFER_LOCK_SHARE);
+	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+	if (meta->log_reserve_npages > 0)
+		reserved = meta->log_reserve_start;
+	LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+	if (reserved != InvalidBlockNumber)
+	{
+		/* pre-extended pages an OS crash lost: see kvlsm_ensure_blocks */
+		kvlsm_ensure_blocks(rel, reserved + 1);
+		nbuf = ReadBuffer(rel, reserved);
+	}
+	else
+		nbuf = kvlsm_new_page(rel);
+
+	LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
+	if (reserved != InvalidBlockNumber &&
+		(meta->log_reserve_npages == 0 || meta->log_reserve_start != reserved))
+	{
+		/* another writer took it first */
+		LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+		UnlockReleaseBuffer(nbuf);
+		ReleaseBuffer(metabuf);
+		return false;
+	}
+	wal_before = pgWalUsage.wal_bytes;
+	state = GenericXLogStart(rel);
+	npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
+	mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	meta = KvlsmPageGetMeta(mpage);
+	kvlsm_page_init(npage, KVLSM_PAGE_LOG, meta->active.genid);
+	KvlsmPageGetOpaque(npage)->link = meta->active.tail;
+	KvlsmPageGetOpaque(npage)->nitems = to - from;
+	serialize(sh, pr, from, to, (char *) npage + SizeOfPageHeaderData);
+	((PageHeader) npage)->pd_lower = SizeOfPageHeaderData + used;
+	if (meta->active.head == InvalidBlockNumber)
+		meta->active.head = BufferGetBlockNumber(nbuf);
+	meta->active.tail = BufferGetBlockNumber(nbuf);
+	meta->active.tail_used = ((PageHeader) npage)->pd_lower;
+	meta->active.npages++;
+	if (reserved != InvalidBlockNumber)
+	{
+		meta->log_reserve_start++;
+		meta->log_reserve_npages--;
+	}
+	meta->log_bytes += BLCKSZ;
+	meta->logical_bytes += used;
+	kvlsm_page_set_crc(npage);
+	kvlsm_page_set_crc(mpage);
+	GenericXLogFinish(state);
+	note_logged(sh, pr, from, to);
+	UnlockReleaseBuffer(nbuf);
+	UnlockReleaseBuffer(metabuf);
+	if (reserved == InvalidBlockNumber)
+		kvlsm_new_page_done(rel);	/* linked now: see kvlsm_new_page */
+	sh->stats.log_pages++;
+	sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
+	return true;
+}
+
+/*
+ * Write the pending records of 'pr', from the first.  With 'final'
+ * everything is written and a remainder that fits the tail page is
+ * appended to it; otherwise only whole pages are written.  Returns how
+ * many refs were written.
  */
 static int
 write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
@@ -473,20 +658,15 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 
 	while (written < pr->nrefs)
 	{
-		int			i = written;
-		Size		used = 0;
+		Size		used;
 		int			end;
 		Buffer		metabuf;
-		KvlsmMetaPageData *meta;
 		BlockNumber tail;
 		uint32		tail_used;
-		bool		fits_tail = false;
-		uint64		wal_before;
+		bool		done;
 
 		/* records for one page */
-		while (i < pr->nrefs && used + pr->refs[i].size <= KVLSM_PAGE_CAPACITY)
-			used += pr->refs[i++].size;
-		end = i;
+		end = records_for_page(pr, written, &used);
 		if (end == written)
 		{
 			/* a record larger than a page: a span of fresh pages */
@@ -500,130 +680,14 @@ write_pending(Relation rel, KvlsmShared *sh, PendingRel *pr, bool final)
 		between_pages(pr);
 
 		/* look at the tail: a final remainder may fit there */
-		metabuf = ReadBuffer(rel, KVLSM_METAPAGE_BLKNO);
-		LockBuffer(metabuf, BUFFER_LOCK_SHARE);
-		meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
-		tail = meta->active.tail;
-		tail_used = meta->active.tail_used;
-		if (meta->active.genid != sh->active.genid)
-			elog(ERROR, "kvlsm: metapage generation %llu differs from memtable generation %llu",
-				 (unsigned long long) meta->active.genid,
-				 (unsigned long long) sh->active.genid);
-		LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+		metabuf = read_chain_tail(rel, sh, &tail, &tail_used);
 		if (final && end == pr->nrefs && tail != InvalidBlockNumber &&
 			tail_used + used <= BLCKSZ - MAXALIGN(sizeof(KvlsmPageOpaqueData)))
-			fits_tail = true;
-
-		if (fits_tail)
-		{
-			Buffer		tbuf = ReadBuffer(rel, tail);
-			GenericXLogState *state;
-			Page		tpage;
-			Page		mpage;
-
-			LockBuffer(tbuf, BUFFER_LOCK_EXCLUSIVE);
-			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-			meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
-			if (meta->active.tail != tail ||
-				((PageHeader) BufferGetPage(tbuf))->pd_lower + used >
-				((PageHeader) BufferGetPage(tbuf))->pd_upper)
-			{
-				/* someone else moved the tail; try again */
-				LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
-				UnlockReleaseBuffer(tbuf);
-				ReleaseBuffer(metabuf);
-				continue;
-			}
-			wal_before = pgWalUsage.wal_bytes;
-			state = GenericXLogStart(rel);
-			tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
-			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
-			serialize(sh, pr, written, end,
-					  (char *) tpage + ((PageHeader) tpage)->pd_lower);
-			((PageHeader) tpage)->pd_lower += used;
-			KvlsmPageGetOpaque(tpage)->nitems += end - written;
-			meta = KvlsmPageGetMeta(mpage);
-			meta->active.tail_used = ((PageHeader) tpage)->pd_lower;
-			meta->log_bytes += used;
-			meta->logical_bytes += used;
-			kvlsm_page_set_crc(tpage);
-			kvlsm_page_set_crc(mpage);
-			GenericXLogFinish(state);
-			note_logged(sh, pr, written, end);
-			UnlockReleaseBuffer(tbuf);
-			UnlockReleaseBuffer(metabuf);
-			sh->stats.log_appends++;
-			sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
-		}
+			done = append_to_tail(rel, sh, pr, metabuf, tail, written, end, used);
 		else
-		{
-			Buffer		nbuf;
-			GenericXLogState *state;
-			Page		npage;
-			Page		mpage;
-			BlockNumber reserved = InvalidBlockNumber;
-
-			/* a page of the free reserve, else a new page at the end */
-			LockBuffer(metabuf, BUFFER_LOCK_SHARE);
-			meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
-			if (meta->log_reserve_npages > 0)
-				reserved = meta->log_reserve_start;
-			LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
-			if (reserved != InvalidBlockNumber)
-			{
-				/* pre-extended pages an OS crash lost: see kvlsm_ensure_blocks */
-				kvlsm_ensure_blocks(rel, reserved + 1);
-				nbuf = ReadBuffer(rel, reserved);
-			}
-			else
-				nbuf = kvlsm_new_page(rel);
-
-			LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
-			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-			meta = KvlsmPageGetMeta(BufferGetPage(metabuf));
-			if (reserved != InvalidBlockNumber &&
-				(meta->log_reserve_npages == 0 || meta->log_reserve_start != reserved))
-			{
-				/* another writer took it first */
-				LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
-				UnlockReleaseBuffer(nbuf);
-				ReleaseBuffer(metabuf);
-				continue;
-			}
-			wal_before = pgWalUsage.wal_bytes;
-			state = GenericXLogStart(rel);
-			npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
-			mpage = GenericXLogRegisterBuffer(state, metabuf, 0);
-			meta = KvlsmPageGetMeta(mpage);
-			kvlsm_page_init(npage, KVLSM_PAGE_LOG, meta->active.genid);
-			KvlsmPageGetOpaque(npage)->link = meta->active.tail;
-			KvlsmPageGetOpaque(npage)->nitems = end - written;
-			serialize(sh, pr, written, end, (char *) npage + SizeOfPageHeaderData);
-			((PageHeader) npage)->pd_lower = SizeOfPageHeaderData + used;
-			if (meta->active.head == InvalidBlockNumber)
-				meta->active.head = BufferGetBlockNumber(nbuf);
-			meta->active.tail = BufferGetBlockNumber(nbuf);
-			meta->active.tail_used = ((PageHeader) npage)->pd_lower;
-			meta->active.npages++;
-			if (reserved != InvalidBlockNumber)
-			{
-				meta->log_reserve_start++;
-				meta->log_reserve_npages--;
-			}
-			meta->log_bytes += BLCKSZ;
-			meta->logical_bytes += used;
-			kvlsm_page_set_crc(npage);
-			kvlsm_page_set_crc(mpage);
-			GenericXLogFinish(state);
-			note_logged(sh, pr, written, end);
-			UnlockReleaseBuffer(nbuf);
-			UnlockReleaseBuffer(metabuf);
-			if (reserved == InvalidBlockNumber)
-				kvlsm_new_page_done(rel);	/* linked now: see kvlsm_new_page */
-			sh->stats.log_pages++;
-			sh->stats.wal_bytes += pgWalUsage.wal_bytes - wal_before;
-		}
-
+			done = write_new_page(rel, sh, pr, metabuf, written, end, used);
+		if (!done)
+			continue;			/* another writer came first: try again */
 		written = end;
 	}
 	LWLockRelease(&sh->lock);

@@ -6,7 +6,7 @@
  *
  * The arena is shared by every kvlsm relation of the server.  A generation
  * takes chunks one at a time and bump-allocates nodes in them; when the
- * arena has no free chunk an insert fails and the caller (lsm.c) flushes to
+ * arena has no free chunk an insert fails and the caller (lsm.c, maintenance.c) flushes to
  * make room.  Shared memory is mapped at the same address in every backend
  * (all are forked from the postmaster), so nodes link with plain pointers.
  *

@@ -4,6 +4,16 @@
  *	  The engine's side of background work (see scheduler.h): the
  *	  registered scheduler, and what happens when there is none.
  *
+ * The scheduler only queues work; when to flush, when to stall a writer
+ * and how fast compactions may write are the engine's own policies
+ * (maintenance.c, ratelimit.c), which ask kvlsm_have_scheduler() whether
+ * anyone works in the background at all.
+ *
+ * Invariants: the pointer is set once per process in _PG_init, before any
+ * shared memory or relation is touched; nothing here takes a lock or
+ * writes WAL.  Callers: flush.c, maintenance.c, ratelimit.c (the engine),
+ * src/worker/worker.c (kvlsm_set_scheduler).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -17,6 +27,13 @@ void
 kvlsm_set_scheduler(const KvlsmScheduler *s)
 {
 	scheduler = s;
+}
+
+/* has the layer above registered a scheduler (false: all in the foreground) */
+bool
+kvlsm_have_scheduler(void)
+{
+	return scheduler != NULL;
 }
 
 bool
@@ -35,18 +52,4 @@ bool
 kvlsm_have_background_workers(void)
 {
 	return scheduler != NULL && scheduler->have_workers();
-}
-
-void
-kvlsm_backpressure(Relation rel, KvlsmShared *sh)
-{
-	if (scheduler != NULL)
-		scheduler->write_backpressure(rel, sh);
-}
-
-void
-kvlsm_charge_write(uint64 bytes, bool is_flush)
-{
-	if (scheduler != NULL)
-		scheduler->rate_limit(bytes, is_flush);
 }

@@ -49,6 +49,7 @@
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
 #include "kvlsm/logwriter.h"
+#include "kvlsm/maintenance.h"
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
 

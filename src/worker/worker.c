@@ -16,16 +16,16 @@
  * compaction polls LockHasWaitersRelation() and gives up (compaction.c).
  * A failed job is logged and dropped; the next write queues it again.
  *
- * Writers are slowed (kvlsm.l0_slowdown_trigger) and then stopped
- * (kvlsm.l0_stop_trigger, or a full memtable while the frozen one is still
- * being flushed, or an arena nearly full) until workers catch up, for at
- * most kvlsm.stall_timeout.
+ * This is the engine's KvlsmScheduler (scheduler.h): it only queues and
+ * runs jobs.  Writers are slowed and stopped until workers catch up by the
+ * engine's write stalls (src/engine/maintenance.c), which sleep until
+ * kvlsm_notify_progress() after each job; compactions are paced by the
+ * engine's rate limiter (src/engine/ratelimit.c).  Both keep their state
+ * in shared memory that kvlsm_workers_shmem_size/_init set up with ours.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <math.h>
 
 #include "access/relation.h"
 #include "access/xact.h"
@@ -33,7 +33,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -48,7 +47,9 @@
 
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/compaction.h"
+#include "kvlsm/maintenance.h"
 #include "kvlsm/manifest.h"
+#include "kvlsm/ratelimit.h"
 #include "kvlsm/worker.h"
 #include "kvlsm/index.h"
 #include "kvlsm/table.h"
@@ -57,8 +58,6 @@
 /* GUCs (registered in _PG_init) */
 int			kvlsm_max_workers = 2;
 int			kvlsm_flush_interval_ms = 60000;
-int			kvlsm_compaction_rate_limit_kb = 0;
-int			kvlsm_stall_timeout_ms = 60000;
 
 #define MAX_JOBS			1024
 #define MAX_WORKER_SLOTS	64
@@ -110,10 +109,6 @@ typedef struct KvlsmWorkerShared
 	DbExclusion excluded[MAX_DB_EXCLUSIONS];
 	int			launcher_pid;
 	Latch	   *launcher_latch;
-	ConditionVariable progress_cv;
-	/* rate limiter */
-	double		tokens;
-	TimestampTz refilled;
 	KvlsmJob	jobs[MAX_JOBS];
 	WorkerSlot	slots[MAX_WORKER_SLOTS];
 } KvlsmWorkerShared;
@@ -136,10 +131,19 @@ db_excluded(Oid dbid)
 	return false;
 }
 
+/*
+ * Ours, and the shared state of the engine's write stalls and rate limiter
+ * (maintenance.c, ratelimit.c), which _PG_init requests and sets up
+ * through these two calls.
+ */
 Size
 kvlsm_workers_shmem_size(void)
 {
-	return MAXALIGN(sizeof(KvlsmWorkerShared));
+	Size		size = MAXALIGN(sizeof(KvlsmWorkerShared));
+
+	size = add_size(size, kvlsm_maintenance_shmem_size());
+	size = add_size(size, kvlsm_ratelimit_shmem_size());
+	return size;
 }
 
 void
@@ -152,8 +156,9 @@ kvlsm_workers_shmem_init(void)
 	{
 		memset(ws, 0, sizeof(KvlsmWorkerShared));
 		SpinLockInit(&ws->mutex);
-		ConditionVariableInit(&ws->progress_cv);
 	}
+	kvlsm_maintenance_shmem_init();
+	kvlsm_ratelimit_shmem_init();
 }
 
 static bool
@@ -167,8 +172,6 @@ static const KvlsmScheduler worker_scheduler = {
 	.request_work = kvlsm_request_work,
 	.request_flush_node = kvlsm_request_flush_node,
 	.have_workers = have_workers,
-	.write_backpressure = kvlsm_write_backpressure,
-	.rate_limit = kvlsm_rate_limit,
 };
 
 void
@@ -189,13 +192,6 @@ kvlsm_workers_register(void)
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "kvlsm launcher");
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "kvlsm launcher");
 	RegisterBackgroundWorker(&bgw);
-}
-
-void
-kvlsm_notify_progress(void)
-{
-	if (ws != NULL)
-		ConditionVariableBroadcast(&ws->progress_cv);
 }
 
 /* ---------------------------------------------------------------------
@@ -300,177 +296,6 @@ kvlsm_request_work(Relation rel, KvlsmJobKind kind)
 		CheckRelationLockedByMe(rel, ShareLock, true))
 		return false;
 	return enqueue(MyDatabaseId, RelationGetRelid(rel), &rel->rd_node, kind);
-}
-
-/* ---------------------------------------------------------------------
- * Back-pressure
- * ---------------------------------------------------------------------
- */
-
-static bool
-must_stop(KvlsmShared *sh)
-{
-	if (sh->frozen.genid != 0 && sh->active.bytes >= (uint64) sh->memtable_size)
-		return true;
-	if ((int) sh->nl0 >= kvlsm_l0_stop_trigger)
-		return true;
-	return kvlsm_arena_free_bytes() < kvlsm_arena_total_bytes() / 16;
-}
-
-/*
- * Called at a safe point (no stripe, LSM or buffer lock held) after a
- * write that may have filled the memtable.  With workers, queue the flush
- * and, if flushes or compactions fall behind, slow down or wait: RocksDB's
- * write stall, which bounds L0 (read amplification) and memory.
- */
-void
-kvlsm_write_backpressure(Relation rel, KvlsmShared *sh)
-{
-	static int	slowdown_counter = 0;
-	TimestampTz start = 0;
-	bool		counted = false;
-
-	if (sh->flush_requested && sh->active.bytes > 0)
-	{
-		/* switch memtables now; the worker flushes what is frozen */
-		if (sh->frozen.genid == 0 && sh->active.bytes >= (uint64) sh->memtable_size)
-			kvlsm_try_freeze(rel, sh);
-
-		/*
-		 * Set before queueing: the worker's flush clears it when it starts,
-		 * and must not be able to clear it before we set it.
-		 */
-		if (!sh->job_queued)
-		{
-			sh->job_queued = true;
-			if (!kvlsm_request_work(rel, KVLSM_JOB_FLUSH))
-			{
-				sh->job_queued = false;
-				kvlsm_flush(rel, false);
-				return;
-			}
-		}
-	}
-
-	while (must_stop(sh))
-	{
-		long		waited_ms;
-
-		if (start == 0)
-			start = GetCurrentTimestamp();
-		if (!counted)
-		{
-			LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-			sh->stats.stalls++;
-			LWLockRelease(&sh->lock);
-			counted = true;
-		}
-		/* make sure the work that ends the stall is queued (queueing dedups) */
-		if ((sh->frozen.genid != 0 || sh->active.bytes > 0) &&
-			!kvlsm_request_work(rel, sh->frozen.genid != 0 ? KVLSM_JOB_FLUSH :
-								KVLSM_JOB_FLUSH_FORCE))
-		{
-			kvlsm_flush(rel, true);
-			continue;
-		}
-		if ((int) sh->nl0 >= kvlsm_l0_stop_trigger &&
-			!kvlsm_request_work(rel, KVLSM_JOB_COMPACT))
-		{
-			(void) kvlsm_compact_step(rel);
-			continue;
-		}
-		waited_ms = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
-		if (kvlsm_stall_timeout_ms > 0 && waited_ms >= kvlsm_stall_timeout_ms)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("write to kvlsm relation \"%s\" stalled for %ld ms waiting for flush or compaction",
-							RelationGetRelationName(rel), waited_ms),
-					 errdetail("L0 has %d SSTables; the memtable holds %llu bytes.",
-							   (int) sh->nl0, (unsigned long long) sh->active.bytes),
-					 errhint("Raise kvlsm.max_workers or kvlsm.compaction_rate_limit, or kvlsm.stall_timeout.")));
-		ConditionVariableTimedSleep(&ws->progress_cv, 100, PG_WAIT_EXTENSION);
-	}
-	if (counted)
-	{
-		ConditionVariableCancelSleep();
-		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		sh->stats.stall_usecs += GetCurrentTimestamp() - start;
-		LWLockRelease(&sh->lock);
-		return;
-	}
-
-	/* slowdown: a millisecond's pause every 64 writes while L0 is long */
-	if ((int) sh->nl0 >= kvlsm_l0_slowdown_trigger && (++slowdown_counter % 64) == 0)
-	{
-		LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
-		sh->stats.slowdowns++;
-		sh->stats.stall_usecs += 1000;
-		LWLockRelease(&sh->lock);
-		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1,
-						 PG_WAIT_EXTENSION);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/* ---------------------------------------------------------------------
- * Rate limiter
- * ---------------------------------------------------------------------
- */
-
-/*
- * A token bucket in bytes shared by every process: each call takes its
- * bytes; a compaction that finds the bucket in debt sleeps until the debt
- * would be repaid, a flush never waits (it only adds to the debt), so
- * flushes are served first.  The bucket holds at most 100 ms of credit.
- * Compactions pay as they build their data pages (sstable.c), so the merge
- * itself is paced.
- */
-void
-kvlsm_rate_limit(uint64 bytes, bool is_flush)
-{
-	double		rate = (double) kvlsm_compaction_rate_limit_kb * 1024.0;
-	double		debt;
-	TimestampTz now;
-
-	if (ws == NULL || rate <= 0 || bytes == 0)
-		return;
-	now = GetCurrentTimestamp();
-	SpinLockAcquire(&ws->mutex);
-	if (ws->refilled == 0)
-		ws->refilled = now;
-	ws->tokens += rate * (double) (now - ws->refilled) / 1000000.0;
-	ws->refilled = now;
-	if (ws->tokens > rate / 10.0)
-		ws->tokens = rate / 10.0;
-	ws->tokens -= (double) bytes;
-	debt = -ws->tokens;
-	SpinLockRelease(&ws->mutex);
-
-	if (is_flush || debt <= 0)
-		return;
-	{
-		long		ms = (long) ceil(debt * 1000.0 / rate);
-		TimestampTz until = TimestampTzPlusMilliseconds(now, ms);
-
-		for (;;)
-		{
-			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-
-			/* a worker sees a new limit during a long compaction */
-			if (kvlsm_am_worker && ConfigReloadPending)
-			{
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-			}
-			if (left <= 0 || kvlsm_compaction_rate_limit_kb <= 0)
-				break;
-			left = Min(left, 1000);
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 left, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
 }
 
 /* ---------------------------------------------------------------------
@@ -678,7 +503,7 @@ worker_exit(int code, Datum arg)
 	if (ws->launcher_latch)
 		SetLatch(ws->launcher_latch);
 	SpinLockRelease(&ws->mutex);
-	ConditionVariableBroadcast(&ws->progress_cv);
+	kvlsm_notify_progress();
 }
 
 /* take the next job of this database, flushes first */
@@ -732,7 +557,7 @@ finish_job(bool failed)
 	ws->slots[my_slot].compacting = false;
 	ws->slots[my_slot].jobs_done++;
 	SpinLockRelease(&ws->mutex);
-	ConditionVariableBroadcast(&ws->progress_cv);
+	kvlsm_notify_progress();
 }
 
 static bool

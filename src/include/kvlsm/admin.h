@@ -2,7 +2,7 @@
  *
  * admin.h
  *	  The SQL-callable administration functions: layout and statistics
- *	  (src/admin/admin.c), verification and repair (src/admin/verify.c),
+ *	  (src/admin/admin.c), verification (src/admin/verify.c) and repair (src/admin/repair.c),
  *	  SSTable dumps and key histories (src/admin/inspect.c).  This header
  *	  holds what they share.
  *

@@ -3,7 +3,8 @@
  * compaction.h
  *	  Compaction of one LSM: picking inputs (leveled or tiered), merging
  *	  them with garbage collection, and installing the result.  Owned by
- *	  src/engine/compaction.c.
+ *	  src/engine/compaction.c (the executor) and src/engine/compaction_pick.c
+ *	  (the picker); compaction_pick.h is the contract between the two.
  *
  * Which versions may be dropped is decided by the layer that gives
  * records their meaning (table rows, index entries): it registers a
@@ -73,11 +74,6 @@ typedef struct KvlsmGcPolicy
 	 */
 	void		(*dropped) (Relation rel, const KvlsmGcContext *ctx);
 } KvlsmGcPolicy;
-/* GUCs read by the compaction picker */
-extern int	kvlsm_l0_compaction_trigger;
-extern int	kvlsm_level_fanout;
-
-extern void kvlsm_set_gc_policy(const KvlsmGcPolicy *policy);
 
 /*
  * Deletes the TOAST values of a table that no record refers to any more
@@ -86,10 +82,14 @@ extern void kvlsm_set_gc_policy(const KvlsmGcPolicy *policy);
  * it had to skip values that another transaction is deleting.
  */
 typedef bool (*KvlsmToastSweeper) (Relation rel);
-extern void kvlsm_set_toast_sweeper(KvlsmToastSweeper sweeper);
 
-/* cheap test on the shared manifest copy: is any compaction due? */
-extern bool kvlsm_compaction_needed(KvlsmShared *sh);
+/* GUCs read by the compaction picker (defined in compaction_pick.c) */
+extern int	kvlsm_l0_compaction_trigger;
+extern int	kvlsm_level_fanout;
+
+/* compaction.c */
+extern void kvlsm_set_gc_policy(const KvlsmGcPolicy *policy);
+extern void kvlsm_set_toast_sweeper(KvlsmToastSweeper sweeper);
 /* pick and run one compaction; false if none was due or possible */
 extern bool kvlsm_compact_step(Relation rel);
 /* merge every table into the deepest level, key range [lower, upper] */
@@ -101,6 +101,10 @@ extern void kvlsm_compact_range(Relation rel, const char *lower, int lowerlen,
  * (InvalidTransactionId: none), which is what relfrozenxid may become.
  */
 extern TransactionId kvlsm_compact_freeze(Relation rel, TransactionId freeze_limit);
+
+/* compaction_pick.c */
+/* cheap test on the shared manifest copy: is any compaction due? */
+extern bool kvlsm_compaction_needed(KvlsmShared *sh);
 /* target size of a level, for layout inspection */
 extern uint64 kvlsm_level_target_bytes(int64 memtable_size, int level);
 

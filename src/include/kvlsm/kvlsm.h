@@ -22,7 +22,4 @@
 #include "kvlsm/compaction.h"
 #include "kvlsm/worker.h"
 
-/* the schema of the kvlsm extension in this database (InvalidOid: none) */
-extern Oid	kvlsm_extension_schema(void);
-
 #endif							/* KVLSM_KVLSM_H */

@@ -44,6 +44,7 @@ typedef struct KvlsmDeferredPut
 /* deferred puts of one relation go in together once this many wait */
 #define KVLSM_DEFER_BATCH	256
 
+/* logwriter.c */
 extern void kvlsm_log_init(void);
 extern void kvlsm_log_pending_add(Relation rel, KvlsmShared *sh,
 								  const KvlsmKeyOps *ops, KvlsmSkipNode *node,
@@ -52,15 +53,9 @@ extern bool kvlsm_defer_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *op
 							const char *key, int keylen, uint16 flags);
 extern void kvlsm_apply_deferred(Relation rel, KvlsmShared *sh);
 extern void kvlsm_apply_all_deferred(void);
-extern int	kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
-							   KvlsmDeferredPut *puts, int n);
 extern void kvlsm_log_write_full_pages(Relation rel, KvlsmShared *sh);
 extern void kvlsm_log_write_all(Relation rel, KvlsmShared *sh);
 extern bool kvlsm_log_has_pending(void);
 extern void kvlsm_log_write_all_pending(void);
-
-/* lsm.c helpers used by the log writer */
-extern Buffer kvlsm_new_page(Relation rel);
-extern void kvlsm_new_page_done(Relation rel);
 
 #endif							/* KVLSM_LOGWRITER_H */

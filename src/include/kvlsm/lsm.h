@@ -1,10 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * lsm.h
- *	  One LSM tree stored in one relation: the shared registry of attached
- *	  LSMs, record writes, reads that merge memtables and SSTables, flush
- *	  and the manifest.  Owned by src/engine/lsm.c; the log writer
- *	  (logwriter.c) and SSTables (sstable.c) are its parts.
+ *	  One LSM tree stored in one relation: its shared state, record writes,
+ *	  reads that merge memtables and SSTables, flush and the metapage's
+ *	  counters and options.  The engine's files, one idea each:
+ *
+ *	  registry.c	the shared registry of attached LSMs, attach, manifest
+ *					caches (registry.h)
+ *	  release.c		release of dropped relations' shared state (registry.h)
+ *	  logreader.c	catching the memtable up from log pages (logreader.h)
+ *	  lsm.c			writes: a record into the memtable and the pending log
+ *	  recordset.c	record sets copied out of the engine, merged by key
+ *	  read.c		merged reads of memtables and SSTables
+ *	  flush.c		freezing the memtable and flushing it to level 0
+ *	  meta.c		metapage edits: durable counters, options
+ *	  manifest.c	the manifest: read, install (manifest.h)
+ *	  extents.c		free extents and file space (extents.h)
+ *	  reclaim.c		space given back: free tail, leaked pages (extents.h)
+ *
+ *	  The log writer (logwriter.c) and SSTables (sstable.c) are its parts.
  *
  * The engine knows keys only as bytes ordered by a comparator and values as
  * bytes; the table and index AMs give them meaning.
@@ -147,67 +161,57 @@ typedef struct KvlsmKeyOps
 	KvlsmKeyBloomHash bloom_hash;
 } KvlsmKeyOps;
 
-extern KvlsmKeyOps kvlsm_bytewise_keyops;
+/* logwriter.h: a put this backend keeps until it goes into the memtable */
+struct KvlsmDeferredPut;
 
 /* the layer above says how a relation's keys are ordered */
 typedef const KvlsmKeyOps *(*KvlsmKeyOpsProvider) (Relation rel);
+
+/* argument of kvlsm_record_cmp */
+typedef struct KvlsmSortArg
+{
+	const KvlsmKeyOps *ops;
+} KvlsmSortArg;
+
+/*
+ * Change the metapage under a generic WAL record (kvlsm_edit_metapage):
+ * the function edits the copy in place.
+ */
+typedef void (*KvlsmMetaEditFn) (KvlsmMetaPageData *meta, void *arg);
+
+/* lsm.c */
+extern KvlsmKeyOps kvlsm_bytewise_keyops;
 extern void kvlsm_set_keyops_provider(KvlsmKeyOpsProvider provider);
 extern const KvlsmKeyOps *kvlsm_keyops(Relation rel);
-
-/* GUCs read by the registry, writes and flushes (lsm.c) */
-extern int	kvlsm_max_relations;	/* LSMs that may be attached at once */
-extern int	kvlsm_bloom_bits_per_key;
-extern int	kvlsm_l0_slowdown_trigger;
-extern int	kvlsm_l0_stop_trigger;
-/* this process does background work (set by the worker layer) */
-extern bool kvlsm_am_worker;
-
-/* shared memory */
-extern Size kvlsm_lsm_shmem_size(void);
-extern void kvlsm_lsm_shmem_init(void);
-extern void kvlsm_lsm_request_locks(void);
-
-/* attach; returns the shared entry, loaded and caught up */
-extern KvlsmShared *kvlsm_attach(Relation rel);
-extern void kvlsm_forget(Relation rel);
-extern void kvlsm_lsm_init(void);
-extern void kvlsm_schedule_release(Relation rel, const RelFileNode *node,
-								   bool on_commit);
-extern void kvlsm_release_shared(const KvlsmLsmTag *tag);
-extern void kvlsm_release_database(Oid dbid);
-extern void kvlsm_note_temp_relation(void);
-extern int64 kvlsm_attached_count(void);
-extern KvlsmShared *kvlsm_lookup_shared(const KvlsmLsmTag *tag);
-
-/* allocation of row ids (table AM) */
-extern uint64 kvlsm_alloc_rowids(Relation rel, KvlsmShared *sh, uint64 n);
-
-/* writes */
 extern uint64 kvlsm_put(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 						const char *key, int keylen, uint16 flags,
 						const char *val, int vallen);
+/* deferred puts (logwriter.c's KvlsmDeferredPut) into the memtable */
+extern int	kvlsm_put_deferred(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
+							   struct KvlsmDeferredPut *puts, int n);
 extern void kvlsm_mark_aborted_node(KvlsmSkipNode *node);
-extern void kvlsm_maybe_flush(Relation rel, KvlsmShared *sh);
-extern void kvlsm_foreach_lsm(void (*fn) (KvlsmShared *sh, void *arg), void *arg);
-extern void kvlsm_flush(Relation rel, bool force);
-extern void kvlsm_flush_all(Relation rel);
-extern void kvlsm_try_freeze(Relation rel, KvlsmShared *sh);
 
-/* reads */
+/* recordset.c */
 extern void kvlsm_recset_init(KvlsmRecordSet *set, MemoryContext cxt);
 extern void kvlsm_recset_reset(KvlsmRecordSet *set);
 extern void kvlsm_recset_add(KvlsmRecordSet *set, const char *key, int keylen,
 							 uint64 seq, uint16 flags, const char *val,
 							 int vallen, uint8 hint, bool in_memtable);
+/* (key asc, seq desc) order of KvlsmRecords; arg is a KvlsmSortArg */
+extern int	kvlsm_record_cmp(const void *a, const void *b, void *arg);
+extern void kvlsm_recset_merge_runs(KvlsmRecordSet *set, const int *runs, int nruns,
+									const KvlsmKeyOps *ops);
+
+/* read.c */
 extern bool kvlsm_collect(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 						  const char *start, int startlen, bool start_exclusive,
 						  const char *end, int endlen,
 						  int maxkeys, const uint64 *bloom_hash,
 						  KvlsmRecordSet *out);
+extern void kvlsm_collect_abort(void);
 extern bool kvlsm_pivot_below(Relation rel, KvlsmShared *sh, const KvlsmKeyOps *ops,
 							  const char *key, int keylen, int back,
 							  char *out, int *outlen);
-extern uint64 kvlsm_key_hash(const char *key, int keylen);
 extern void kvlsm_memtable_range(KvlsmShared *sh, const KvlsmKeyOps *ops,
 								 const char *start, int startlen,
 								 const char *end, int endlen,
@@ -220,18 +224,29 @@ extern bool kvlsm_memtable_records(KvlsmShared *sh, const KvlsmKeyOps *ops,
 extern void kvlsm_set_hint(KvlsmShared *sh, const KvlsmKeyOps *ops,
 						   const char *key, int keylen, uint64 seq, uint8 hint);
 
+/* flush.c */
+/* this process does background work (set by the worker layer) */
+extern bool kvlsm_am_worker;
+extern void kvlsm_try_freeze(Relation rel, KvlsmShared *sh);
+extern void kvlsm_flush(Relation rel, bool force);
+extern void kvlsm_flush_all(Relation rel);
+
+/* meta.c */
+extern int	kvlsm_bloom_bits_per_key;
+extern void kvlsm_edit_metapage(Relation rel, KvlsmMetaEditFn fn, void *arg);
+/* allocation of row ids (table AM) and sequence numbers */
+extern uint64 kvlsm_alloc_rowids(Relation rel, KvlsmShared *sh, uint64 n);
+extern uint64 kvlsm_next_seq(Relation rel, KvlsmShared *sh);
+extern uint64 kvlsm_reserve_sstid(Relation rel);
 /* options kept in the metapage */
+extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
 extern void kvlsm_store_options(Relation rel, int32 compression,
 								int64 memtable_size, int32 compaction_style);
 extern void kvlsm_store_ttl(Relation rel, int64 ttl_usecs);
 extern void kvlsm_store_bloom_bits(Relation rel, int32 option);
-
-/* the manifest cache: copies in backend memory */
-extern KvlsmSstDesc *kvlsm_copy_ssts(KvlsmShared *sh, int *nsst);
-extern KvlsmSstDesc *kvlsm_shared_ssts(KvlsmShared *sh);
-
-/* layout inspection (admin) */
-extern KvlsmSstDesc *kvlsm_snapshot_state(Relation rel, KvlsmShared *copy);
 extern void kvlsm_reset_counters(Relation rel);
+
+/* the registry of attached LSMs; its includers expect it here */
+#include "kvlsm/registry.h"
 
 #endif							/* KVLSM_LSM_H */

@@ -2,10 +2,11 @@
  *
  * manifest.h
  *	  Editing the manifest of one LSM: a private copy of the live SSTables
- *	  and free extents, placing new SSTables in free extents or at the end
- *	  of the file, and installing the copy atomically with the metapage.
- *	  Owned by src/engine/lsm.c; used by flush (lsm.c) and compaction
- *	  (compaction.c).
+ *	  and free extents, read from the pages and installed atomically with
+ *	  the metapage.  Owned by src/engine/manifest.c; placing new SSTables in
+ *	  free extents or at the end of the file is extents.c's (extents.h,
+ *	  included at the end).  Used by flush (flush.c), compaction
+ *	  (compaction.c), shrink (reclaim.c) and repair (verify.c).
  *
  * Every edit happens under the flush lock (heavyweight page lock on the
  * metapage): read the current manifest, change the copy, install it.  A
@@ -23,20 +24,6 @@
 
 #include "kvlsm/lsm.h"
 #include "kvlsm/sstable.h"
-
-/* largest pre-extension of the file, in pages (16 MB) */
-#define KVLSM_EXTEND_MAX 2048
-
-/* largest extent reserved for a compaction output (twice the largest output) */
-#define KVLSM_MAX_RESERVE_PAGES ((uint32) ((uint64) 512 * 1024 * 1024 / BLCKSZ))
-
-/*
- * How far past the end of the file a free extent or a reservation may lie:
- * the pages a file is extended by without WAL (pre-extension, and
- * reservations for compaction outputs, whose unused rest is freed) are not
- * there after an operating system crash or on a promoted standby.
- */
-#define KVLSM_MAX_UNLOGGED_GAP (2 * KVLSM_EXTEND_MAX + KVLSM_MAX_RESERVE_PAGES)
 
 /*
  * Manifest entries a flush leaves free for compaction outputs (a
@@ -88,40 +75,24 @@ typedef struct KvlsmInstallArg
 	Size		stream_len;
 } KvlsmInstallArg;
 
-typedef struct KvlsmSortArg
-{
-	const KvlsmKeyOps *ops;
-} KvlsmSortArg;
-
-/* (key asc, seq desc) order of KvlsmRecords; arg is a KvlsmSortArg */
-extern int	kvlsm_record_cmp(const void *a, const void *b, void *arg);
-extern void kvlsm_recset_merge_runs(KvlsmRecordSet *set, const int *runs, int nruns,
-									const KvlsmKeyOps *ops);
-
-extern void kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta,
-								KvlsmManifestCopy *mc);
+/* manifest.c */
 extern char *kvlsm_manifest_try_read(Relation rel, BlockNumber slot,
 									 KvlsmManifestCopy *mc, BlockNumber *blkno);
-extern void kvlsm_manifest_give_extent(KvlsmManifestCopy *mc, BlockNumber start,
-									   uint32 npages);
-extern void kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b,
-										 uint32 npages, KvlsmManifestCopy *mc,
-										 KvlsmSstDesc *desc);
-extern BlockNumber kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc,
-												 uint32 npages);
-extern void kvlsm_ensure_blocks(Relation rel, BlockNumber upto);
-extern BlockNumber kvlsm_shrink(Relation rel);
-extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,
-											KvlsmManifestCopy *mc,
-											KvlsmInstallArg *ia);
-extern bool kvlsm_manifest_drop_stale(KvlsmShared *sh, KvlsmManifestCopy *mc);
+extern void kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta,
+								KvlsmManifestCopy *mc);
+extern void kvlsm_manifest_load(Relation rel, KvlsmShared *sh,
+								const KvlsmMetaPageData *meta);
+extern bool kvlsm_manifest_fits_in_place(Relation rel, KvlsmManifestCopy *mc,
+										 BlockNumber below);
 extern void kvlsm_manifest_prepare(Relation rel, KvlsmManifestCopy *mc,
 								   KvlsmInstallArg *ia);
 extern void kvlsm_manifest_install(Relation rel, KvlsmShared *sh,
 								   KvlsmManifestCopy *mc, KvlsmInstallArg *ia);
+extern bool kvlsm_manifest_drop_stale(KvlsmShared *sh, KvlsmManifestCopy *mc);
 extern void kvlsm_manifest_install_repaired(Relation rel, KvlsmManifestCopy *mc,
 											KvlsmInstallArg *ia);
-extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
-extern uint64 kvlsm_reserve_sstid(Relation rel);
+
+/* free extents and file space; its includers expect them here */
+#include "kvlsm/extents.h"
 
 #endif							/* KVLSM_MANIFEST_H */

@@ -61,7 +61,8 @@
  * 'link' for the chain, so there only the flags mark a span: its first page
  * holds the record's first piece with nitems = 1, each continuation page
  * the next piece with nitems = 0.  Every page of a span is written in one
- * generic WAL record, so a span is never seen in part.
+ * generic WAL record, so a span is never seen in part.  span.h has the
+ * functions that cut and join pieces, for every page kind.
  */
 #define KVLSM_PAGE_FLAG_SPAN	0x0002	/* first page of a multi-page span */
 #define KVLSM_PAGE_FLAG_CONT	0x0004	/* a later page of a span */

@@ -8,6 +8,11 @@
  *	  the foreground, no writer is slowed and nothing is rate limited.
  *	  Owned by src/engine/scheduler.c.
  *
+ * The scheduler only runs jobs.  Flush triggers, write stalls and the
+ * rate limiter are the engine's policies (maintenance.h, ratelimit.h,
+ * included below so that the engine's writers find kvlsm_backpressure()
+ * and kvlsm_charge_write() here as before).
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef KVLSM_SCHEDULER_H
@@ -18,6 +23,8 @@
 #include "utils/rel.h"
 
 #include "kvlsm/lsm.h"
+#include "kvlsm/maintenance.h"
+#include "kvlsm/ratelimit.h"
 
 typedef enum KvlsmJobKind
 {
@@ -34,18 +41,13 @@ typedef struct KvlsmScheduler
 	bool		(*request_flush_node) (const KvlsmLsmTag *tag);
 	/* are there background workers (which serve every database)? */
 	bool		(*have_workers) (void);
-	/* slow or stop a writer while background work falls behind */
-	void		(*write_backpressure) (Relation rel, KvlsmShared *sh);
-	/* charge bytes a flush or compaction wrote to the rate limiter */
-	void		(*rate_limit) (uint64 bytes, bool is_flush);
 } KvlsmScheduler;
 
 /* scheduler.c */
 extern void kvlsm_set_scheduler(const KvlsmScheduler *scheduler);
+extern bool kvlsm_have_scheduler(void);
 extern bool kvlsm_schedule_work(Relation rel, KvlsmJobKind kind);
 extern bool kvlsm_schedule_flush_node(const KvlsmLsmTag *tag);
 extern bool kvlsm_have_background_workers(void);
-extern void kvlsm_backpressure(Relation rel, KvlsmShared *sh);
-extern void kvlsm_charge_write(uint64 bytes, bool is_flush);
 
 #endif							/* KVLSM_SCHEDULER_H */

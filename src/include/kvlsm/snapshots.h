@@ -4,7 +4,9 @@
  *	  Named snapshots and time-travel reads of kvlsm tables: the catalog
  *	  (an extension table), the horizon they pin for garbage collection,
  *	  and the snapshot that replaces a transaction's own in scans of kvlsm
- *	  tables while one is in use.  Owned by src/table/snapshots.c.
+ *	  tables while one is in use.  Owned by src/table/snapshots.c and the
+ *	  src/table/snapshot_*.c files it lists; what those files share among
+ *	  themselves is in src/table/snapshot_internal.h.
  *
  * A named snapshot is a durable copy of an MVCC snapshot: xmin, xmax and
  * every transaction that was in progress for it, subtransactions included
@@ -26,11 +28,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+/* snapshots.c */
+extern void kvlsm_snapshots_init(void);
+
+/* snapshot_catalog.c */
 extern int	kvlsm_snapshot_max_age;
 
+/* snapshot_pins.c */
 extern Size kvlsm_snapshots_shmem_size(void);
 extern void kvlsm_snapshots_shmem_init(void);
-extern void kvlsm_snapshots_init(void);
 extern void kvlsm_snapshots_forget_database(Oid dbid);
 
 /*
@@ -46,20 +52,13 @@ extern bool kvlsm_xid_removable(GlobalVisState *vis, TransactionId xid);
 extern TransactionId kvlsm_gc_horizon(Relation rel);
 
 /*
- * The snapshot a scan of a kvlsm table uses: the named snapshot in use in
- * this transaction in place of an MVCC snapshot, else the one given.
- */
-extern Snapshot kvlsm_scan_snapshot(Relation rel, Snapshot snapshot);
-
-/* the time TTL is judged at under this snapshot, or 0 if not a named one */
-extern TimestampTz kvlsm_snapshot_ttl_time(Snapshot snapshot);
-
-/*
  * May this transaction delete a kvlsm row version's TOAST values now (no
  * named snapshot exists), or must it leave them to compaction?  Records
- * the transaction for snapshot creators (snapshots.c).
+ * the transaction for snapshot creators (snapshot_catalog.c).
  */
 extern bool kvlsm_toast_delete_now(void);
+
+/* snapshot_clock.c */
 
 /*
  * Time and xids, for TTL (judged by time) against standby conflicts and
@@ -70,6 +69,17 @@ extern TransactionId kvlsm_xid_at_time(TimestampTz t);
 extern TimestampTz kvlsm_time_before_xid(TransactionId xid);
 extern TransactionId kvlsm_conflict_xid(TransactionId latest_removed,
 										TimestampTz ttl_max_expired);
+
+/* snapshot_timetravel.c */
+
+/*
+ * The snapshot a scan of a kvlsm table uses: the named snapshot in use in
+ * this transaction in place of an MVCC snapshot, else the one given.
+ */
+extern Snapshot kvlsm_scan_snapshot(Relation rel, Snapshot snapshot);
+
+/* the time TTL is judged at under this snapshot, or 0 if not a named one */
+extern TimestampTz kvlsm_snapshot_ttl_time(Snapshot snapshot);
 
 /* is a named snapshot in use in this transaction? */
 extern bool kvlsm_time_travel_active(void);

@@ -2,9 +2,11 @@
  *
  * table.h
  *	  The kvlsm table access method: row ids and TIDs, the MVCC records a
- *	  row's history is made of, and their visibility.  Owned by
- *	  src/table/tableam.c (AM callbacks), src/table/visibility.c and
- *	  src/table/toast.c (the sweep of left-behind TOAST values).
+ *	  row's history is made of, and their visibility.  Owned by the files
+ *	  of src/table/: tableam.c (the TableAmRoutine), visibility.c, toast.c
+ *	  (the sweep of left-behind TOAST values), modify.c (the row stripe
+ *	  locks), scan.c (full passes) and retained.c; what those files share
+ *	  among themselves only is in kvlsm/table_internal.h.
  *
  * A row version is identified by a 48-bit row id that is never reused; its
  * TID is (rowid / KVLSM_ROWS_PER_BLOCK, rowid % KVLSM_ROWS_PER_BLOCK + 1).
@@ -169,13 +171,22 @@ extern void kvlsm_table_gc(struct KvlsmGcContext *ctx,
 						   KvlsmRecord *recs, int n, bool *keep);
 
 /* tableam.c */
+extern bool kvlsm_is_kvlsm_relation(Relation rel);
+
+/* modify.c: the row stripe locks (a named LWLock tranche) */
 extern void kvlsm_table_request_locks(void);
 extern void kvlsm_table_shmem_init(void);
-extern bool kvlsm_is_kvlsm_relation(Relation rel);
+
+/* scan.c: a full pass over every record of a table */
 typedef void (*KvlsmRecordBatchFn) (KvlsmRecord *recs, int n, void *arg);
 extern void kvlsm_table_each_batch(Relation rel, KvlsmRecordBatchFn fn, void *arg);
+
+/* retained.c: row versions only named snapshots keep */
 extern void kvlsm_table_retained(Relation rel, Snapshot named, uint64 *versions,
 								 uint64 *bytes);
+
+/* extension.c: the extension's schema in this database (InvalidOid: none) */
+extern Oid	kvlsm_extension_schema(void);
 
 /* toast.c: TOAST values an interrupted compaction left behind */
 extern bool kvlsm_toast_sweep(Relation rel);

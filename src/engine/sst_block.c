@@ -1,0 +1,210 @@
+/*-------------------------------------------------------------------------
+ *
+ * sst_block.c
+ *	  The one decoder of SSTable data blocks: from the pages a block is
+ *	  stored on to its payload (pieces of a span joined, lz4 undone), and
+ *	  from the payload to its entries.  See sst_block.h for the format.
+ *
+ * Every check of stored bytes returns a status instead of raising an
+ * error, so that one decoder serves both the readers (sst_reader.c), which
+ * raise ERRCODE_DATA_CORRUPTED errors, and the walker of kvlsm_verify,
+ * kvlsm_repair and kvlsm_sstable_dump (sst_walk.c), which reports every
+ * problem and goes on.  Pages come through the caller's KvlsmSstPageRead,
+ * which copies them out of shared buffers; nothing here holds a lock,
+ * writes WAL or allocates more than a span's scratch buffer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <lz4.h>
+
+#include "kvlsm/span.h"
+#include "kvlsm/sst_block.h"
+
+/*
+ * Begin decoding the data block whose first page, block 'blkno', the
+ * caller has copied to 'page': take the block's description from the
+ * page's trailer.  KVLSM_DATA_BLOCK_MID_SPAN when the page is a later
+ * piece of a span rather than the start of a block.
+ */
+KvlsmDataBlockStatus
+kvlsm_data_block_start(KvlsmDataBlock *block, BlockNumber blkno,
+					   const char *page)
+{
+	KvlsmPageOpaque opaque = KvlsmPageGetOpaque((Page) page);
+
+	memset(block, 0, sizeof(*block));
+	block->blkno = blkno;
+	block->flags = opaque->flags;
+	block->link = opaque->link;
+	block->nitems = opaque->nitems;
+	block->datalen = opaque->datalen;
+	block->npages = 1;
+	if (block->flags & KVLSM_PAGE_FLAG_CONT)
+		return KVLSM_DATA_BLOCK_MID_SPAN;
+	return KVLSM_DATA_BLOCK_OK;
+}
+
+/*
+ * Read the pieces of a span that follow its first page, blocks
+ * first+1 .. first+npieces-1, appending them to 'dst' after the 'len'
+ * bytes already there; *len becomes the stored length.
+ */
+static KvlsmDataBlockStatus
+join_span(KvlsmDataBlock *block, uint32 npieces, char *pagebuf,
+		  KvlsmSstPageRead read_page, void *read_arg, char *dst, uint32 *len)
+{
+	uint32		i;
+	Size		joined = *len;
+
+	for (i = 1; i < npieces; i++)
+	{
+		KvlsmPageOpaque opaque;
+
+		if (!read_page(read_arg, block->blkno + i, pagebuf))
+			return KVLSM_DATA_BLOCK_UNREADABLE;
+		opaque = KvlsmPageGetOpaque((Page) pagebuf);
+		if (!(opaque->flags & KVLSM_PAGE_FLAG_CONT) || opaque->link != i ||
+			!kvlsm_span_append((Page) pagebuf, dst, &joined, KVLSM_MAX_PAYLOAD))
+		{
+			block->bad_blkno = block->blkno + i;
+			block->bad_piece = i;
+			return KVLSM_DATA_BLOCK_BAD_PIECE;
+		}
+		*len = joined;
+	}
+	return KVLSM_DATA_BLOCK_OK;
+}
+
+/*
+ * The payload from its stored bytes: decompressed into 'target', or, when
+ * stored raw, where it lies.
+ */
+static KvlsmDataBlockStatus
+unpack_payload(KvlsmDataBlock *block, char *stored, uint32 storedlen,
+			   char *target)
+{
+	if (block->datalen > KVLSM_MAX_PAYLOAD)
+		return KVLSM_DATA_BLOCK_TOO_LONG;
+	if (block->flags & KVLSM_PAGE_FLAG_LZ4)
+	{
+		int			dlen;
+
+		dlen = LZ4_decompress_safe(stored, target, storedlen, KVLSM_MAX_PAYLOAD);
+		if (dlen < 0 || (uint32) dlen != block->datalen)
+			return KVLSM_DATA_BLOCK_BAD_LZ4;
+		block->data = target;
+	}
+	else
+	{
+		if (block->datalen > storedlen)
+			return KVLSM_DATA_BLOCK_SHORT;
+		block->data = stored;
+	}
+	return KVLSM_DATA_BLOCK_OK;
+}
+
+/*
+ * Read the rest of a block begun by kvlsm_data_block_start: join the
+ * pieces of a span (its first page is data page 'pageno' of 'ndata'),
+ * check the lengths and decompress.  'pagebuf' still holds the first page
+ * and is reused for the later pieces.  'target' (KVLSM_MAX_PAYLOAD bytes)
+ * takes a decompressed payload, and the joined pieces of a raw span;
+ * 'spanbuf' (as large, or NULL to allocate one here) the joined pieces of
+ * an lz4 span.  A raw single page's payload stays in 'pagebuf'.  On
+ * KVLSM_DATA_BLOCK_OK block->data is the payload.
+ */
+KvlsmDataBlockStatus
+kvlsm_data_block_read(KvlsmDataBlock *block, uint32 pageno, uint32 ndata,
+					  char *pagebuf, KvlsmSstPageRead read_page,
+					  void *read_arg, char *target, char *spanbuf)
+{
+	char	   *stored = pagebuf + SizeOfPageHeaderData;
+	uint32		storedlen = ((PageHeader) pagebuf)->pd_lower - SizeOfPageHeaderData;
+	bool		own_spanbuf = false;
+	KvlsmDataBlockStatus status = KVLSM_DATA_BLOCK_OK;
+
+	if (block->flags & KVLSM_PAGE_FLAG_SPAN)
+	{
+		uint32		npieces = block->link;
+		char	   *joined;
+
+		if (npieces < 2 || npieces > KVLSM_MAX_PAYLOAD / KVLSM_PAGE_CAPACITY ||
+			pageno + npieces > ndata)
+			return KVLSM_DATA_BLOCK_BAD_SPAN;
+		block->npages = npieces;
+		/* raw pieces go straight to the target; lz4 ones via a buffer */
+		if (block->flags & KVLSM_PAGE_FLAG_LZ4)
+		{
+			if (spanbuf == NULL)
+			{
+				spanbuf = palloc(KVLSM_MAX_PAYLOAD);
+				own_spanbuf = true;
+			}
+			joined = spanbuf;
+		}
+		else
+			joined = target;
+		memcpy(joined, stored, storedlen);
+		status = join_span(block, npieces, pagebuf, read_page, read_arg,
+						   joined, &storedlen);
+		stored = joined;
+	}
+	if (status == KVLSM_DATA_BLOCK_OK)
+		status = unpack_payload(block, stored, storedlen, target);
+	if (own_spanbuf)
+		pfree(spanbuf);
+	return status;
+}
+
+/*
+ * Iterate over the entries of a block read by kvlsm_data_block_read,
+ * rebuilding each whole key in 'keybuf' (KVLSM_MAX_KEY_SIZE bytes).  With
+ * 'check_prefixes' an entry that shares more bytes than the previous key
+ * has (the first: any) has bad lengths.
+ */
+void
+kvlsm_data_block_iter_init(KvlsmDataBlockIter *it,
+						   const KvlsmDataBlock *block,
+						   char *keybuf, bool check_prefixes)
+{
+	memset(it, 0, sizeof(*it));
+	it->data = block->data;
+	it->datalen = block->datalen;
+	it->nitems = block->nitems;
+	it->check_prefixes = check_prefixes;
+	it->key = keybuf;
+}
+
+/*
+ * Decode the next entry, every length checked against the payload.
+ * KVLSM_ENTRY_OK: it->key, keylen, eh and val describe it.  Otherwise
+ * it->entryno is the entry at fault (or, at the end, the last one).
+ */
+KvlsmEntryStatus
+kvlsm_data_block_next(KvlsmDataBlockIter *it)
+{
+	const char *p;
+	int			keylen;
+
+	if (it->next >= it->nitems)
+		return KVLSM_ENTRY_END;
+	it->entryno = it->next;
+	if (it->off + KVLSM_ENTRY_HEADER_SIZE > it->datalen)
+		return KVLSM_ENTRY_PAST_END;
+	p = it->data + it->off;
+	kvlsm_entry_header_decode(p, &it->eh);
+	keylen = it->eh.shared + it->eh.unshared;
+	if (keylen > KVLSM_MAX_KEY_SIZE ||
+		(it->check_prefixes && it->eh.shared > it->keylen) ||
+		(uint64) it->off + KVLSM_ENTRY_HEADER_SIZE + it->eh.unshared +
+		it->eh.vallen > it->datalen)
+		return KVLSM_ENTRY_BAD_LENGTHS;
+	memcpy(it->key + it->eh.shared, p + KVLSM_ENTRY_HEADER_SIZE, it->eh.unshared);
+	it->keylen = keylen;
+	it->val = p + KVLSM_ENTRY_HEADER_SIZE + it->eh.unshared;
+	it->off += KVLSM_ENTRY_HEADER_SIZE + it->eh.unshared + it->eh.vallen;
+	it->next++;
+	return KVLSM_ENTRY_OK;
+}
