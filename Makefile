@@ -25,6 +25,7 @@ OBJS = \
 	src/engine/manifest.o \
 	src/engine/extents.o \
 	src/engine/reclaim.o \
+	src/engine/relocate.o \
 	src/engine/compaction.o \
 	src/engine/compaction_pick.o \
 	src/engine/crashpoint.o \

@@ -20,6 +20,7 @@
 #include "kvlsm/logwriter.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/maintenance.h"
+#include "kvlsm/relocate.h"
 #include "kvlsm/table.h"
 #include "kvlsm/index.h"
 #include "kvlsm/compaction.h"
@@ -174,6 +175,11 @@ _PG_init(void)
 							"How long a write may wait for flush or compaction before it fails (0: forever).",
 							NULL, &kvlsm_stall_timeout_ms, 60000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("kvlsm.background_truncate",
+							 "Lets background workers give free space at the end of kvlsm files back to the file system.",
+							 "Truncating takes an AccessExclusiveLock only if it is free at once, but its WAL record cancels conflicting queries on hot standbys, as VACUUM's truncation does; VACUUM still truncates unless its TRUNCATE option is off.",
+							 &kvlsm_background_truncate, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	kvlsm_snapshots_init();
 	MarkGUCPrefixReserved("kvlsm");
 

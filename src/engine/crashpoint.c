@@ -44,11 +44,13 @@ static const char *const known_points[] = {
 	KVLSM_CP_MANIFEST_CONT,
 	KVLSM_CP_COMPACTION_TOAST,
 	KVLSM_CP_LOG_BETWEEN_PAGES,
+	KVLSM_CP_RELOCATE_MID,
 };
 
 /* the points where an ERROR may be raised instead (crashpoint.h) */
 static const char *const error_points[] = {
 	KVLSM_CP_LOG_BETWEEN_PAGES,
+	KVLSM_CP_RELOCATE_MID,
 };
 
 Size

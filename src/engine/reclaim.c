@@ -60,8 +60,9 @@ free_tail(KvlsmMetaPageData *meta, KvlsmManifestCopy *mc, BlockNumber nblocks)
 /*
  * VACUUM: give a free extent at the end of the file back to the file
  * system, as heap's VACUUM truncates empty pages at its end.  Like heap it
- * needs AccessExclusiveLock and takes it only if it comes within a few
- * seconds of trying, never waiting in the lock queue: then no scan, writer
+ * needs AccessExclusiveLock and takes it only if it comes within
+ * 'max_wait_ms' of trying (VACUUM: 5 s; background workers: 0, one try),
+ * never waiting in the lock queue: then no scan, writer
  * or background job is inside the relation, and standbys cancel their
  * queries on it because of the lock's WAL record, as for heap.  The
  * manifest without the extent is installed first and the file truncated
@@ -70,7 +71,7 @@ free_tail(KvlsmMetaPageData *meta, KvlsmManifestCopy *mc, BlockNumber nblocks)
  * Returns the number of blocks given back.
  */
 BlockNumber
-kvlsm_shrink(Relation rel)
+kvlsm_shrink(Relation rel, int max_wait_ms)
 {
 	KvlsmShared *sh;
 	KvlsmMetaPageData meta;
@@ -101,8 +102,8 @@ kvlsm_shrink(Relation rel)
 
 	for (tries = 0; !ConditionalLockRelation(rel, AccessExclusiveLock); tries++)
 	{
-		/* 100 x 50 ms: heap's VACUUM_TRUNCATE_LOCK_TIMEOUT */
-		if (tries >= 100)
+		/* VACUUM: 100 x 50 ms, heap's VACUUM_TRUNCATE_LOCK_TIMEOUT */
+		if (tries >= max_wait_ms / 50)
 		{
 			pfree(mc);
 			return 0;

@@ -26,6 +26,7 @@
 #include "access/nbtree.h"
 #include "access/reloptions.h"
 #include "access/relscan.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
@@ -50,6 +51,8 @@
 #include "kvlsm/compaction.h"
 #include "kvlsm/logwriter.h"
 #include "kvlsm/maintenance.h"
+#include "kvlsm/manifest.h"
+#include "kvlsm/relocate.h"
 #include "kvlsm/page.h"
 #include "kvlsm/table.h"
 
@@ -483,11 +486,36 @@ kvlsm_idx_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
+/*
+ * May VACUUM truncate the index file?  As its table's file: unless the
+ * table's vacuum_truncate storage parameter is off.  (PostgreSQL 15 does
+ * not pass VACUUM's TRUNCATE option to index access methods.)
+ */
+static bool
+index_truncate_allowed(Relation index)
+{
+	Relation	heap = table_open(index->rd_index->indrelid, NoLock);
+	StdRdOptions *opts = (StdRdOptions *) heap->rd_options;
+	bool		allowed;
+
+	allowed = heap->rd_rel->relkind != RELKIND_RELATION || opts == NULL ||
+		opts->vacuum_truncate;
+	table_close(heap, NoLock);
+	return allowed;
+}
+
 static IndexBulkDeleteResult *
 kvlsm_idx_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
 	if (info->analyze_only)
 		return stats;
+
+	/* as the table's VACUUM: move tables out of the end, truncate it */
+	if (index_truncate_allowed(info->index))
+	{
+		(void) kvlsm_relocate_tail(info->index);
+		(void) kvlsm_shrink(info->index, 5000);
+	}
 	if (stats == NULL)
 	{
 		stats = palloc0(sizeof(IndexBulkDeleteResult));

@@ -39,6 +39,7 @@
 #include "kvlsm/compaction.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/maintenance.h"
+#include "kvlsm/relocate.h"
 #include "kvlsm/snapshots.h"
 #include "kvlsm/table_internal.h"
 
@@ -305,11 +306,16 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	}
 
 	/*
-	 * The file shrinks only here, as heap's does: a free extent that
-	 * compaction left at its end goes back to the file system.
+	 * The file shrinks here, as heap's does (and in the background workers,
+	 * kvlsm.background_truncate): tables at the end of the file move into
+	 * free extents below (relocate.c), and the free extent that leaves at
+	 * its end goes back to the file system.
 	 */
 	if (params->truncate != VACOPTVALUE_DISABLED)
-		(void) kvlsm_shrink(rel);
+	{
+		(void) kvlsm_relocate_tail(rel);
+		(void) kvlsm_shrink(rel, 5000);
+	}
 
 	nblocks = RelationGetNumberOfBlocks(rel);
 	vac_update_relstats(rel, nblocks, vs.live, 0, vs.nindexes > 0 || rel->rd_rel->relhasindex,

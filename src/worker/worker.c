@@ -50,6 +50,7 @@
 #include "kvlsm/maintenance.h"
 #include "kvlsm/manifest.h"
 #include "kvlsm/ratelimit.h"
+#include "kvlsm/relocate.h"
 #include "kvlsm/worker.h"
 #include "kvlsm/index.h"
 #include "kvlsm/table.h"
@@ -594,6 +595,9 @@ run_job(KvlsmJob *job)
 				kvlsm_notify_progress();
 				CHECK_FOR_INTERRUPTS();
 			}
+			/* what compaction freed in the middle of the file, gathered at its end */
+			pgstat_report_activity(STATE_RUNNING, "kvlsm space reclaim");
+			kvlsm_reclaim_space(rel);
 		}
 		else
 		{

@@ -37,6 +37,7 @@ extern void kvlsm_crashpoint_shmem_init(void);
 /* also an error point: before a log page that follows one written by the
  * same write of a transaction's pending records (logwriter.c) */
 #define KVLSM_CP_LOG_BETWEEN_PAGES		"log-between-pages"
+#define KVLSM_CP_RELOCATE_MID			"relocate-mid"
 
 extern void kvlsm_crash_point(const char *name);
 extern void kvlsm_crash_point_rel(const char *name, Oid relid);

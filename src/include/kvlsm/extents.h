@@ -59,7 +59,7 @@ extern Buffer kvlsm_new_page(Relation rel);
 extern void kvlsm_new_page_done(Relation rel);
 
 /* reclaim.c */
-extern BlockNumber kvlsm_shrink(Relation rel);
+extern BlockNumber kvlsm_shrink(Relation rel, int max_wait_ms);
 extern void kvlsm_sweep_leaked_pages(Relation rel, KvlsmShared *sh,
 									 KvlsmManifestCopy *mc);
 

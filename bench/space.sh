@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Disk footprint (issue 23): the same rows in heap(+btree) and in kvlsm
+# (+kvlsm_idx) on the same throwaway server, after background work and a
+# plain VACUUM only (what autovacuum does), no manual compaction; plus the
+# WAL each load wrote per row, the free-page share of every kvlsm file
+# (kvlsm_space), and RocksDB (db_bench fillrandom, Debian's rocksdb-tools)
+# storing the same key-value rows.
+#
+#   sudo bash bench/space.sh                 # 1M rows, writes bench/SPACE.md
+#   KVLSM_BENCH_QUICK=1 sudo bash bench/space.sh   # 100k rows, $DIR/SPACE.md
+#
+# Workloads:
+#   kv    1M rows: 16-byte random key, 100-byte value (half of it
+#         compressible, as db_bench's default --compression_ratio=0.5), an
+#         index on the key; loaded with INSERT ... SELECT
+#   acc   pgbench_accounts-like rows (aid, bid, abalance, filler char(84))
+#         with a unique index on aid; loaded with COPY
+#   churn acc after five rounds of updating a fifth of the rows, each
+#         followed by VACUUM
+# Nothing here is a pass/fail test: it measures and reports.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DIR=${KVLSM_BENCH_DIR:-/tmp/kvlsm-space}
+PORT=${KVLSM_BENCH_PORT:-54331}
+QUICK=${KVLSM_BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    ROWS=100000
+    OUT=${KVLSM_BENCH_OUT:-$DIR/SPACE.md}
+else
+    ROWS=1000000
+    OUT=${KVLSM_BENCH_OUT:-$TOP/bench/SPACE.md}
+fi
+SHARED_BUFFERS=1GB
+. "$TOP/bench/lib.sh"
+start_server "synchronous_commit = on
+autovacuum = off"
+bench_databases sheap skv
+psql_ -d postgres -c "CREATE DATABASE sheap" -c "CREATE DATABASE skv"
+psql_ -d skv -c "CREATE EXTENSION kvlsm"
+
+# background work done: no kvlsm relation of the database has work pending
+# or running, twice in a row a second apart (at most ten minutes)
+settle() {
+    local db=$1 quiet=0 i busy
+    for i in $(seq 1 600); do
+        busy=$(psql_ -d "$db" -At -c "
+            SELECT count(*) FROM pg_class c JOIN pg_am a ON a.oid = c.relam,
+                   LATERAL kvlsm_stats(c.oid) s
+             WHERE a.amname IN ('kvlsm', 'kvlsm_idx')
+               AND (s.background_work_pending OR s.compaction_running OR s.jobs_queued > 0)")
+        if [ "$busy" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+        [ "$quiet" -ge 2 ] && return 0
+        sleep 1
+    done
+    echo "space: background work did not settle in $db" >&2
+}
+
+lsn() { psql_ -d "$1" -At -c "SELECT pg_current_wal_insert_lsn()"; }
+wal_since() { psql_ -d "$1" -At -c "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$2')"; }
+size_of() { psql_ -d "$1" -At -c "SELECT pg_total_relation_size('$2')"; }
+# free pages / all pages over the table and its indexes (kvlsm only)
+free_share() {
+    psql_ -d skv -At -c "
+        SELECT round(100.0 * sum(s.free_pages + s.unreferenced_pages) / nullif(sum(s.total_pages), 0), 1)
+          FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid) s
+         WHERE a.amname IN ('kvlsm', 'kvlsm_idx')
+           AND (c.oid = '$1'::regclass
+                OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = '$1'::regclass))"
+}
+
+# where a kvlsm relation's pages are: kvlsm_space, and how far the live
+# SSTables reach (pages past them are a free tail VACUUM can give back)
+LAYOUT=""
+layout() {
+    LAYOUT="$LAYOUT$(psql_ -d skv -At -F ' | ' -c "
+        SELECT '| $1 | ' || c.relname, s.total_pages, s.sstable_pages, s.free_pages,
+               s.log_pages + s.log_reserve_pages, s.quarantined_pages + s.pending_pages,
+               s.unreferenced_pages,
+               (SELECT coalesce(max(t.start_block + t.pages), 0) FROM kvlsm_sstables(c.oid) t) || ' |'
+          FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid) s
+         WHERE a.amname IN ('kvlsm', 'kvlsm_idx') AND c.relname IN ('kv', 'kv_k', 'acc', 'acc_aid')
+         ORDER BY c.relname")
+"
+}
+
+KV_VALUE="repeat(left(md5(random()::text) || md5(random()::text), 50), 2)"
+KV_KEY="left(md5(random()::text), 16)"
+
+declare -A SIZE WAL FREE
+# the accounts rows as pgbench -i makes them (blank filler), for COPY
+seq 1 "$ROWS" | awk '{ printf "%d\t%d\t0\t\n", $1, int(($1 - 1) / 100000) + 1 }' >"$DIR/acc.tsv"
+chown "$USER_" "$DIR/acc.tsv" 2>/dev/null || true
+for sys in heap kvlsm; do
+    if [ "$sys" = heap ]; then db=sheap; using=""; iusing="btree"
+    else db=skv; using="USING kvlsm"; iusing="kvlsm_idx"; fi
+
+    psql_ -d "$db" -c "CREATE TABLE kv (k text, v text) $using" \
+        -c "CREATE INDEX kv_k ON kv USING $iusing (k)"
+    start=$(lsn "$db")
+    psql_ -d "$db" -c "INSERT INTO kv SELECT $KV_KEY, $KV_VALUE FROM generate_series(1, $ROWS)"
+    WAL[kv,$sys]=$(wal_since "$db" "$start")
+
+    psql_ -d "$db" -c "CREATE TABLE acc (aid int, bid int, abalance int, filler char(84)) $using" \
+        -c "CREATE UNIQUE INDEX acc_aid ON acc USING $iusing (aid)"
+    start=$(lsn "$db")
+    psql_ -d "$db" -c "\copy acc FROM '$DIR/acc.tsv'"
+    WAL[acc,$sys]=$(wal_since "$db" "$start")
+
+    settle "$db"
+    psql_ -d "$db" -c "VACUUM kv" -c "VACUUM acc"
+    settle "$db"
+    SIZE[kv,$sys]=$(size_of "$db" kv)
+    SIZE[acc,$sys]=$(size_of "$db" acc)
+    if [ "$sys" = kvlsm ]; then FREE[kv]=$(free_share kv); FREE[acc]=$(free_share acc); layout "loaded"; fi
+
+    for r in 0 1 2 3 4; do
+        psql_ -d "$db" -c "UPDATE acc SET abalance = abalance + 1 WHERE aid % 5 = $r"
+        settle "$db"
+        psql_ -d "$db" -c "VACUUM acc"
+    done
+    settle "$db"
+    psql_ -d "$db" -c "VACUUM acc"
+    SIZE[churn,$sys]=$(size_of "$db" acc)
+    if [ "$sys" = kvlsm ]; then FREE[churn]=$(free_share acc); layout "after churn"; fi
+done
+
+# RocksDB with the same key-value rows (lz4, as kvlsm's default)
+ROCKS="not measured (db_bench not available)"
+command -v db_bench >/dev/null 2>&1 || apt-get install -y -qq rocksdb-tools >/dev/null 2>&1 || true
+if command -v db_bench >/dev/null 2>&1; then
+    rm -rf "$DIR/rocksdb"
+    db_bench --benchmarks=fillrandom --num="$ROWS" --key_size=16 --value_size=100 \
+        --compression_type=lz4 --db="$DIR/rocksdb" --disable_wal=false >"$DIR/db_bench.log" 2>&1 &&
+        ROCKS=$(du -sb --exclude='LOG*' "$DIR/rocksdb" | cut -f1) &&
+        ROCKS_SST=$(find "$DIR/rocksdb" -name '*.sst' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }') || true
+fi
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
+
+{
+    echo "# Disk footprint: kvlsm against heap + btree"
+    echo
+    echo "Command: \`sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d),"
+    echo "PostgreSQL $(server_version), $ROWS rows per table, $SERVER_NOTE; autovacuum off, a plain VACUUM"
+    echo "where the table says so, background flush and compaction only (no kvlsm_compact)."
+    echo
+    echo "| rows | heap + btree (MB) | kvlsm + kvlsm_idx (MB) | kvlsm / heap | free pages in kvlsm files |"
+    echo "|---|---|---|---|---|"
+    echo "| kv: 16-byte key, 100-byte value, index on key | $(mb "${SIZE[kv,heap]}") | $(mb "${SIZE[kv,kvlsm]}") | $(ratio "${SIZE[kv,kvlsm]}" "${SIZE[kv,heap]}") | ${FREE[kv]}% |"
+    echo "| acc: pgbench_accounts-like, unique index on aid | $(mb "${SIZE[acc,heap]}") | $(mb "${SIZE[acc,kvlsm]}") | $(ratio "${SIZE[acc,kvlsm]}" "${SIZE[acc,heap]}") | ${FREE[acc]}% |"
+    echo "| acc after 5 x (update a fifth, VACUUM) | $(mb "${SIZE[churn,heap]}") | $(mb "${SIZE[churn,kvlsm]}") | $(ratio "${SIZE[churn,kvlsm]}" "${SIZE[churn,heap]}") | ${FREE[churn]}% |"
+    echo
+    echo "WAL written by the load, bytes per row:"
+    echo
+    echo "| load | heap + btree | kvlsm + kvlsm_idx | kvlsm / heap |"
+    echo "|---|---|---|---|"
+    for w in kv acc; do
+        h=$(awk -v a="${WAL[$w,heap]}" -v n="$ROWS" 'BEGIN { printf "%.0f", a / n }')
+        k=$(awk -v a="${WAL[$w,kvlsm]}" -v n="$ROWS" 'BEGIN { printf "%.0f", a / n }')
+        label="kv, INSERT ... SELECT"; [ "$w" = acc ] && label="acc, COPY"
+        echo "| $label | $h | $k | $(ratio "$k" "$h") |"
+    done
+    echo
+    echo "Where the pages of the kvlsm files are (\`kvlsm_space\`; \"SSTables reach\" is the end of the highest"
+    echo "live SSTable: pages past it are a free tail that VACUUM can give back):"
+    echo
+    echo "| when | relation | pages | SSTable | free | log + reserve | quarantined + pending | unreferenced | SSTables reach |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    printf '%s' "$LAYOUT"
+    echo
+    if [[ "$ROCKS" =~ ^[0-9]+$ ]]; then
+        echo "RocksDB (\`db_bench --benchmarks=fillrandom --num=$ROWS --key_size=16 --value_size=100"
+        echo "--compression_type=lz4\`): $(mb "$ROCKS") MB with its write-ahead log and manifest (info logs"
+        echo "excluded), of which SSTables $(mb "$ROCKS_SST") MB; kvlsm's kv table + index / RocksDB: $(ratio "${SIZE[kv,kvlsm]}" "$ROCKS")."
+        echo "(kvlsm's files hold its log pages too; RocksDB's WAL is separate files, counted here.)"
+    else
+        echo "RocksDB: $ROCKS."
+    fi
+} >"$OUT"
+cat "$OUT"

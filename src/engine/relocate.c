@@ -1,0 +1,380 @@
+/*-------------------------------------------------------------------------
+ *
+ * relocate.c
+ *	  Moving live SSTables out of the end of the file into free extents
+ *	  lower down, so that free space gathers at the end, where truncation
+ *	  (reclaim.c: kvlsm_shrink) gives it back to the file system.
+ *
+ * An LSM frees space in the middle of its file: compaction outputs are
+ * reserved before their inputs are freed, and flushes retire log pages
+ * wherever they lay.  Placement already takes the lowest free extent that
+ * fits (extents.c), but a table written at the end while the holes were
+ * too small stays there and keeps the file long.  Here such a table is
+ * copied, page for page, into the lowest free extent below it that can
+ * hold it, under a new SSTable id (every page names its owner, so readers
+ * that still follow the old manifest find the old pages or notice that
+ * they were recycled and read again, as after a compaction); its old
+ * extent becomes free.  Nothing is decoded or merged: it costs a read and
+ * a write of the table's pages, as a trivial move does in RocksDB when it
+ * must change files.
+ *
+ * Invariants: a relocation holds the LSM's compaction claim
+ * (KvlsmShared.compacting_pid), so no compaction changes the tables while
+ * it copies, and takes the flush lock (heavyweight lock on the metapage)
+ * only to reserve the target and to install the move.  The target is
+ * listed first as a pending table (KVLSM_LEVEL_PENDING), as a compaction
+ * output is: a crash or an error while copying leaves a pending table,
+ * which the next claim returns to the free list.  Pages are written as
+ * full images through generic WAL, four per record, the header page last,
+ * so standbys and crash recovery need nothing of their own.  A backend
+ * holds one buffer lock to read a page (copied out, released) and the
+ * locks of at most four target pages, in ascending order, to write them.
+ *
+ * Callers: VACUUM (vacuum.c) before it truncates; the background workers
+ * through kvlsm_reclaim_space after a compaction job (worker.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "utils/guc.h"
+
+#include "kvlsm/compaction.h"
+#include "kvlsm/crashpoint.h"
+#include "kvlsm/manifest.h"
+#include "kvlsm/ratelimit.h"
+#include "kvlsm/relocate.h"
+
+/* GUC (registered in _PG_init): may background workers truncate files? */
+bool		kvlsm_background_truncate = true;
+
+/*
+ * Relocate only in files at least this long (pages: 1 MB) whose free pages
+ * are more than a quarter of the file: the space target of issue 23
+ * ("free pages <= 25% of any kvlsm file in steady state").
+ */
+#define RELOCATE_MIN_PAGES		128
+#define RELOCATE_FREE_SHARE		4
+
+/* the free pages of a manifest copy, the log reserve included */
+static uint64
+free_pages(const KvlsmMetaPageData *meta, const KvlsmManifestCopy *mc)
+{
+	uint64		n = meta->log_reserve_npages;
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nfree; i++)
+		n += mc->free[i].npages;
+	return n;
+}
+
+/*
+ * The live table lying highest in the file that fits a free extent wholly
+ * below it, and (in *target) the lowest such extent; -1 if none.
+ */
+static int
+pick_move(const KvlsmManifestCopy *mc, uint32 *target)
+{
+	int			best = -1;
+	uint32		i,
+				k;
+
+	for (i = 0; i < mc->hdr.nsst; i++)
+	{
+		const KvlsmSstDesc *d = &mc->sst[i];
+
+		if (d->level >= KVLSM_MAX_LEVELS)
+			continue;			/* pending outputs, quarantined tables */
+		if (best >= 0 && d->start < mc->sst[best].start)
+			continue;
+		for (k = 0; k < mc->hdr.nfree; k++)
+		{
+			if (mc->free[k].start >= d->start)
+				break;			/* the list is sorted by start */
+			if (mc->free[k].npages >= d->npages)
+			{
+				best = i;
+				*target = k;
+				break;
+			}
+		}
+	}
+	return best;
+}
+
+/* install a manifest edit with no metapage change (the caller holds the flush lock) */
+static void
+install_edit(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc, bool moved)
+{
+	KvlsmInstallArg ia;
+
+	memset(&ia, 0, sizeof(ia));
+	kvlsm_manifest_prepare(rel, mc, &ia);
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	kvlsm_manifest_install(rel, sh, mc, &ia);
+	if (moved)
+		sh->gen_epoch++;
+	LWLockRelease(&sh->lock);
+}
+
+/*
+ * Under the flush lock: if the file is worth it, choose a table to move,
+ * claim the LSM as a compaction does, and list its target as a pending
+ * table with a new id.  Returns false when there is nothing to do or a
+ * compaction runs.
+ */
+static bool
+plan_move(Relation rel, KvlsmShared *sh, KvlsmSstDesc *from, KvlsmSstDesc *to)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	uint32		target = 0;
+	int			i;
+	bool		found = false;
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	if (sh->compacting_pid != 0)
+		goto done;
+	kvlsm_read_metapage(rel, &meta);
+	kvlsm_manifest_read(rel, &meta, mc);
+	/* targets of moves and outputs of compactions that died */
+	if (kvlsm_manifest_drop_stale(sh, mc))
+		install_edit(rel, sh, mc, false);
+	if (nblocks < RELOCATE_MIN_PAGES ||
+		free_pages(&meta, mc) * RELOCATE_FREE_SHARE <= nblocks)
+		goto done;
+	i = pick_move(mc, &target);
+	if (i < 0 || mc->hdr.nsst >= KVLSM_MAX_SST)
+		goto done;
+
+	*from = mc->sst[i];
+	*to = *from;
+	to->id = kvlsm_reserve_sstid(rel);
+	to->start = mc->free[target].start;
+	to->level = KVLSM_LEVEL_PENDING;
+	kvlsm_manifest_take_free_range(mc, target, to->start, to->npages);
+	mc->sst[mc->hdr.nsst++] = *to;
+	to->level = from->level;
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	sh->compacting_pid = MyProcPid;
+	LWLockRelease(&sh->lock);
+	install_edit(rel, sh, mc, false);
+	found = true;
+done:
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	pfree(mc);
+	return found;
+}
+
+/*
+ * Copy page 'from_blk' (a page of SSTable 'old_id') to 'img' as a page of
+ * SSTable 'new_id'.  False if the page is no longer the table's, which a
+ * claimed table's pages cannot be unless the file was damaged.
+ */
+static bool
+copy_page(Relation rel, BlockNumber from_blk, uint64 old_id, uint64 new_id,
+		  BufferAccessStrategy strategy, char *img)
+{
+	Buffer		buf = ReadBufferExtended(rel, MAIN_FORKNUM, from_blk, RBM_NORMAL, strategy);
+	Page		page;
+	KvlsmPageOpaque opaque;
+	bool		ok;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	opaque = KvlsmPageGetOpaque(page);
+	ok = !PageIsNew(page) && opaque->owner == old_id &&
+		opaque->page_type >= KVLSM_PAGE_SST_HEADER &&
+		opaque->page_type <= KVLSM_PAGE_SST_BLOOM;
+	if (ok)
+		memcpy(img, page, BLCKSZ);
+	UnlockReleaseBuffer(buf);
+	if (!ok)
+		return false;
+	kvlsm_page_check(rel, from_blk, (Page) img, KvlsmPageGetOpaque((Page) img)->page_type);
+
+	opaque = KvlsmPageGetOpaque((Page) img);
+	opaque->owner = new_id;
+	if (opaque->page_type == KVLSM_PAGE_SST_HEADER)
+		((KvlsmSstHeader *) PageGetContents((Page) img))->id = new_id;
+	kvlsm_page_set_crc((Page) img);
+	return true;
+}
+
+/* write 'n' (at most four) page images to 'at' .. at+n-1 in one WAL record */
+static void
+write_pages(Relation rel, BlockNumber at, char **imgs, int n,
+			BufferAccessStrategy strategy)
+{
+	Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
+	GenericXLogState *state;
+	int			j;
+
+	/* free pages: whatever they held is overwritten whole */
+	for (j = 0; j < n; j++)
+		bufs[j] = ReadBufferExtended(rel, MAIN_FORKNUM, at + j, RBM_ZERO_AND_LOCK, strategy);
+	state = GenericXLogStart(rel);
+	for (j = 0; j < n; j++)
+		memcpy(GenericXLogRegisterBuffer(state, bufs[j], GENERIC_XLOG_FULL_IMAGE),
+			   imgs[j], BLCKSZ);
+	GenericXLogFinish(state);
+	for (j = 0; j < n; j++)
+		UnlockReleaseBuffer(bufs[j]);
+}
+
+/* copy pages first .. first+n-1 of 'from' to the same places in 'to' */
+static void
+copy_pages(Relation rel, const KvlsmSstDesc *from, const KvlsmSstDesc *to,
+		   uint32 first, int n, BufferAccessStrategy strategy, char **imgs)
+{
+	int			j;
+
+	CHECK_FOR_INTERRUPTS();
+	kvlsm_charge_write((uint64) n * BLCKSZ, false);
+	for (j = 0; j < n; j++)
+	{
+		if (!copy_page(rel, from->start + first + j, from->id, to->id, strategy, imgs[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("kvlsm relation \"%s\" block %u: page of SSTable %llu expected while moving it",
+							RelationGetRelationName(rel), from->start + first + j,
+							(unsigned long long) from->id)));
+	}
+	write_pages(rel, to->start + first, imgs, n, strategy);
+}
+
+/*
+ * Copy every page of 'from' to 'to': data, index and filter pages first,
+ * the header page last (a table whose header is not written yet is no
+ * table to anyone who finds its pages).
+ */
+static void
+copy_table(Relation rel, const KvlsmSstDesc *from, const KvlsmSstDesc *to)
+{
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKWRITE);
+	char	   *imgs[MAX_GENERIC_XLOG_PAGES];
+	uint32		first;
+	int			j;
+
+	for (j = 0; j < MAX_GENERIC_XLOG_PAGES; j++)
+		imgs[j] = palloc(BLCKSZ);
+	kvlsm_ensure_blocks(rel, to->start + to->npages);
+	for (first = 1; first < to->npages; first += MAX_GENERIC_XLOG_PAGES)
+	{
+		copy_pages(rel, from, to, first,
+				   Min(MAX_GENERIC_XLOG_PAGES, to->npages - first), strategy, imgs);
+		if (first == 1)
+			kvlsm_crash_point_rel(KVLSM_CP_RELOCATE_MID, RelationGetRelid(rel));
+	}
+	copy_pages(rel, from, to, 0, 1, strategy, imgs);
+	for (j = 0; j < MAX_GENERIC_XLOG_PAGES; j++)
+		pfree(imgs[j]);
+	FreeAccessStrategy(strategy);
+}
+
+/*
+ * Swap the table's old place for its new one in one install: the pending
+ * target becomes the table (same level, keys and sequence numbers) and the
+ * old extent is freed.
+ */
+static void
+install_move(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *from,
+			 const KvlsmSstDesc *to)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
+	uint32		i,
+				j;
+	int			found = 0;
+
+	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	kvlsm_read_metapage(rel, &meta);
+	kvlsm_manifest_read(rel, &meta, mc);
+	for (i = 0, j = 0; i < mc->hdr.nsst; i++)
+	{
+		KvlsmSstDesc *d = &mc->sst[i];
+
+		if (d->id == from->id && d->start == from->start && d->level == from->level)
+		{
+			kvlsm_manifest_give_extent(mc, d->start, d->npages);
+			found++;
+			continue;
+		}
+		if (d->id == to->id && d->start == to->start && d->level == KVLSM_LEVEL_PENDING)
+		{
+			*d = *to;
+			found++;
+		}
+		mc->sst[j++] = *d;
+	}
+	mc->hdr.nsst = j;
+	if (found != 2)
+		elog(ERROR, "kvlsm: SSTable %llu of \"%s\" changed while it was moved",
+			 (unsigned long long) from->id, RelationGetRelationName(rel));
+	install_edit(rel, sh, mc, true);
+	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
+	pfree(mc);
+}
+
+static void
+end_move(int code, Datum arg)
+{
+	KvlsmShared *sh = (KvlsmShared *) DatumGetPointer(arg);
+
+	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
+	if (sh->compacting_pid == MyProcPid)
+		sh->compacting_pid = 0;
+	LWLockRelease(&sh->lock);
+}
+
+/*
+ * Move tables from the end of the file into free extents below them while
+ * the file's free pages are over a quarter of it and some table can move.
+ * Returns the number of tables moved.
+ */
+int
+kvlsm_relocate_tail(Relation rel)
+{
+	KvlsmShared *sh;
+	KvlsmSstDesc from;
+	KvlsmSstDesc to;
+	int			moved = 0;
+
+	if (RecoveryInProgress())
+		return 0;
+	sh = kvlsm_attach(rel);
+	while (plan_move(rel, sh, &from, &to))
+	{
+		PG_ENSURE_ERROR_CLEANUP(end_move, PointerGetDatum(sh));
+		{
+			copy_table(rel, &from, &to);
+			install_move(rel, sh, &from, &to);
+		}
+		PG_END_ENSURE_ERROR_CLEANUP(end_move, PointerGetDatum(sh));
+		end_move(0, PointerGetDatum(sh));
+		moved++;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return moved;
+}
+
+/*
+ * Background space reclaim (workers, after compaction): move tables out
+ * of the tail, then give a free tail back if the relation's lock comes at
+ * once (kvlsm.background_truncate).
+ */
+void
+kvlsm_reclaim_space(Relation rel)
+{
+	(void) kvlsm_relocate_tail(rel);
+	if (kvlsm_background_truncate)
+		(void) kvlsm_shrink(rel, 0);
+}

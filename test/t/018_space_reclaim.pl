@@ -1,0 +1,177 @@
+
+# Copyright (c) kvlsm authors
+#
+# Space given back (issue 23): a full compaction writes its outputs at the
+# end of the file while its inputs still hold the middle, so afterwards
+# most of the file is free pages and the live tables sit at the end.
+# VACUUM moves those tables into the free extents below them
+# (src/engine/relocate.c) and truncates the free end (reclaim.c); with
+# kvlsm.background_truncate the workers do the same after compactions.
+# Checked: the file shrinks and its free share drops under a quarter; the
+# rows are the same through sequential and kvlsm_idx scans, on the primary
+# and on a hot standby; kvlsm_verify finds nothing; a crash (kill -9 of the
+# process at the error/crash point relocate-mid, the server restarting
+# every process) or an ERROR in the middle of a move loses nothing and
+# leaks no page, and the next VACUUM finishes the job.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('primary');
+$node->init(allows_streaming => 1);
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'kvlsm'
+restart_after_crash = on
+autovacuum = off
+kvlsm.flush_interval = 0
+kvlsm.l0_compaction_trigger = 1000
+kvlsm.l0_slowdown_trigger = 1000
+kvlsm.l0_stop_trigger = 1000
+kvlsm.background_truncate = off
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION kvlsm');
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->start;
+
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE t (id int, v text) USING kvlsm WITH (memtable_size = '8MB');
+CREATE INDEX t_id ON t USING kvlsm_idx (id);
+});
+# twenty flushes of 10,000 rows: twenty level-0 tables in each relation
+for my $b (0 .. 19)
+{
+	my $lo = $b * 10000 + 1;
+	my $hi = $lo + 9999;
+	$node->safe_psql('postgres',
+		"INSERT INTO t SELECT g, md5(g::text) || md5((g + 1)::text) FROM generate_series($lo, $hi) g;"
+		  . "SELECT kvlsm_flush('t'), kvlsm_flush('t_id')");
+}
+my $expect = $node->safe_psql('postgres',
+	'SELECT count(*), sum(hashtext(v)) FROM t');
+
+# the file's pages, its free share in percent, and where its live tables end
+sub layout
+{
+	my ($rel) = @_;
+	my ($pages, $free, $reach) = split /\|/, $node->safe_psql('postgres', qq{
+		SELECT s.total_pages, round(100.0 * s.free_pages / s.total_pages),
+		       (SELECT max(start_block + pages) FROM kvlsm_sstables('$rel') WHERE level IS NOT NULL)
+		  FROM kvlsm_space('$rel') s});
+	return ($pages, $free, $reach);
+}
+
+sub check_rows
+{
+	my ($node, $what) = @_;
+	is($node->safe_psql('postgres', 'SET enable_indexscan = off; SET enable_bitmapscan = off;'
+			. 'SELECT count(*), sum(hashtext(v)) FROM t'),
+		$expect, "$what: sequential scan has every row");
+	is($node->safe_psql('postgres', 'SET enable_seqscan = off; SET enable_bitmapscan = off;'
+			. 'SELECT count(*), sum(hashtext(v)) FROM t WHERE id > 0'),
+		$expect, "$what: kvlsm_idx scan has every row");
+	return;
+}
+
+sub check_clean
+{
+	my ($what) = @_;
+	for my $rel ('t', 't_id')
+	{
+		is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('$rel')"), '0',
+			"$what: kvlsm_verify('$rel') finds nothing");
+		is($node->safe_psql('postgres',
+				"SELECT count(*) FROM kvlsm_sstables('$rel') WHERE level IS NULL"), '0',
+			"$what: no move target or compaction output left pending in $rel");
+	}
+	return;
+}
+
+# a full compaction leaves its outputs at the end and the middle free
+sub make_gap
+{
+	$node->safe_psql('postgres', "SELECT kvlsm_compact('t'), kvlsm_compact('t_id')");
+	my ($pages, $free, $reach) = layout('t');
+	note("after compaction: t has $pages pages, $free% free, tables reach block $reach");
+	cmp_ok($free, '>', 25, 'a full compaction leaves over a quarter of the file free');
+	return $pages;
+}
+
+# 1. VACUUM moves the tables down and truncates
+my $before = make_gap();
+my ($before_idx) = layout('t_id');
+$node->safe_psql('postgres', 'VACUUM t');
+my ($pages, $free, $reach) = layout('t');
+my ($pages_idx, $free_idx) = layout('t_id');
+note("after VACUUM: t has $pages pages ($free% free), t_id $pages_idx ($free_idx% free)");
+cmp_ok($pages, '<', $before * 0.75, 'VACUUM gave the end of the table file back');
+cmp_ok($free, '<=', 25, 'at most a quarter of the table file is free after VACUUM');
+cmp_ok($pages_idx, '<', $before_idx * 0.75, 'VACUUM gave the end of the index file back');
+cmp_ok($reach, '<=', $pages, 'every live table lies inside the file');
+check_rows($node, 'after VACUUM');
+check_clean('after VACUUM');
+$node->wait_for_catchup($standby);
+check_rows($standby, 'standby after the moves');
+
+# 2. an ERROR in the middle of a move
+make_gap();
+$node->safe_psql('postgres', "SELECT kvlsm_arm_error_point('relocate-mid', 't')");
+my ($ret, $out, $err) = $node->psql('postgres', 'VACUUM t');
+isnt($ret, 0, 'VACUUM fails at the error point');
+like($err, qr/relocate-mid/, 'it was the error point');
+check_rows($node, 'after the error');
+$node->safe_psql('postgres', 'VACUUM t');
+($pages, $free) = layout('t');
+cmp_ok($free, '<=', 25, 'the next VACUUM finishes the moves');
+check_clean('after the error and the next VACUUM');
+
+# 3. a crash in the middle of a move
+make_gap();
+my $offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT kvlsm_arm_crash_point('relocate-mid')");
+($ret, $out, $err) = $node->psql('postgres', 'VACUUM t');
+isnt($ret, 0, 'the server went down in VACUUM');
+ok($node->poll_query_until('postgres', 'SELECT 1', '1'), 'the server restarted');
+ok($node->log_contains(qr/kvlsm crash point "relocate-mid" reached/, $offset),
+	'it was the crash point');
+check_rows($node, 'after the crash');
+# the first flush after the restart sweeps leaked pages; then a VACUUM
+$node->safe_psql('postgres',
+	"INSERT INTO t VALUES (0, 'x'); SELECT kvlsm_flush('t'); DELETE FROM t WHERE id = 0; SELECT kvlsm_flush('t')");
+$node->safe_psql('postgres', 'VACUUM t');
+($pages, $free) = layout('t');
+cmp_ok($free, '<=', 25, 'VACUUM after the restart finishes the moves');
+is($node->safe_psql('postgres', "SELECT unreferenced_pages FROM kvlsm_space('t')"), '0',
+	'no page is left leaked');
+check_rows($node, 'after the crash and VACUUM');
+check_clean('after the crash and VACUUM');
+$node->wait_for_catchup($standby);
+check_rows($standby, 'standby after the crash');
+
+# 4. the background workers, without VACUUM
+make_gap();
+$node->safe_psql('postgres',
+	'ALTER SYSTEM SET kvlsm.background_truncate = on; ALTER SYSTEM SET kvlsm.l0_compaction_trigger = 2; SELECT pg_reload_conf()');
+# two new level-0 tables make a worker compact, then reclaim
+for my $b (0 .. 1)
+{
+	$node->safe_psql('postgres',
+		"UPDATE t SET v = v WHERE id % 50 = $b; SELECT kvlsm_flush('t')");
+}
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT s.free_pages * 4 <= s.total_pages FROM kvlsm_space('t') s", 't'),
+	'the workers moved the tables and gave the free end back');
+($pages, $free) = layout('t');
+note("after background reclaim: t has $pages pages, $free% free");
+check_rows($node, 'after background reclaim');
+check_clean('after background reclaim');
+
+done_testing();
