@@ -6,6 +6,7 @@ OBJS = \
 	src/engine/span.o \
 	src/engine/memtable.o \
 	src/engine/logwriter.o \
+	src/engine/compress.o \
 	src/engine/bloom.o \
 	src/engine/sst_block.o \
 	src/engine/sst_block_builder.o \
@@ -72,7 +73,7 @@ DATA = kvlsm--0.1.sql kvlsm--0.1--0.2.sql
 PGFILEDESC = "kvlsm - LSM storage for PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src/include
-SHLIB_LINK = -llz4
+SHLIB_LINK = -llz4 -lzstd
 
 # Every suite runs its own throwaway cluster with kvlsm preloaded.
 REGRESS = basic dml options index index_types compaction ttl tools stats snapshots large_rows security

@@ -4,7 +4,7 @@
 # Idempotent: apt is skipped entirely when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(postgresql-15 postgresql-server-dev-15 libpq-dev liblz4-dev libipc-run-perl build-essential python3)
+PACKAGES=(postgresql-15 postgresql-server-dev-15 libpq-dev liblz4-dev libzstd-dev libipc-run-perl build-essential python3)
 TEST_USER=kvlsm_test
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -6,7 +6,7 @@ ALTER TABLE o1 RESET (compression);
 SELECT kvlsm_set_option('o1', 'memtable_size', '256kB');
 SELECT compression, memtable_size FROM kvlsm_stats('o1');
 -- bad values
-CREATE TABLE o2 (id int) USING kvlsm WITH (compression = 'zstd');
+CREATE TABLE o2 (id int) USING kvlsm WITH (compression = 'brotli');
 CREATE TABLE o2 (id int) USING kvlsm WITH (memtable_size = '1kB');
 CREATE TABLE o2 (id int) USING kvlsm WITH (nonsense = 1);
 CREATE TABLE o2 (id int) USING heap WITH (compression = 'lz4');

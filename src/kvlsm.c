@@ -41,6 +41,7 @@ PG_MODULE_MAGIC;
 static const struct config_enum_entry compression_options[] = {
 	{"none", KVLSM_COMPRESSION_NONE, false},
 	{"lz4", KVLSM_COMPRESSION_LZ4, false},
+	{"zstd", KVLSM_COMPRESSION_ZSTD, false},
 	{NULL, 0, false}
 };
 

@@ -23,6 +23,7 @@
 #include "commands/defrem.h"
 #include "catalog/pg_class.h"
 
+#include "kvlsm/compress.h"
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/admin.h"
 #include "kvlsm/lsm.h"
@@ -472,7 +473,7 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(meta.rowid_hwm);
 	values[i++] = Int64GetDatum((int64) RelationGetNumberOfBlocks(rel) * BLCKSZ);
 	values[i++] = Int64GetDatum(meta.incarnation & INT64CONST(0x7FFFFFFFFFFFFFFF));
-	values[i++] = CStringGetTextDatum(meta.compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
+	values[i++] = CStringGetTextDatum(kvlsm_compression_name(meta.compression));
 	values[i++] = Int64GetDatum(meta.memtable_size);
 	values[i++] = CStringGetTextDatum(meta.compaction_style == KVLSM_COMPACTION_TIERED ?
 									  "tiered" : "leveled");

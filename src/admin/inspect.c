@@ -28,6 +28,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "kvlsm/compress.h"
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/admin.h"
 #include "kvlsm/compaction.h"
@@ -279,16 +280,17 @@ kvlsm_sstable_header(PG_FUNCTION_ARGS)
 	/* the header page itself is never compressed: report the data pages' */
 	{
 		Buffer		dbuf;
-		bool		lz4 = false;
+		uint16		flags = 0;
 
 		if (hdr.ndata > 0)
 		{
 			dbuf = kvlsm_read_buffer(rel, desc.start + 1);
 			LockBuffer(dbuf, BUFFER_LOCK_SHARE);
-			lz4 = (KvlsmPageGetOpaque(BufferGetPage(dbuf))->flags & KVLSM_PAGE_FLAG_LZ4) != 0;
+			flags = KvlsmPageGetOpaque(BufferGetPage(dbuf))->flags;
 			UnlockReleaseBuffer(dbuf);
 		}
-		values[14] = CStringGetTextDatum(lz4 ? "lz4" : "none");
+		values[14] = CStringGetTextDatum((flags & KVLSM_PAGE_FLAG_ZSTD) ? "zstd" :
+										 (flags & KVLSM_PAGE_FLAG_LZ4) ? "lz4" : "none");
 	}
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

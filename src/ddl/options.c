@@ -52,6 +52,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "kvlsm/compress.h"
 #include "kvlsm/kvlsm.h"
 #include "kvlsm/ddl.h"
 #include "kvlsm/logwriter.h"
@@ -125,15 +126,12 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 				 errmsg("kvlsm option \"%s\" needs a value", name)));
 	if (strcmp(name, "compression") == 0)
 	{
-		if (pg_strcasecmp(value, "lz4") == 0)
-			opts->compression = KVLSM_COMPRESSION_LZ4;
-		else if (pg_strcasecmp(value, "none") == 0)
-			opts->compression = KVLSM_COMPRESSION_NONE;
-		else
+		opts->compression = kvlsm_compression_by_name(value);
+		if (opts->compression < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for kvlsm option \"compression\": \"%s\"", value),
-					 errhint("Valid values are \"lz4\" and \"none\".")));
+					 errhint("Valid values are \"lz4\", \"zstd\" and \"none\".")));
 	}
 	else if (strcmp(name, "memtable_size") == 0)
 	{
@@ -612,7 +610,7 @@ apply_options(Relation rel, KvlsmOptions *opts)
 
 	if (opts->compression >= 0)
 		record_option(rel, "compression",
-					  opts->compression == KVLSM_COMPRESSION_LZ4 ? "lz4" : "none");
+					  kvlsm_compression_name(opts->compression));
 	if (opts->memtable_size > 0)
 		record_option(rel, "memtable_size",
 					  psprintf("%lldkB", (long long) (opts->memtable_size / 1024)));

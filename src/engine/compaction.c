@@ -141,7 +141,7 @@ start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out
 	bloom_bits = kvlsm_bloom_bits_for(&meta);
 	left = job->in_bytes > job->consumed ? job->in_bytes - job->consumed : 0;
 	ratio = job->pages_per_byte;
-	if (sh->compression != KVLSM_COMPRESSION_LZ4)
+	if (sh->compression == KVLSM_COMPRESSION_NONE)
 		ratio = Max(ratio, 1.15 / KVLSM_PAGE_CAPACITY);
 	want = (uint64) (Min(job->target_file_bytes, left) * ratio * 1.25) + 16;
 	want = Max(want, kvlsm_sst_min_reserve(n, bytes, bloom_bits));

@@ -158,10 +158,23 @@ plan_move(Relation rel, KvlsmShared *sh, KvlsmSstDesc *from, KvlsmSstDesc *to)
 	*to = *from;
 	to->id = kvlsm_reserve_sstid(rel);
 	to->start = mc->free[target].start;
-	to->level = KVLSM_LEVEL_PENDING;
 	kvlsm_manifest_take_free_range(mc, target, to->start, to->npages);
-	mc->sst[mc->hdr.nsst++] = *to;
-	to->level = from->level;
+
+	/*
+	 * Listed as a reservation, as a compaction output that is not written
+	 * yet: pending, no entries, no keys, so that readers and kvlsm_verify
+	 * pass it by until install_move lists the table there.
+	 */
+	{
+		KvlsmSstDesc *r = &mc->sst[mc->hdr.nsst++];
+
+		memset(r, 0, sizeof(*r));
+		r->id = to->id;
+		r->start = to->start;
+		r->npages = to->npages;
+		r->level = KVLSM_LEVEL_PENDING;
+		r->minkeylen = r->maxkeylen = 0xFF;
+	}
 
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	sh->compacting_pid = MyProcPid;

@@ -17,8 +17,8 @@
  */
 #include "postgres.h"
 
-#include <lz4.h>
 
+#include "kvlsm/compress.h"
 #include "kvlsm/span.h"
 #include "kvlsm/sst_block.h"
 
@@ -87,13 +87,13 @@ unpack_payload(KvlsmDataBlock *block, char *stored, uint32 storedlen,
 {
 	if (block->datalen > KVLSM_MAX_PAYLOAD)
 		return KVLSM_DATA_BLOCK_TOO_LONG;
-	if (block->flags & KVLSM_PAGE_FLAG_LZ4)
+	if (block->flags & KVLSM_PAGE_FLAG_COMPRESSED)
 	{
 		int			dlen;
 
-		dlen = LZ4_decompress_safe(stored, target, storedlen, KVLSM_MAX_PAYLOAD);
+		dlen = kvlsm_decompress(block->flags, stored, storedlen, target, KVLSM_MAX_PAYLOAD);
 		if (dlen < 0 || (uint32) dlen != block->datalen)
-			return KVLSM_DATA_BLOCK_BAD_LZ4;
+			return KVLSM_DATA_BLOCK_BAD_COMPRESSED;
 		block->data = target;
 	}
 	else
@@ -134,8 +134,8 @@ kvlsm_data_block_read(KvlsmDataBlock *block, uint32 pageno, uint32 ndata,
 			pageno + npieces > ndata)
 			return KVLSM_DATA_BLOCK_BAD_SPAN;
 		block->npages = npieces;
-		/* raw pieces go straight to the target; lz4 ones via a buffer */
-		if (block->flags & KVLSM_PAGE_FLAG_LZ4)
+		/* raw pieces go straight to the target; compressed ones via a buffer */
+		if (block->flags & KVLSM_PAGE_FLAG_COMPRESSED)
 		{
 			if (spanbuf == NULL)
 			{

@@ -2,7 +2,7 @@
  *
  * sst_block_builder.c
  *	  Packing an SSTable's entries into data blocks: prefix compression
- *	  with restart points, how many entries an lz4 page takes, cutting a
+ *	  with restart points, how many entries a compressed page takes, cutting a
  *	  payload that no longer compresses into a page, and turning a finished
  *	  block into page images (one page, or a span of pages for an entry
  *	  larger than a page).  The format is in sst_block.h.
@@ -16,8 +16,7 @@
  */
 #include "postgres.h"
 
-#include <lz4.h>
-
+#include "kvlsm/compress.h"
 #include "kvlsm/span.h"
 #include "kvlsm/scheduler.h"
 #include "kvlsm/sst_builder.h"
@@ -28,10 +27,10 @@ stored_size(KvlsmSstBuilder *b, uint32 len)
 {
 	int			clen;
 
-	if (b->compression != KVLSM_COMPRESSION_LZ4)
+	if (b->compression == KVLSM_COMPRESSION_NONE)
 		return len;
-	clen = LZ4_compress_default(b->payload, b->trialbuf, len,
-								LZ4_compressBound(b->payload_max));
+	clen = kvlsm_compress(b->compression, b->payload, len, b->trialbuf,
+						  kvlsm_compress_bound(b->compression, b->payload_max));
 	b->trial_len = len;
 	b->trial_clen = clen;
 	if (clen <= 0 || (uint32) clen >= len)
@@ -40,15 +39,15 @@ stored_size(KvlsmSstBuilder *b, uint32 len)
 }
 
 /*
- * The bytes payload [0, len) is stored as: lz4-compressed in b->trialbuf
- * when that saves something, else the payload itself.
+ * The bytes payload [0, len) is stored as: compressed in b->trialbuf when
+ * that saves something (*compressed), else the payload itself.
  */
 static const char *
-stored_form(KvlsmSstBuilder *b, uint32 len, uint32 *storedlen, bool *lz4)
+stored_form(KvlsmSstBuilder *b, uint32 len, uint32 *storedlen, bool *compressed)
 {
 	*storedlen = len;
-	*lz4 = false;
-	if (b->compression == KVLSM_COMPRESSION_LZ4)
+	*compressed = false;
+	if (b->compression != KVLSM_COMPRESSION_NONE)
 	{
 		int			clen;
 
@@ -56,13 +55,13 @@ stored_form(KvlsmSstBuilder *b, uint32 len, uint32 *storedlen, bool *lz4)
 		if (b->trial_len == len && b->trial_clen > 0)
 			clen = b->trial_clen;
 		else
-			clen = LZ4_compress_default(b->payload, b->trialbuf, len,
-										LZ4_compressBound(KVLSM_MAX_PAYLOAD));
+			clen = kvlsm_compress(b->compression, b->payload, len, b->trialbuf,
+								  kvlsm_compress_bound(b->compression, KVLSM_MAX_PAYLOAD));
 		/* keep the compressed form only when it saves something */
 		if (clen > 0 && (uint32) clen < len)
 		{
 			*storedlen = clen;
-			*lz4 = true;
+			*compressed = true;
 			return b->trialbuf;
 		}
 	}
@@ -103,11 +102,11 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 {
 	const char *stored;
 	uint32		storedlen;
-	bool		lz4;
+	bool		compressed;
 	uint32		npieces;
 	uint32		i;
 
-	stored = stored_form(b, len, &storedlen, &lz4);
+	stored = stored_form(b, len, &storedlen, &compressed);
 	b->trial_len = 0;
 
 	npieces = kvlsm_span_npieces(storedlen);
@@ -126,8 +125,8 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 		{
 			opaque->nitems = items;
 			opaque->datalen = len;
-			if (lz4)
-				opaque->flags |= KVLSM_PAGE_FLAG_LZ4;
+			if (compressed)
+				opaque->flags |= kvlsm_compression_flag(b->compression);
 			if (npieces > 1)
 				opaque->link = npieces;
 		}
@@ -228,7 +227,7 @@ carry_entries(KvlsmSstBuilder *b, const char *rest, uint32 restitems)
 }
 
 /*
- * Finish the current data page.  An lz4 payload that no longer compresses
+ * Finish the current data page.  A compressed payload that no longer compresses
  * into one page is cut at the last prefix known to fit, and the entries
  * after it start the next page (re-encoded, since their key prefixes refer
  * to the page they leave).
@@ -267,7 +266,7 @@ kvlsm_sst_finish_data_page(KvlsmSstBuilder *b)
 
 /*
  * An entry larger than a page shares no block: it gets one of its own,
- * which spans pages unless lz4 makes it fit one.
+ * which spans pages unless compression makes it fit one.
  */
 static void
 place_large_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
@@ -284,13 +283,13 @@ place_large_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 }
 
 /*
- * lz4: the payload (of b->payload_len bytes) is about to grow past the
+ * Compressed blocks: the payload (of b->payload_len bytes) is about to grow past the
  * size at which the next trial compression was planned.  Does what we
  * have still compress into a page?  Records the longest prefix known to
  * fit and plans the next trial; next_trial 0 ends the page.
  */
 static void
-lz4_fit_trial(KvlsmSstBuilder *b)
+fit_trial(KvlsmSstBuilder *b)
 {
 	uint32		sz = stored_size(b, b->payload_len);
 
@@ -350,13 +349,13 @@ kvlsm_sst_place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
 	}
 	need = KVLSM_ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
 
-	if (b->compression == KVLSM_COMPRESSION_LZ4 && b->page_items > 0 &&
+	if (b->compression != KVLSM_COMPRESSION_NONE && b->page_items > 0 &&
 		b->payload_len + need > b->next_trial &&
 		b->payload_len + need <= b->payload_max)
-		lz4_fit_trial(b);
+		fit_trial(b);
 	if (b->page_items > 0 &&
 		(b->payload_len + need > b->payload_max ||
-		 (b->compression == KVLSM_COMPRESSION_LZ4 && b->next_trial == 0)))
+		 (b->compression != KVLSM_COMPRESSION_NONE && b->next_trial == 0)))
 	{
 		kvlsm_sst_finish_data_page(b);
 		/* the carried entries may have started a page: recompute */

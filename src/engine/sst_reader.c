@@ -181,11 +181,12 @@ raise_block_error(Relation rel, const KvlsmDataBlock *block,
 					 errmsg("kvlsm relation \"%s\" block %u: data length %u exceeds the largest data block",
 							RelationGetRelationName(rel), blkno, block->datalen)));
 			break;
-		case KVLSM_DATA_BLOCK_BAD_LZ4:
+		case KVLSM_DATA_BLOCK_BAD_COMPRESSED:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("kvlsm relation \"%s\" block %u: lz4 data block does not decompress",
-							RelationGetRelationName(rel), blkno)));
+					 errmsg("kvlsm relation \"%s\" block %u: %s data block does not decompress",
+							RelationGetRelationName(rel), blkno,
+							(block->flags & KVLSM_PAGE_FLAG_ZSTD) ? "zstd" : "lz4")));
 			break;
 		case KVLSM_DATA_BLOCK_SHORT:
 			ereport(ERROR,

@@ -384,16 +384,18 @@ report_block_problem(WalkState *ws, const KvlsmDataBlock *block,
 		case KVLSM_DATA_BLOCK_TOO_LONG:
 
 			/*
-			 * Longer than any payload: an lz4 block cannot decompress to it,
-			 * a raw one cannot hold it.
+			 * Longer than any payload: a compressed block cannot decompress
+			 * to it, a raw one cannot hold it.
 			 */
-			if (block->flags & KVLSM_PAGE_FLAG_LZ4)
-				walk_problem(w, blk, "lz4 data block does not decompress to its %u bytes", block->datalen);
+			if (block->flags & KVLSM_PAGE_FLAG_COMPRESSED)
+				walk_problem(w, blk, "%s data block does not decompress to its %u bytes",
+							 (block->flags & KVLSM_PAGE_FLAG_ZSTD) ? "zstd" : "lz4", block->datalen);
 			else
 				walk_problem(w, blk, "data length %u exceeds the block contents", block->datalen);
 			break;
-		case KVLSM_DATA_BLOCK_BAD_LZ4:
-			walk_problem(w, blk, "lz4 data block does not decompress to its %u bytes", block->datalen);
+		case KVLSM_DATA_BLOCK_BAD_COMPRESSED:
+			walk_problem(w, blk, "%s data block does not decompress to its %u bytes",
+						 (block->flags & KVLSM_PAGE_FLAG_ZSTD) ? "zstd" : "lz4", block->datalen);
 			break;
 		case KVLSM_DATA_BLOCK_SHORT:
 			walk_problem(w, blk, "data length %u exceeds the block contents", block->datalen);

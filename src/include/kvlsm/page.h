@@ -49,6 +49,8 @@
 
 /* opaque flags */
 #define KVLSM_PAGE_FLAG_LZ4		0x0001	/* data region is an lz4 blob */
+#define KVLSM_PAGE_FLAG_ZSTD	0x0008	/* data region is a zstd frame */
+#define KVLSM_PAGE_FLAG_COMPRESSED	(KVLSM_PAGE_FLAG_LZ4 | KVLSM_PAGE_FLAG_ZSTD)
 
 /*
  * A record larger than a page (a row of up to MaxHeapTupleSize bytes with
@@ -271,7 +273,8 @@ typedef struct KvlsmRecordHeader
 typedef enum KvlsmCompression
 {
 	KVLSM_COMPRESSION_NONE = 0,
-	KVLSM_COMPRESSION_LZ4 = 1
+	KVLSM_COMPRESSION_LZ4 = 1,
+	KVLSM_COMPRESSION_ZSTD = 2
 } KvlsmCompression;
 
 /* compaction style of one relation (stored in the metapage) */

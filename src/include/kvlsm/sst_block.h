@@ -93,7 +93,7 @@ typedef enum KvlsmDataBlockStatus
 	KVLSM_DATA_BLOCK_BAD_SPAN,	/* a span of an impossible number of pages */
 	KVLSM_DATA_BLOCK_BAD_PIECE, /* a page is not the next piece of the span */
 	KVLSM_DATA_BLOCK_TOO_LONG,	/* datalen exceeds KVLSM_MAX_PAYLOAD */
-	KVLSM_DATA_BLOCK_BAD_LZ4,	/* does not decompress to datalen bytes */
+	KVLSM_DATA_BLOCK_BAD_COMPRESSED,	/* does not decompress to datalen bytes */
 	KVLSM_DATA_BLOCK_SHORT		/* datalen exceeds the stored bytes */
 } KvlsmDataBlockStatus;
 
