@@ -43,10 +43,12 @@ psql_ -d skv -c "CREATE EXTENSION kvlsm"
 # or running, twice in a row a second apart (at most ten minutes)
 settle() {
     local db=$1 quiet=0 i busy
+    # a database without kvlsm has no background work of ours
+    [ "$(psql_ -d "$db" -At -c "SELECT count(*) FROM pg_extension WHERE extname = 'kvlsm'")" = 1 ] || return 0
     for i in $(seq 1 600); do
         busy=$(psql_ -d "$db" -At -c "
             SELECT count(*) FROM pg_class c JOIN pg_am a ON a.oid = c.relam,
-                   LATERAL kvlsm_stats(c.oid) s
+                   LATERAL kvlsm_stats(c.oid::regclass) s
              WHERE a.amname IN ('kvlsm', 'kvlsm_idx')
                AND (s.background_work_pending OR s.compaction_running OR s.jobs_queued > 0)")
         if [ "$busy" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
@@ -63,7 +65,7 @@ size_of() { psql_ -d "$1" -At -c "SELECT pg_total_relation_size('$2')"; }
 free_share() {
     psql_ -d skv -At -c "
         SELECT round(100.0 * sum(s.free_pages + s.unreferenced_pages) / nullif(sum(s.total_pages), 0), 1)
-          FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid) s
+          FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid::regclass) s
          WHERE a.amname IN ('kvlsm', 'kvlsm_idx')
            AND (c.oid = '$1'::regclass
                 OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = '$1'::regclass))"
@@ -77,8 +79,8 @@ layout() {
         SELECT '| $1 | ' || c.relname, s.total_pages, s.sstable_pages, s.free_pages,
                s.log_pages + s.log_reserve_pages, s.quarantined_pages + s.pending_pages,
                s.unreferenced_pages,
-               (SELECT coalesce(max(t.start_block + t.pages), 0) FROM kvlsm_sstables(c.oid) t) || ' |'
-          FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid) s
+               (SELECT coalesce(max(t.start_block + t.pages), 0) FROM kvlsm_sstables(c.oid::regclass) t) || ' |'
+          FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid::regclass) s
          WHERE a.amname IN ('kvlsm', 'kvlsm_idx') AND c.relname IN ('kv', 'kv_k', 'acc', 'acc_aid')
          ORDER BY c.relname")
 "

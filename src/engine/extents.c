@@ -287,7 +287,12 @@ kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc, uint32 npages
 	return start;
 }
 
-/* set aside free pages for the next log pages, taken in the install record */
+/*
+ * Set aside free pages for the next log pages, taken in the install record:
+ * KVLSM_LOG_RESERVE_PAGES from the lowest free extent that has them (else
+ * the largest), so that log pages, which come and go with every memtable,
+ * stay low in the file and leave its end free for truncation.
+ */
 void
 kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta, KvlsmManifestCopy *mc, KvlsmInstallArg *ia)
 {
@@ -297,10 +302,14 @@ kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta, KvlsmManifestCopy
 	if (meta->log_reserve_npages > 0 || mc->hdr.nfree == 0)
 		return;
 	for (i = 1; i < mc->hdr.nfree; i++)
+	{
+		if (mc->free[best].npages >= KVLSM_LOG_RESERVE_PAGES)
+			break;				/* sorted by start: the lowest that fits */
 		if (mc->free[i].npages > mc->free[best].npages)
 			best = i;
+	}
 	ia->set_reserve = true;
-	ia->reserve_npages = Min(mc->free[best].npages, 256);
+	ia->reserve_npages = Min(mc->free[best].npages, KVLSM_LOG_RESERVE_PAGES);
 	ia->reserve_start = take_free_extent_at(mc, best, ia->reserve_npages);
 }
 

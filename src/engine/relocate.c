@@ -380,9 +380,59 @@ kvlsm_relocate_tail(Relation rel)
 }
 
 /*
+ * Does the memtable's log keep the end of the file?  Log pages are taken
+ * from the reserve low in the file, but when it runs out between two
+ * installs new ones extend the file, and they stay there until the
+ * memtable is flushed: past the live SSTables, they stop truncation.  Only
+ * worth asking when more than a quarter of the file is free.
+ */
+static bool
+log_keeps_tail(Relation rel)
+{
+	KvlsmMetaPageData meta;
+	KvlsmManifestCopy *mc;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber reach = KVLSM_FIRST_DATA_BLKNO;
+	bool		keeps;
+	uint32		i;
+
+	kvlsm_read_metapage(rel, &meta);
+	if (meta.active.npages == 0 || meta.active.tail == InvalidBlockNumber ||
+		nblocks < RELOCATE_MIN_PAGES)
+		return false;
+	mc = palloc(sizeof(KvlsmManifestCopy));
+	kvlsm_manifest_read(rel, &meta, mc);
+	for (i = 0; i < mc->hdr.nsst; i++)
+		reach = Max(reach, mc->sst[i].start + mc->sst[i].npages);
+	keeps = free_pages(&meta, mc) * RELOCATE_FREE_SHARE > nblocks &&
+		(meta.active.tail >= reach || meta.active.head >= reach);
+	pfree(mc);
+	return keeps;
+}
+
+/*
+ * VACUUM (of a kvlsm table or a kvlsm_idx index): give back what the file
+ * does not need.  If the memtable's log pages keep the end of the file,
+ * flush it first (one level-0 table, at the lowest free extent); then move
+ * tables out of the end and truncate, waiting up to 5 s for the lock as
+ * heap's VACUUM does.
+ */
+void
+kvlsm_vacuum_reclaim(Relation rel)
+{
+	if (RecoveryInProgress() || RELATION_IS_LOCAL(rel))
+		return;
+	if (log_keeps_tail(rel))
+		kvlsm_flush(rel, true);
+	(void) kvlsm_relocate_tail(rel);
+	(void) kvlsm_shrink(rel, 5000);
+}
+
+/*
  * Background space reclaim (workers, after compaction): move tables out
  * of the tail, then give a free tail back if the relation's lock comes at
- * once (kvlsm.background_truncate).
+ * once (kvlsm.background_truncate).  No flush: a worker would flush
+ * memtables that are still filling after every compaction.
  */
 void
 kvlsm_reclaim_space(Relation rel)

@@ -512,10 +512,7 @@ kvlsm_idx_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 	/* as the table's VACUUM: move tables out of the end, truncate it */
 	if (index_truncate_allowed(info->index))
-	{
-		(void) kvlsm_relocate_tail(info->index);
-		(void) kvlsm_shrink(info->index, 5000);
-	}
+		kvlsm_vacuum_reclaim(info->index);
 	if (stats == NULL)
 	{
 		stats = palloc0(sizeof(IndexBulkDeleteResult));

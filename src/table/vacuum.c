@@ -312,10 +312,7 @@ kvlsm_relation_vacuum(Relation rel, VacuumParams *params, BufferAccessStrategy b
 	 * its end goes back to the file system.
 	 */
 	if (params->truncate != VACOPTVALUE_DISABLED)
-	{
-		(void) kvlsm_relocate_tail(rel);
-		(void) kvlsm_shrink(rel, 5000);
-	}
+		kvlsm_vacuum_reclaim(rel);
 
 	nblocks = RelationGetNumberOfBlocks(rel);
 	vac_update_relstats(rel, nblocks, vs.live, 0, vs.nindexes > 0 || rel->rd_rel->relhasindex,

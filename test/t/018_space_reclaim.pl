@@ -155,7 +155,28 @@ check_clean('after the crash and VACUUM');
 $node->wait_for_catchup($standby);
 check_rows($standby, 'standby after the crash');
 
-# 4. the background workers, without VACUUM
+# 4. the memtable's log pages at the end of the file: VACUUM flushes first
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE u (id int, v text) USING kvlsm WITH (memtable_size = '64MB');
+INSERT INTO u SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+SELECT kvlsm_flush('u');
+INSERT INTO u SELECT g, md5(g::text) FROM generate_series(100001, 150000) g;
+});
+my ($u_pages, $u_free) = split /\|/, $node->safe_psql('postgres',
+	"SELECT total_pages, log_pages FROM kvlsm_space('u')");
+note("u before VACUUM: $u_pages pages, $u_free of them log pages");
+$node->safe_psql('postgres', 'VACUUM u');
+my $u_after = $node->safe_psql('postgres', "SELECT total_pages FROM kvlsm_space('u')");
+note("u after VACUUM: $u_after pages");
+cmp_ok($u_after, '<', $u_pages * 0.6,
+	'VACUUM flushed the memtable whose log kept the end of the file, and truncated');
+is($node->safe_psql('postgres', "SELECT count(*), sum(hashtext(v)) = sum(hashtext(md5(id::text))) FROM u"),
+	'150000|t', 'every row of u is there');
+is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('u')"), '0',
+	'kvlsm_verify(u) finds nothing');
+
+# 5. the background workers, without VACUUM
 make_gap();
 $node->safe_psql('postgres',
 	'ALTER SYSTEM SET kvlsm.background_truncate = on; ALTER SYSTEM SET kvlsm.l0_compaction_trigger = 2; SELECT pg_reload_conf()');

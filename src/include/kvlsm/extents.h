@@ -23,6 +23,9 @@
 
 #include "kvlsm/manifest.h"
 
+/* pages set aside for new log pages at each install (2 MB) */
+#define KVLSM_LOG_RESERVE_PAGES 256
+
 /* largest pre-extension of the file, in pages (16 MB) */
 #define KVLSM_EXTEND_MAX 2048
 

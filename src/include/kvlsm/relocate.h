@@ -25,5 +25,6 @@ extern bool kvlsm_background_truncate;
 /* relocate.c */
 extern int	kvlsm_relocate_tail(Relation rel);
 extern void kvlsm_reclaim_space(Relation rel);
+extern void kvlsm_vacuum_reclaim(Relation rel);
 
 #endif							/* KVLSM_RELOCATE_H */
