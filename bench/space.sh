@@ -8,6 +8,8 @@
 #
 #   sudo bash bench/space.sh                 # 1M rows, writes bench/SPACE.md
 #   KVLSM_BENCH_QUICK=1 sudo bash bench/space.sh   # 100k rows, $DIR/SPACE.md
+#   KVLSM_SPACE_COMPRESSION=zstd KVLSM_BENCH_OUT=bench/SPACE-zstd.md sudo bash bench/space.sh
+#                                  # kvlsm compressing with zstd instead of lz4
 #
 # Workloads:
 #   kv    1M rows: 16-byte random key, 100-byte value (half of it
@@ -38,6 +40,9 @@ autovacuum = off"
 bench_databases sheap skv
 psql_ -d postgres -c "CREATE DATABASE sheap" -c "CREATE DATABASE skv"
 psql_ -d skv -c "CREATE EXTENSION kvlsm"
+# KVLSM_SPACE_COMPRESSION=zstd: the kvlsm tables and indexes compress with zstd
+COMPRESSION=${KVLSM_SPACE_COMPRESSION:-lz4}
+psql_ -d skv -c "ALTER DATABASE skv SET kvlsm.default_compression = '$COMPRESSION'"
 
 # background work done: no kvlsm relation of the database has work pending
 # or running, twice in a row a second apart (at most ten minutes)
@@ -144,7 +149,7 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
 {
     echo "# Disk footprint: kvlsm against heap + btree"
     echo
-    echo "Command: \`sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d),"
+    echo "Command: \`$([ "$COMPRESSION" != lz4 ] && echo "KVLSM_SPACE_COMPRESSION=$COMPRESSION ")sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d), kvlsm compression $COMPRESSION,"
     echo "PostgreSQL $(server_version), $ROWS rows per table, $SERVER_NOTE; autovacuum off, a plain VACUUM"
     echo "where the table says so, background flush and compaction only (no kvlsm_compact)."
     echo
