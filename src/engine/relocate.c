@@ -176,10 +176,16 @@ plan_move(Relation rel, KvlsmShared *sh, KvlsmSstDesc *from, KvlsmSstDesc *to)
 		r->minkeylen = r->maxkeylen = 0xFF;
 	}
 
+	install_edit(rel, sh, mc, false);
+
+	/*
+	 * Claimed only once the reservation is listed, so that an error before
+	 * leaves no claim behind; nobody can claim in between (we hold the
+	 * flush lock, which every claimer takes first).
+	 */
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	sh->compacting_pid = MyProcPid;
 	LWLockRelease(&sh->lock);
-	install_edit(rel, sh, mc, false);
 	found = true;
 done:
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);

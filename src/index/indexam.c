@@ -498,8 +498,10 @@ index_truncate_allowed(Relation index)
 	StdRdOptions *opts = (StdRdOptions *) heap->rd_options;
 	bool		allowed;
 
-	allowed = heap->rd_rel->relkind != RELKIND_RELATION || opts == NULL ||
-		opts->vacuum_truncate;
+	/* tables and materialized views keep their storage parameters as StdRdOptions */
+	allowed = (heap->rd_rel->relkind != RELKIND_RELATION &&
+			   heap->rd_rel->relkind != RELKIND_MATVIEW) ||
+		opts == NULL || opts->vacuum_truncate;
 	table_close(heap, NoLock);
 	return allowed;
 }

@@ -120,6 +120,17 @@ check_clean('after VACUUM');
 $node->wait_for_catchup($standby);
 check_rows($standby, 'standby after the moves');
 
+# 1b. vacuum_truncate = false: VACUUM moves nothing and truncates neither
+# the table's file nor its index's
+make_gap();
+my ($keep_t) = layout('t');
+my ($keep_i) = layout('t_id');
+$node->safe_psql('postgres', 'ALTER TABLE t SET (vacuum_truncate = false); VACUUM t');
+is((layout('t'))[0], $keep_t, 'vacuum_truncate = false keeps the table file');
+is((layout('t_id'))[0], $keep_i, 'vacuum_truncate = false keeps the index file');
+$node->safe_psql('postgres', 'ALTER TABLE t RESET (vacuum_truncate)');
+check_rows($node, 'after VACUUM without truncation');
+
 # 2. an ERROR in the middle of a move
 make_gap();
 $node->safe_psql('postgres', "SELECT kvlsm_arm_error_point('relocate-mid', 't')");
