@@ -35,8 +35,12 @@ else
 fi
 SHARED_BUFFERS=1GB
 . "$TOP/bench/lib.sh"
+# issue 23's relocation and truncation are opt-in (kvlsm.space_reclaim); the
+# bench measures them unless KVLSM_SPACE_RECLAIM=off
+RECLAIM=${KVLSM_SPACE_RECLAIM:-on}
 start_server "synchronous_commit = on
-autovacuum = off"
+autovacuum = off
+kvlsm.space_reclaim = $RECLAIM"
 bench_databases sheap skv
 psql_ -d postgres -c "CREATE DATABASE sheap" -c "CREATE DATABASE skv"
 psql_ -d skv -c "CREATE EXTENSION kvlsm"
@@ -151,7 +155,8 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
     echo
     echo "Command: \`$([ "$COMPRESSION" != lz4 ] && echo "KVLSM_SPACE_COMPRESSION=$COMPRESSION ")sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d), kvlsm compression $COMPRESSION,"
     echo "PostgreSQL $(server_version), $ROWS rows per table, $SERVER_NOTE; autovacuum off, a plain VACUUM"
-    echo "where the table says so, background flush and compaction only (no kvlsm_compact)."
+    echo "where the table says so, background flush and compaction only (no kvlsm_compact);"
+    echo "kvlsm.space_reclaim = $RECLAIM (VACUUM and the workers move SSTables down and truncate; opt-in, default off)."
     echo
     echo "| rows | heap + btree (MB) | kvlsm + kvlsm_idx (MB) | kvlsm / heap | free pages in kvlsm files |"
     echo "|---|---|---|---|---|"

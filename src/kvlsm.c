@@ -181,6 +181,11 @@ _PG_init(void)
 							 "Truncating takes an AccessExclusiveLock only if it is free at once, but its WAL record cancels conflicting queries on hot standbys, as VACUUM's truncation does; VACUUM still truncates unless its TRUNCATE option is off.",
 							 &kvlsm_background_truncate, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("kvlsm.space_reclaim",
+							 "Lets VACUUM and background workers move SSTables out of the end of kvlsm files and truncate them (also kvlsm_idx files).",
+							 "Off by default until a manifest overlap seen once under concurrent pgbench, autovacuum and workers is understood.",
+							 &kvlsm_space_reclaim, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	kvlsm_snapshots_init();
 	MarkGUCPrefixReserved("kvlsm");
 

@@ -51,8 +51,16 @@
 #include "kvlsm/ratelimit.h"
 #include "kvlsm/relocate.h"
 
-/* GUC (registered in _PG_init): may background workers truncate files? */
+/* GUCs (registered in _PG_init) */
 bool		kvlsm_background_truncate = true;
+
+/*
+ * Off by default: a run of test/t/002_pgbench.pl (pgbench, autovacuum and
+ * the workers together) once ended with two SSTables listed over the same
+ * page after moves; until that is understood, relocation, the flush before
+ * it and kvlsm_idx truncation are opt-in (issue 23).
+ */
+bool		kvlsm_space_reclaim = false;
 
 /*
  * Relocate only in files at least this long (pages: 1 MB) whose free pages
@@ -300,9 +308,10 @@ copy_table(Relation rel, const KvlsmSstDesc *from, const KvlsmSstDesc *to)
 }
 
 /*
- * Swap the table's old place for its new one in one install: the pending
- * target becomes the table (same level, keys and sequence numbers) and the
- * old extent is freed.
+ * Swap the table's old place for its new one in one install: the table
+ * keeps its position in the manifest's list (readers take the list's
+ * order for the tables' age: newest last), now with the new id and start,
+ * the pending reservation leaves the list, and the old extent is freed.
  */
 static void
 install_move(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *from,
@@ -310,34 +319,30 @@ install_move(Relation rel, KvlsmShared *sh, const KvlsmSstDesc *from,
 {
 	KvlsmMetaPageData meta;
 	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
-	uint32		i,
-				j;
-	int			found = 0;
+	int			old_i = -1;
+	int			res_i = -1;
+	uint32		i;
 
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	kvlsm_read_metapage(rel, &meta);
 	kvlsm_manifest_read(rel, &meta, mc);
-	for (i = 0, j = 0; i < mc->hdr.nsst; i++)
+	for (i = 0; i < mc->hdr.nsst; i++)
 	{
 		KvlsmSstDesc *d = &mc->sst[i];
 
 		if (d->id == from->id && d->start == from->start && d->level == from->level)
-		{
-			kvlsm_manifest_give_extent(mc, d->start, d->npages);
-			found++;
-			continue;
-		}
-		if (d->id == to->id && d->start == to->start && d->level == KVLSM_LEVEL_PENDING)
-		{
-			*d = *to;
-			found++;
-		}
-		mc->sst[j++] = *d;
+			old_i = i;
+		else if (d->id == to->id && d->start == to->start && d->level == KVLSM_LEVEL_PENDING)
+			res_i = i;
 	}
-	mc->hdr.nsst = j;
-	if (found != 2)
+	if (old_i < 0 || res_i < 0)
 		elog(ERROR, "kvlsm: SSTable %llu of \"%s\" changed while it was moved",
 			 (unsigned long long) from->id, RelationGetRelationName(rel));
+	kvlsm_manifest_give_extent(mc, from->start, from->npages);
+	mc->sst[old_i] = *to;
+	memmove(&mc->sst[res_i], &mc->sst[res_i + 1],
+			sizeof(KvlsmSstDesc) * (mc->hdr.nsst - res_i - 1));
+	mc->hdr.nsst--;
 	install_edit(rel, sh, mc, true);
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	pfree(mc);
@@ -428,6 +433,13 @@ kvlsm_vacuum_reclaim(Relation rel)
 {
 	if (RecoveryInProgress() || RELATION_IS_LOCAL(rel))
 		return;
+	if (!kvlsm_space_reclaim)
+	{
+		/* as before issue 23: tables give a free tail back, indexes keep theirs */
+		if (rel->rd_rel->relkind != RELKIND_INDEX)
+			(void) kvlsm_shrink(rel, 5000);
+		return;
+	}
 	if (log_keeps_tail(rel))
 		kvlsm_flush(rel, true);
 	(void) kvlsm_relocate_tail(rel);
@@ -443,6 +455,8 @@ kvlsm_vacuum_reclaim(Relation rel)
 void
 kvlsm_reclaim_space(Relation rel)
 {
+	if (!kvlsm_space_reclaim)
+		return;
 	(void) kvlsm_relocate_tail(rel);
 	if (kvlsm_background_truncate)
 		(void) kvlsm_shrink(rel, 0);

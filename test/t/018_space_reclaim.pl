@@ -32,6 +32,7 @@ kvlsm.l0_compaction_trigger = 1000
 kvlsm.l0_slowdown_trigger = 1000
 kvlsm.l0_stop_trigger = 1000
 kvlsm.background_truncate = off
+kvlsm.space_reclaim = on
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION kvlsm');

@@ -22,6 +22,9 @@
 /* GUC: background workers give a free tail back (AccessExclusiveLock, no wait) */
 extern bool kvlsm_background_truncate;
 
+/* GUC: VACUUM and the workers move SSTables down and truncate (opt-in for now) */
+extern bool kvlsm_space_reclaim;
+
 /* relocate.c */
 extern int	kvlsm_relocate_tail(Relation rel);
 extern void kvlsm_reclaim_space(Relation rel);
