@@ -178,19 +178,13 @@ extension_start(Relation rel, const KvlsmManifestCopy *mc)
 void
 kvlsm_ensure_blocks(Relation rel, BlockNumber upto)
 {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 	bool		local = RELATION_IS_LOCAL(rel);
 
-	if (nblocks >= upto)
+	if (RelationGetNumberOfBlocks(rel) >= upto)
 		return;
-	if (upto - nblocks > KVLSM_MAX_UNLOGGED_GAP)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("kvlsm relation \"%s\": free space listed at block %u, far past the end of the file (%u blocks)",
-						RelationGetRelationName(rel), upto - 1, nblocks)));
 	if (!local)
 		LockRelationForExtension(rel, ExclusiveLock);
-	extend_empty(rel, upto - Min(upto, RelationGetNumberOfBlocks(rel)));
+	kvlsm_extend_past_listed(rel, upto);
 	if (!local)
 		UnlockRelationForExtension(rel, ExclusiveLock);
 }
@@ -322,11 +316,40 @@ kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta, KvlsmManifestCopy
  * new page that is not linked yet (kvlsm_sweep_leaked_pages).
  */
 Buffer
-kvlsm_new_page(Relation rel)
+kvlsm_new_page(Relation rel, BlockNumber listed_end)
 {
 	if (!RELATION_IS_LOCAL(rel))
 		LockRelationForExtension(rel, ExclusiveLock);
+	kvlsm_extend_past_listed(rel, listed_end);
 	return ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+}
+
+/*
+ * Before a page is added at the end with P_NEW (the log writer: single
+ * pages, spans), outside any manifest copy: make the file reach the end
+ * of what the installed manifest and the log reserve list
+ * (KvlsmShared.listed_end), so that the new page lies past them.  Listed
+ * pages lie past the end of the file only after a crash (recovery replays
+ * a truncation over pages that were pre-extended after it, without WAL)
+ * or on a promoted standby (which never had the pre-extended pages); a
+ * page added there would be a log page and a free page at once, and the
+ * next SSTable or move placed there would overwrite the log.  The caller
+ * holds the extension lock.
+ */
+void
+kvlsm_extend_past_listed(Relation rel, BlockNumber listed_end)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+
+	if (listed_end == InvalidBlockNumber || nblocks >= listed_end)
+		return;
+	/* see kvlsm_ensure_blocks for the largest gap a crash leaves */
+	if (listed_end - nblocks > KVLSM_MAX_UNLOGGED_GAP)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("kvlsm relation \"%s\": free space listed at block %u, far past the end of the file (%u blocks)",
+						RelationGetRelationName(rel), listed_end - 1, nblocks)));
+	extend_empty(rel, listed_end - nblocks);
 }
 
 void

@@ -411,6 +411,7 @@ write_span(Relation rel, KvlsmShared *sh, PendingRel *pr, int idx)
 
 	if (!RELATION_IS_LOCAL(rel))
 		LockRelationForExtension(rel, ExclusiveLock);
+	kvlsm_extend_past_listed(rel, sh->listed_end);
 	for (i = 0; i < npieces; i++)
 	{
 		bufs[i] = ReadBufferExtended(rel, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
@@ -588,7 +589,7 @@ write_new_page(Relation rel, KvlsmShared *sh, PendingRel *pr, Buffer metabuf,
 		nbuf = ReadBuffer(rel, reserved);
 	}
 	else
-		nbuf = kvlsm_new_page(rel);
+		nbuf = kvlsm_new_page(rel, sh->listed_end);
 
 	LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);

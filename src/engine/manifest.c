@@ -186,6 +186,27 @@ kvlsm_manifest_read(Relation rel, const KvlsmMetaPageData *meta, KvlsmManifestCo
 	}
 }
 
+/*
+ * The end of everything manifest 'mc' and the log reserve of 'meta' list:
+ * SSTables in any state, free extents, continuation pages.
+ */
+static BlockNumber
+listed_end(const KvlsmManifestCopy *mc, const KvlsmMetaPageData *meta)
+{
+	BlockNumber end = KVLSM_FIRST_DATA_BLKNO;
+	uint32		i;
+
+	for (i = 0; i < mc->hdr.nsst; i++)
+		end = Max(end, mc->sst[i].start + mc->sst[i].npages);
+	for (i = 0; i < mc->hdr.nfree; i++)
+		end = Max(end, mc->free[i].start + mc->free[i].npages);
+	if (mc->hdr.cont_npages > 0)
+		end = Max(end, mc->hdr.cont_start + mc->hdr.cont_npages);
+	if (meta->log_reserve_npages > 0)
+		end = Max(end, meta->log_reserve_start + meta->log_reserve_npages);
+	return end;
+}
+
 /* read the manifest named by the metapage into the shared entry */
 void
 kvlsm_manifest_load(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta)
@@ -195,6 +216,7 @@ kvlsm_manifest_load(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta
 	kvlsm_manifest_read(rel, meta, mc);
 	kvlsm_set_ssts(sh, kvlsm_alloc_ssts(mc->hdr.nsst), mc->sst, mc->hdr.nsst);
 	sh->manifest_version = mc->hdr.version;
+	sh->listed_end = listed_end(mc, meta);
 	pfree(mc);
 }
 
@@ -469,6 +491,7 @@ kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
 	Page		mpage;
 	Page		metapage;
 	BlockNumber target;
+	BlockNumber end;
 	char	   *stream;
 	Size		len;
 	Size		first;
@@ -501,6 +524,7 @@ kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
 		MAXALIGN(sizeof(KvlsmManifestHeader)) + first;
 
 	install_edit(KvlsmPageGetMeta(metapage), ia);
+	end = listed_end(mc, KvlsmPageGetMeta(metapage));
 	kvlsm_page_set_crc(mpage);
 	kvlsm_page_set_crc(metapage);
 	GenericXLogFinish(state);
@@ -513,6 +537,7 @@ kvlsm_manifest_install(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc,
 	{
 		kvlsm_set_ssts(sh, cache, mc->sst, mc->hdr.nsst);
 		sh->manifest_version = mc->hdr.version;
+		sh->listed_end = end;
 	}
 	kvlsm_crash_point(KVLSM_CP_AFTER_INSTALL);
 }

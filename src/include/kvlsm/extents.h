@@ -58,7 +58,8 @@ extern BlockNumber kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy
 extern void kvlsm_manifest_plan_log_reserve(const KvlsmMetaPageData *meta,
 											KvlsmManifestCopy *mc,
 											KvlsmInstallArg *ia);
-extern Buffer kvlsm_new_page(Relation rel);
+extern void kvlsm_extend_past_listed(Relation rel, BlockNumber listed_end);
+extern Buffer kvlsm_new_page(Relation rel, BlockNumber listed_end);
 extern void kvlsm_new_page_done(Relation rel);
 
 /* reclaim.c */

@@ -100,6 +100,9 @@ typedef struct KvlsmShared
 	int			compacting_pid; /* a compaction of this LSM runs there */
 	bool		job_queued;		/* a worker job is queued (worker.c) */
 	bool		swept;			/* leaked pages were swept since startup */
+	BlockNumber listed_end;		/* end of the last extent the installed
+								 * manifest or the log reserve lists; new
+								 * pages at the end go past it (extents.c) */
 	/* allocators, protected by mutex */
 	slock_t		mutex;
 	uint64		next_rowid;
