@@ -35,8 +35,8 @@ else
 fi
 SHARED_BUFFERS=1GB
 . "$TOP/bench/lib.sh"
-# issue 23's relocation and truncation are opt-in (kvlsm.space_reclaim); the
-# bench measures them unless KVLSM_SPACE_RECLAIM=off
+# issue 23's relocation and truncation (kvlsm.space_reclaim, on by default);
+# KVLSM_SPACE_RECLAIM=off measures without them
 RECLAIM=${KVLSM_SPACE_RECLAIM:-on}
 start_server "synchronous_commit = on
 autovacuum = off
@@ -156,7 +156,7 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
     echo "Command: \`$([ "$COMPRESSION" != lz4 ] && echo "KVLSM_SPACE_COMPRESSION=$COMPRESSION ")sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d), kvlsm compression $COMPRESSION,"
     echo "PostgreSQL $(server_version), $ROWS rows per table, $SERVER_NOTE; autovacuum off, a plain VACUUM"
     echo "where the table says so, background flush and compaction only (no kvlsm_compact);"
-    echo "kvlsm.space_reclaim = $RECLAIM (VACUUM and the workers move SSTables down and truncate; opt-in, default off)."
+    echo "kvlsm.space_reclaim = $RECLAIM (VACUUM and the workers move SSTables down and truncate; the default)."
     echo
     echo "| rows | heap + btree (MB) | kvlsm + kvlsm_idx (MB) | kvlsm / heap | free pages in kvlsm files |"
     echo "|---|---|---|---|---|"

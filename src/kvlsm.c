@@ -45,6 +45,20 @@ static const struct config_enum_entry compression_options[] = {
 	{NULL, 0, false}
 };
 
+/* on and off, and their spellings that a boolean accepted before 0.3 */
+static const struct config_enum_entry background_truncate_options[] = {
+	{"auto", KVLSM_BGTRUNC_AUTO, false},
+	{"on", KVLSM_BGTRUNC_ON, false},
+	{"off", KVLSM_BGTRUNC_OFF, false},
+	{"true", KVLSM_BGTRUNC_ON, true},
+	{"false", KVLSM_BGTRUNC_OFF, true},
+	{"yes", KVLSM_BGTRUNC_ON, true},
+	{"no", KVLSM_BGTRUNC_OFF, true},
+	{"1", KVLSM_BGTRUNC_ON, true},
+	{"0", KVLSM_BGTRUNC_OFF, true},
+	{NULL, 0, false}
+};
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -176,15 +190,16 @@ _PG_init(void)
 							"How long a write may wait for flush or compaction before it fails (0: forever).",
 							NULL, &kvlsm_stall_timeout_ms, 60000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomBoolVariable("kvlsm.background_truncate",
-							 "Lets background workers give free space at the end of kvlsm files back to the file system.",
-							 "Truncating takes an AccessExclusiveLock only if it is free at once, but its WAL record cancels conflicting queries on hot standbys, as VACUUM's truncation does; VACUUM still truncates unless its TRUNCATE option is off.",
-							 &kvlsm_background_truncate, true,
+	DefineCustomEnumVariable("kvlsm.background_truncate",
+							 "Lets background workers and autovacuum give free space at the end of kvlsm files back to the file system.",
+							 "Truncating takes an AccessExclusiveLock only if it is free at once, but its WAL record cancels conflicting queries on hot standbys; auto does not truncate while a standby sends hot_standby_feedback. A VACUUM run by hand truncates unless its TRUNCATE option is off.",
+							 &kvlsm_background_truncate, KVLSM_BGTRUNC_AUTO,
+							 background_truncate_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("kvlsm.space_reclaim",
 							 "Lets VACUUM and background workers move SSTables out of the end of kvlsm files and truncate them (also kvlsm_idx files).",
-							 "Off by default until a manifest overlap seen once under concurrent pgbench, autovacuum and workers is understood.",
-							 &kvlsm_space_reclaim, false,
+							 "Off, VACUUM only truncates a free end of a table's file, and background workers do nothing.",
+							 &kvlsm_space_reclaim, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	kvlsm_snapshots_init();
 	MarkGUCPrefixReserved("kvlsm");

@@ -38,11 +38,19 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/table.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
+#include "postmaster/autovacuum.h"
+#include "replication/slot.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/guc.h"
 
 #include "kvlsm/compaction.h"
@@ -52,15 +60,18 @@
 #include "kvlsm/relocate.h"
 
 /* GUCs (registered in _PG_init) */
-bool		kvlsm_background_truncate = true;
+int			kvlsm_background_truncate = KVLSM_BGTRUNC_AUTO;
 
 /*
- * Off by default: a run of test/t/002_pgbench.pl (pgbench, autovacuum and
- * the workers together) once ended with two SSTables listed over the same
- * page after moves; until that is understood, relocation, the flush before
- * it and kvlsm_idx truncation are opt-in (issue 23).
+ * On by default.  It was opt-in while a corruption seen under pgbench,
+ * autovacuum and the workers together was unexplained: after a crash
+ * recovery that replays a truncation (or on a promoted standby), free
+ * extents may lie past the end of the file, and the log writer added its
+ * pages there; relocation, which fills low free extents eagerly, then
+ * overwrote them.  The log writer now extends past what the manifest lists
+ * (KvlsmShared.listed_end); test/t/018_space_reclaim.pl section 6.
  */
-bool		kvlsm_space_reclaim = false;
+bool		kvlsm_space_reclaim = true;
 
 /*
  * Relocate only in files at least this long (pages: 1 MB) whose free pages
@@ -422,42 +433,142 @@ log_keeps_tail(Relation rel)
 }
 
 /*
- * VACUUM (of a kvlsm table or a kvlsm_idx index): give back what the file
- * does not need.  If the memtable's log pages keep the end of the file,
- * flush it first (one level-0 table, at the lowest free extent); then move
- * tables out of the end and truncate, waiting up to 5 s for the lock as
- * heap's VACUUM does.
+ * Does a standby stream from this server with hot_standby_feedback?  Its
+ * walsender then carries the standby's xmin: in its PGPROC, or in its
+ * physical replication slot's xmin.  Such a standby runs queries, and
+ * that is all the primary can know of them.
+ */
+static bool
+feedback_standby_streaming(void)
+{
+	int			i;
+
+	for (i = 0; WalSndCtl != NULL && i < max_wal_senders; i++)
+	{
+		WalSnd	   *walsnd = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+		WalSndState state;
+		PGPROC	   *proc;
+
+		SpinLockAcquire(&walsnd->mutex);
+		pid = walsnd->pid;
+		state = walsnd->state;
+		SpinLockRelease(&walsnd->mutex);
+		if (pid == 0 || state != WALSNDSTATE_STREAMING)
+			continue;
+		proc = BackendPidGetProc(pid);
+		if (proc != NULL && TransactionIdIsValid(proc->xmin))
+			return true;
+	}
+	for (i = 0; ReplicationSlotCtl != NULL && i < max_replication_slots; i++)
+	{
+		ReplicationSlot *slot = &ReplicationSlotCtl->replication_slots[i];
+		bool		held;
+
+		SpinLockAcquire(&slot->mutex);
+		held = slot->in_use && slot->active_pid != 0 &&
+			slot->data.database == InvalidOid &&
+			TransactionIdIsValid(slot->effective_xmin);
+		SpinLockRelease(&slot->mutex);
+		if (held)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * May a free end be given back without a user's VACUUM (by the workers or
+ * autovacuum)?  Truncation takes an AccessExclusiveLock, and its WAL
+ * record cancels the queries a hot standby runs on the relation, even with
+ * hot_standby_feedback, after max_standby_streaming_delay.  Heap's
+ * autovacuum seldom finds a free end; an LSM's compactions and moves make
+ * one all the time.  So by default (auto) nothing is truncated unasked
+ * while a standby says, by sending feedback, that it runs queries: the
+ * file keeps its size and its free end is reused for new tables; a VACUUM
+ * by hand still truncates, as heap's does.
+ */
+bool
+kvlsm_unasked_truncate_allowed(void)
+{
+	switch (kvlsm_background_truncate)
+	{
+		case KVLSM_BGTRUNC_ON:
+			return true;
+		case KVLSM_BGTRUNC_OFF:
+			return false;
+		default:
+			return !feedback_standby_streaming();
+	}
+}
+
+/*
+ * The vacuum_truncate storage parameter that governs 'rel': its own for a
+ * table or materialized view, its table's for a kvlsm_idx index
+ * (PostgreSQL 15 does not pass VACUUM's TRUNCATE option to index access
+ * methods, and the workers have no VACUUM options at all).
+ */
+bool
+kvlsm_vacuum_truncate_option(Relation rel)
+{
+	Relation	table = rel;
+	StdRdOptions *opts;
+	bool		allowed;
+
+	if (rel->rd_rel->relkind == RELKIND_INDEX)
+		table = table_open(rel->rd_index->indrelid, NoLock);
+	opts = (StdRdOptions *) table->rd_options;
+	/* tables and materialized views keep their storage parameters as StdRdOptions */
+	allowed = (table->rd_rel->relkind != RELKIND_RELATION &&
+			   table->rd_rel->relkind != RELKIND_MATVIEW) ||
+		opts == NULL || opts->vacuum_truncate;
+	if (table != rel)
+		table_close(table, NoLock);
+	return allowed;
+}
+
+/*
+ * VACUUM (of a kvlsm table or a kvlsm_idx index; the caller has checked
+ * the TRUNCATE option): give back what the file does not need.  If the
+ * memtable's log pages keep the end of the file, flush it first (one
+ * level-0 table, at the lowest free extent); then move tables out of the
+ * end and truncate, waiting up to 5 s for the lock as heap's VACUUM does.
+ * Autovacuum truncates only when kvlsm.background_truncate allows it.
  */
 void
 kvlsm_vacuum_reclaim(Relation rel)
 {
+	bool		truncate;
+
 	if (RecoveryInProgress() || RELATION_IS_LOCAL(rel))
 		return;
+	truncate = !IsAutoVacuumWorkerProcess() || kvlsm_unasked_truncate_allowed();
 	if (!kvlsm_space_reclaim)
 	{
 		/* as before issue 23: tables give a free tail back, indexes keep theirs */
-		if (rel->rd_rel->relkind != RELKIND_INDEX)
+		if (rel->rd_rel->relkind != RELKIND_INDEX && truncate)
 			(void) kvlsm_shrink(rel, 5000);
 		return;
 	}
 	if (log_keeps_tail(rel))
 		kvlsm_flush(rel, true);
 	(void) kvlsm_relocate_tail(rel);
-	(void) kvlsm_shrink(rel, 5000);
+	if (truncate)
+		(void) kvlsm_shrink(rel, 5000);
 }
 
 /*
  * Background space reclaim (workers, after compaction): move tables out
- * of the tail, then give a free tail back if the relation's lock comes at
- * once (kvlsm.background_truncate).  No flush: a worker would flush
- * memtables that are still filling after every compaction.
+ * of the tail, then give a free tail back if kvlsm.background_truncate
+ * and the relation's vacuum_truncate allow it and its lock comes at once.
+ * No flush: a worker would flush memtables that are still filling after
+ * every compaction.
  */
 void
 kvlsm_reclaim_space(Relation rel)
 {
-	if (!kvlsm_space_reclaim)
+	if (!kvlsm_space_reclaim || !kvlsm_vacuum_truncate_option(rel))
 		return;
 	(void) kvlsm_relocate_tail(rel);
-	if (kvlsm_background_truncate)
+	if (kvlsm_unasked_truncate_allowed())
 		(void) kvlsm_shrink(rel, 0);
 }

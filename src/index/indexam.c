@@ -486,26 +486,6 @@ kvlsm_idx_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
-/*
- * May VACUUM truncate the index file?  As its table's file: unless the
- * table's vacuum_truncate storage parameter is off.  (PostgreSQL 15 does
- * not pass VACUUM's TRUNCATE option to index access methods.)
- */
-static bool
-index_truncate_allowed(Relation index)
-{
-	Relation	heap = table_open(index->rd_index->indrelid, NoLock);
-	StdRdOptions *opts = (StdRdOptions *) heap->rd_options;
-	bool		allowed;
-
-	/* tables and materialized views keep their storage parameters as StdRdOptions */
-	allowed = (heap->rd_rel->relkind != RELKIND_RELATION &&
-			   heap->rd_rel->relkind != RELKIND_MATVIEW) ||
-		opts == NULL || opts->vacuum_truncate;
-	table_close(heap, NoLock);
-	return allowed;
-}
-
 static IndexBulkDeleteResult *
 kvlsm_idx_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
@@ -513,7 +493,7 @@ kvlsm_idx_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		return stats;
 
 	/* as the table's VACUUM: move tables out of the end, truncate it */
-	if (index_truncate_allowed(info->index))
+	if (kvlsm_vacuum_truncate_option(info->index))
 		kvlsm_vacuum_reclaim(info->index);
 	if (stats == NULL)
 	{

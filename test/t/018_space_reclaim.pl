@@ -19,6 +19,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use KvlsmTest;
 
 my $node = PostgreSQL::Test::Cluster->new('primary');
 $node->init(allows_streaming => 1);
@@ -47,14 +50,7 @@ CREATE TABLE t (id int, v text) USING kvlsm WITH (memtable_size = '8MB');
 CREATE INDEX t_id ON t USING kvlsm_idx (id);
 });
 # twenty flushes of 10,000 rows: twenty level-0 tables in each relation
-for my $b (0 .. 19)
-{
-	my $lo = $b * 10000 + 1;
-	my $hi = $lo + 9999;
-	$node->safe_psql('postgres',
-		"INSERT INTO t SELECT g, md5(g::text) || md5((g + 1)::text) FROM generate_series($lo, $hi) g;"
-		  . "SELECT kvlsm_flush('t'), kvlsm_flush('t_id')");
-}
+load_in_flushes($node, 't', 20);
 my $expect = $node->safe_psql('postgres',
 	'SELECT count(*), sum(hashtext(v)) FROM t');
 

@@ -12,7 +12,7 @@ use IPC::Run;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(proc_gone crash_node start_psql_script $big_val_sql);
+our @EXPORT = qw(proc_gone crash_node start_psql_script load_in_flushes $big_val_sql);
 
 # SQL that creates big_val(g, len): len characters out of 94 printable ones,
 # hashed from g, which lz4 cannot shrink much.  With a STORAGE plain column
@@ -22,6 +22,24 @@ CREATE FUNCTION big_val(g int, len int) RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT string_agg(chr(33 + (hashint4(g * 10000 + i) & 2147483647) % 94), '' ORDER BY i)
      FROM generate_series(1, len) i $$;
 };
+
+# Fill table $rel (id int, v text) with $n batches of 10,000 rows (ids
+# from 1, v two md5s of 32 characters), flushing after each: $n level-0
+# tables in the table and in each of its kvlsm_idx indexes.
+sub load_in_flushes
+{
+	my ($node, $rel, $n) = @_;
+	for my $b (0 .. $n - 1)
+	{
+		my $lo = $b * 10000 + 1;
+		my $hi = $lo + 9999;
+		$node->safe_psql('postgres',
+			"INSERT INTO $rel SELECT g, md5(g::text) || md5((g + 1)::text) FROM generate_series($lo, $hi) g;"
+			  . "SELECT kvlsm_flush(indexrelid::regclass) FROM pg_index WHERE indrelid = '$rel'::regclass;"
+			  . "SELECT kvlsm_flush('$rel')");
+	}
+	return;
+}
 
 # Is the process gone?  A zombie counts as still there: a new postmaster
 # refuses to start while the old postmaster's pid exists at all, so wait

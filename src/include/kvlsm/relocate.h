@@ -19,15 +19,25 @@
 
 #include "utils/rel.h"
 
-/* GUC: background workers give a free tail back (AccessExclusiveLock, no wait) */
-extern bool kvlsm_background_truncate;
+/* kvlsm.background_truncate: may truncation run without a user's VACUUM? */
+typedef enum KvlsmBackgroundTruncate
+{
+	KVLSM_BGTRUNC_OFF,			/* only a VACUUM run by hand truncates */
+	KVLSM_BGTRUNC_AUTO,			/* not while a hot standby sends feedback */
+	KVLSM_BGTRUNC_ON			/* workers and autovacuum, whenever worth it */
+} KvlsmBackgroundTruncate;
 
-/* GUC: VACUUM and the workers move SSTables down and truncate (opt-in for now) */
+/* GUC: workers and autovacuum give a free tail back (AccessExclusiveLock, no wait) */
+extern int	kvlsm_background_truncate;
+
+/* GUC: VACUUM and the workers move SSTables down and truncate */
 extern bool kvlsm_space_reclaim;
 
 /* relocate.c */
 extern int	kvlsm_relocate_tail(Relation rel);
 extern void kvlsm_reclaim_space(Relation rel);
 extern void kvlsm_vacuum_reclaim(Relation rel);
+extern bool kvlsm_vacuum_truncate_option(Relation rel);
+extern bool kvlsm_unasked_truncate_allowed(void);
 
 #endif							/* KVLSM_RELOCATE_H */
