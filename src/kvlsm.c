@@ -196,6 +196,12 @@ _PG_init(void)
 							 &kvlsm_background_truncate, KVLSM_BGTRUNC_AUTO,
 							 background_truncate_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("kvlsm.write_old_records",
+							 "Writes row records in the form of kvlsm 0.2 and older (for tests of reading old files).",
+							 NULL,
+							 &kvlsm_write_old_records, false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("kvlsm.space_reclaim",
 							 "Lets VACUUM and background workers move SSTables out of the end of kvlsm files and truncate them (also kvlsm_idx files).",
 							 "Off, VACUUM only truncates a free end of a table's file, and background workers do nothing.",

@@ -125,6 +125,8 @@ record_info(Relation rel, uint16 flags, const char *val, uint32 vallen,
 			RecordInfo *info)
 {
 	KvlsmRowRecord rr;
+	const char *body;
+	uint32		bodylen;
 
 	info->xid = InvalidTransactionId;
 	info->detail = NULL;
@@ -135,20 +137,19 @@ record_info(Relation rel, uint16 flags, const char *val, uint32 vallen,
 			info->detail = pstrdup("built from a row version dead to new snapshots");
 		return;
 	}
-	if (vallen < sizeof(KvlsmRowRecord))
+	if (!kvlsm_decode_row_record(val, vallen, &rr, &body, &bodylen))
 	{
 		info->kind = "unknown";
-		info->detail = psprintf("value of %u bytes is shorter than a row record", vallen);
+		info->detail = psprintf("value of %u bytes is no row record", vallen);
 		return;
 	}
-	memcpy(&rr, val, sizeof(rr));
 	info->xid = rr.xid;
 	switch (rr.kind)
 	{
 		case KVLSM_REC_INSERT:
 			info->kind = "insert";
 			info->detail = psprintf("tuple of %u bytes%s%s%s",
-									(unsigned) (vallen - sizeof(KvlsmRowRecord)),
+									(unsigned) (bodylen + MINIMAL_TUPLE_DATA_OFFSET),
 									(rr.flags & KVLSM_INS_SPECULATIVE) ? ", speculative" : "",
 									rr.expires != 0 ? ", expires " : "",
 									rr.expires != 0 ? timestamptz_to_str(rr.expires) : "");

@@ -427,12 +427,14 @@ walk_entry_cb(void *arg, BlockNumber blkno, const char *key, int keylen,
 	memcpy(res->maxkey, key, keylen);
 	res->maxkeylen = keylen;
 	res->entries_seen++;
-	if (res->is_table && vallen >= sizeof(KvlsmRowRecord))
+	if (res->is_table)
 	{
 		KvlsmRowRecord rr;
+		const char *body;
+		uint32		bodylen;
 
-		memcpy(&rr, val, sizeof(rr));
-		if (TransactionIdIsNormal(rr.xid))
+		if (kvlsm_decode_row_record(val, vallen, &rr, &body, &bodylen) &&
+			TransactionIdIsNormal(rr.xid))
 		{
 			if (!TransactionIdIsValid(res->minxid) || TransactionIdPrecedes(rr.xid, res->minxid))
 				res->minxid = rr.xid;

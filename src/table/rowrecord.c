@@ -62,16 +62,17 @@ HeapTuple
 kvlsm_row_to_heaptuple(Relation rel, KvlsmRowState *st)
 {
 	HeapTuple	tup;
-	Size		len = st->tuplen + MINIMAL_TUPLE_OFFSET;
+	const Size	at = offsetof(HeapTupleHeaderData, t_infomask2);
+	Size		len = st->tuplen + at;
 	HeapTupleHeader hdr;
 
 	tup = palloc(HEAPTUPLESIZE + len);
 	tup->t_len = len;
 	tup->t_tableOid = RelationGetRelid(rel);
 	tup->t_data = hdr = (HeapTupleHeader) ((char *) tup + HEAPTUPLESIZE);
-	memset(hdr, 0, MINIMAL_TUPLE_OFFSET);
-	memcpy((char *) hdr + MINIMAL_TUPLE_OFFSET, st->tuple, st->tuplen);
-	/* the minimal tuple's t_len is not the heap tuple's; fix the header */
+	/* the stored tuple begins at t_infomask2; the fields before are set below */
+	memset(hdr, 0, at);
+	memcpy((char *) hdr + at, st->tuple, st->tuplen);
 	kvlsm_rowid_to_tid(st->rowid, &tup->t_self);
 	hdr->t_ctid = tup->t_self;
 	HeapTupleHeaderSetXmin(hdr, st->xmin);
@@ -106,27 +107,13 @@ kvlsm_store_row(Relation rel, KvlsmRowState *st, TupleTableSlot *slot)
  * ------------------------------------------------------------------------
  */
 
-/* serialise a row record with an optional tuple into palloc'd bytes */
-static char *
-make_record(KvlsmRowRecord *rr, MinimalTuple mtup, int *len)
-{
-	int			tlen = mtup ? mtup->t_len : 0;
-	char	   *buf = palloc(sizeof(KvlsmRowRecord) + tlen);
-
-	memcpy(buf, rr, sizeof(KvlsmRowRecord));
-	if (mtup)
-		memcpy(buf + sizeof(KvlsmRowRecord), mtup, tlen);
-	*len = sizeof(KvlsmRowRecord) + tlen;
-	return buf;
-}
-
 void
 kvlsm_put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid,
 					 KvlsmRowRecord *rr, MinimalTuple mtup)
 {
 	char		key[8];
 	int			len;
-	char	   *val = make_record(rr, mtup, &len);
+	char	   *val;
 
 	/* option ttl: a new row version lives ttl from its transaction's start */
 	if (rr->kind == KVLSM_REC_INSERT && rr->expires == 0 && sh->ttl_usecs > 0)
@@ -139,8 +126,8 @@ kvlsm_put_row_record(Relation rel, KvlsmShared *sh, uint64 rowid,
 		if (pg_add_s64_overflow(GetCurrentTransactionStartTimestamp(), sh->ttl_usecs,
 								&rr->expires))
 			rr->expires = DT_NOEND;
-		memcpy(val, rr, sizeof(KvlsmRowRecord));
 	}
+	val = kvlsm_encode_row_record(rr, mtup, &len);
 	kvlsm_rowid_to_key(rowid, key);
 	kvlsm_put(rel, sh, &kvlsm_bytewise_keyops, key, 8, 0, val, len);
 	pfree(val);

@@ -122,25 +122,17 @@ note_references(const KvlsmRecord *r, TupleDesc desc, Oid toastrelid,
 				Datum *values, bool *nulls, OidArray *out)
 {
 	KvlsmRowRecord rr;
-	uint32		len;
+	const char *body;
+	uint32		bodylen;
 	MinimalTuple mt;
 	HeapTupleData tuple;
 	int			i;
 
-	if (r->vallen <= sizeof(KvlsmRowRecord) + offsetof(MinimalTupleData, t_bits))
-		return;
-	memcpy(&rr, r->val, sizeof(rr));
-	if (rr.kind != KVLSM_REC_INSERT)
+	if (!kvlsm_decode_row_record(r->val, r->vallen, &rr, &body, &bodylen) ||
+		body == NULL || !kvlsm_body_has_external(body, bodylen))
 		return;
 	/* an aligned copy: record values are stored unaligned */
-	len = r->vallen - sizeof(KvlsmRowRecord);
-	mt = palloc(len);
-	memcpy(mt, r->val + sizeof(KvlsmRowRecord), len);
-	if ((mt->t_infomask & HEAP_HASEXTERNAL) == 0)
-	{
-		pfree(mt);
-		return;
-	}
+	mt = kvlsm_body_to_minimal_tuple(body, bodylen);
 	tuple.t_len = mt->t_len + MINIMAL_TUPLE_OFFSET;
 	tuple.t_data = (HeapTupleHeader) ((char *) mt - MINIMAL_TUPLE_OFFSET);
 	ItemPointerSetInvalid(&tuple.t_self);

@@ -64,14 +64,11 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 	for (i = 0; i < n; i++)
 	{
 		KvlsmRowRecord rr;
+		const char *body;
+		uint32		bodylen;
 		int			status;
 
-		if (recs[i].vallen < sizeof(KvlsmRowRecord))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("kvlsm row %llu has a record of %u bytes",
-							(unsigned long long) st->rowid, recs[i].vallen)));
-		memcpy(&rr, recs[i].val, sizeof(rr));
+		kvlsm_read_row_record(st->rowid, recs[i].val, recs[i].vallen, &rr, &body, &bodylen);
 		status = recs[i].hint ? recs[i].hint : kvlsm_xid_status(rr.xid);
 
 		switch (rr.kind)
@@ -84,8 +81,8 @@ kvlsm_resolve_row(const KvlsmRecord *recs, int n, KvlsmRowState *st)
 				st->spec_token = ((rr.flags & KVLSM_INS_SPECULATIVE) && !st->confirmed) ?
 					rr.spec_token : 0;
 				st->expires = rr.expires;
-				st->tuple = recs[i].val + sizeof(KvlsmRowRecord);
-				st->tuplen = recs[i].vallen - sizeof(KvlsmRowRecord);
+				st->tuple = body;
+				st->tuplen = bodylen;
 				/* everything else about this row is newer: done */
 				return;
 			case KVLSM_REC_DELETE:
@@ -331,11 +328,14 @@ freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
 	for (i = 0; i < n; i++)
 	{
 		KvlsmRowRecord rr;
+		const char *body;
+		uint32		bodylen;
 		bool		finished;
 
 		if (!keep[i])
 			continue;
-		memcpy(&rr, recs[i].val, sizeof(rr));
+		if (!kvlsm_decode_row_record(recs[i].val, recs[i].vallen, &rr, &body, &bodylen))
+			continue;			/* kvlsm_table_gc kept it for readers to report */
 		if (!TransactionIdIsNormal(rr.xid))
 			continue;
 		if (TransactionIdIsValid(ctx->freeze_limit) &&
@@ -343,8 +343,7 @@ freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
 			xid_committed_before(rr.xid, ctx->horizon, &finished))
 		{
 			note_removed(ctx, rr.xid);
-			rr.xid = FrozenTransactionId;
-			memcpy((char *) recs[i].val, &rr, sizeof(rr));
+			kvlsm_row_record_set_xid((char *) recs[i].val, FrozenTransactionId);
 			continue;
 		}
 		if (!TransactionIdIsValid(ctx->oldest_xid) ||
@@ -356,10 +355,12 @@ freeze_row(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, const bool *keep)
 static bool
 row_has_external(const KvlsmRecord *ins)
 {
-	MinimalTuple mt = (MinimalTuple) (ins->val + sizeof(KvlsmRowRecord));
+	KvlsmRowRecord rr;
+	const char *body;
+	uint32		bodylen;
 
-	return ins->vallen > sizeof(KvlsmRowRecord) + offsetof(MinimalTupleData, t_bits) &&
-		(mt->t_infomask & HEAP_HASEXTERNAL) != 0;
+	return kvlsm_decode_row_record(ins->val, ins->vallen, &rr, &body, &bodylen) &&
+		body != NULL && kvlsm_body_has_external(body, bodylen);
 }
 
 typedef struct ExpiredToast
@@ -391,8 +392,13 @@ remember_expired_toast(KvlsmGcContext *ctx, const KvlsmRecord *ins)
 {
 	ExpiredToast *et = ctx->filter_state;
 	MemoryContext old;
-	uint32		len = ins->vallen - sizeof(KvlsmRowRecord);
-	char	   *copy;
+	KvlsmRowRecord rr;
+	const char *body;
+	uint32		bodylen;
+
+	/* row_has_external() said yes: the record decodes and has a tuple */
+	if (!kvlsm_decode_row_record(ins->val, ins->vallen, &rr, &body, &bodylen) || body == NULL)
+		return;
 
 	if (et == NULL)
 	{
@@ -407,9 +413,7 @@ remember_expired_toast(KvlsmGcContext *ctx, const KvlsmRecord *ins)
 		ctx->after_install = delete_expired_toast;
 	}
 	old = MemoryContextSwitchTo(et->cxt);
-	copy = palloc(len);
-	memcpy(copy, ins->val + sizeof(KvlsmRowRecord), len);
-	et->tuples = lappend(et->tuples, copy);
+	et->tuples = lappend(et->tuples, kvlsm_body_to_minimal_tuple(body, bodylen));
 	MemoryContextSwitchTo(old);
 }
 
@@ -439,20 +443,22 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	bool		toast_left = false;	/* a DELETE deferred the TOAST cleanup */
 	TransactionId deleter = InvalidTransactionId;
 	bool		finished;
+	KvlsmRowRecord local[8];
+	KvlsmRowRecord *rrs = n <= lengthof(local) ? local : palloc(sizeof(KvlsmRowRecord) * n);
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		KvlsmRowRecord rr;
+		const char *body;
+		uint32		bodylen;
 
-		if (recs[i].vallen < sizeof(KvlsmRowRecord))
-			return;				/* leave it for kvlsm_resolve_row to report */
-		memcpy(&rr, recs[i].val, sizeof(rr));
-		if (rr.kind == KVLSM_REC_INSERT)
+		if (!kvlsm_decode_row_record(recs[i].val, recs[i].vallen, &rrs[i], &body, &bodylen))
+			goto done;			/* leave it for kvlsm_resolve_row to report */
+		if (rrs[i].kind == KVLSM_REC_INSERT)
 			ins = i;
-		else if (rr.kind == KVLSM_REC_PURGE)
+		else if (rrs[i].kind == KVLSM_REC_PURGE)
 			purged = true;
-		else if (rr.kind == KVLSM_REC_KILL)
+		else if (rrs[i].kind == KVLSM_REC_KILL)
 			dead = true;
 	}
 	if (ins < 0)
@@ -460,13 +466,12 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 		if (ctx->bottommost)
 			for (i = 0; i < n; i++)
 				keep[i] = false;
-		return;
+		goto done;
 	}
 
 	{
-		KvlsmRowRecord rr;
+		KvlsmRowRecord rr = rrs[ins];
 
-		memcpy(&rr, recs[ins].val, sizeof(rr));
 		if (!xid_committed_before(rr.xid, ctx->horizon, &finished) && finished)
 			dead = true;
 		/* past its TTL for every running transaction */
@@ -480,10 +485,9 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 	}
 	for (i = 0; i < ins; i++)
 	{
-		KvlsmRowRecord rr;
+		KvlsmRowRecord rr = rrs[i];
 		bool		committed;
 
-		memcpy(&rr, recs[i].val, sizeof(rr));
 		if (rr.kind != KVLSM_REC_DELETE && rr.kind != KVLSM_REC_LOCK)
 			continue;
 		committed = xid_committed_before(rr.xid, ctx->horizon, &finished);
@@ -520,17 +524,17 @@ kvlsm_table_gc(KvlsmGcContext *ctx, KvlsmRecord *recs, int n, bool *keep)
 			keep[i] = false;
 		if (expired && !TransactionIdIsValid(deleter))
 		{
-			KvlsmRowRecord rr;
-
-			memcpy(&rr, recs[ins].val, sizeof(rr));
 			ctx->ttl_rows_dropped++;
-			ctx->ttl_max_expired = Max(ctx->ttl_max_expired, rr.expires);
+			ctx->ttl_max_expired = Max(ctx->ttl_max_expired, rrs[ins].expires);
 		}
 		note_removed(ctx, deleter);
-		return;
+		goto done;
 	}
 keep_row:
 	freeze_row(ctx, recs, n, keep);
+done:
+	if (rrs != local)
+		pfree(rrs);
 }
 
 /*

@@ -163,22 +163,29 @@ check_clean('after the crash and VACUUM');
 $node->wait_for_catchup($standby);
 check_rows($standby, 'standby after the crash');
 
-# 4. the memtable's log pages at the end of the file: VACUUM flushes first
+# 4. the memtable's log pages at the end of the file: VACUUM flushes first.
+# A full compaction leaves the middle free and its output at the end; the
+# log then fills its reserve and goes on at the end of the file.
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE u (id int, v text) USING kvlsm WITH (memtable_size = '64MB');
-INSERT INTO u SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+INSERT INTO u SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
 SELECT kvlsm_flush('u');
+INSERT INTO u SELECT g, md5(g::text) FROM generate_series(50001, 100000) g;
+SELECT kvlsm_flush('u');
+SELECT kvlsm_compact('u');
 INSERT INTO u SELECT g, md5(g::text) FROM generate_series(100001, 150000) g;
 });
-my ($u_pages, $u_free) = split /\|/, $node->safe_psql('postgres',
+my ($u_pages, $u_log) = split /\|/, $node->safe_psql('postgres',
 	"SELECT total_pages, log_pages FROM kvlsm_space('u')");
-note("u before VACUUM: $u_pages pages, $u_free of them log pages");
+note("u before VACUUM: $u_pages pages, $u_log of them log pages");
 $node->safe_psql('postgres', 'VACUUM u');
-my $u_after = $node->safe_psql('postgres', "SELECT total_pages FROM kvlsm_space('u')");
-note("u after VACUUM: $u_after pages");
-cmp_ok($u_after, '<', $u_pages * 0.6,
-	'VACUUM flushed the memtable whose log kept the end of the file, and truncated');
+my ($u_after, $u_log_after, $u_free_share) = split /\|/, $node->safe_psql('postgres',
+	"SELECT total_pages, log_pages, round(100.0 * free_pages / total_pages) FROM kvlsm_space('u')");
+note("u after VACUUM: $u_after pages, $u_log_after log pages, $u_free_share% free");
+is($u_log_after, '0', 'VACUUM flushed the memtable whose log kept the end of the file');
+cmp_ok($u_after, '<', $u_pages - $u_log, 'and truncated the file by more than the log took');
+cmp_ok($u_free_share, '<=', 25, 'leaving at most a quarter of it free');
 is($node->safe_psql('postgres', "SELECT count(*), sum(hashtext(v)) = sum(hashtext(md5(id::text))) FROM u"),
 	'150000|t', 'every row of u is there');
 is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('u')"), '0',
@@ -225,15 +232,24 @@ my $w_after = $node->safe_psql('postgres', "SELECT total_pages FROM kvlsm_space(
 note("w: $w_before pages, $w_after after VACUUM");
 cmp_ok($w_after, '<', $w_before, 'VACUUM truncated w (the truncation recovery will replay)');
 # new tables at the end: the file grows by an eighth at a time, more than
-# a table of 10,000 rows takes, so the last extension leaves a free extent
-# at the end that nothing has written yet
-for my $b (0 .. 15)
+# a table of 10,000 rows takes, so an extension leaves a free extent at the
+# end that nothing has written yet.  Load until one does: more pages past
+# the last table than the log reserve and manifest pages can explain.
+my $w_rows = 200000;
+my $tail_free = 0;
+for my $b (0 .. 29)
 {
-	my $lo = 200001 + $b * 10000;
-	my $hi = $lo + 9999;
+	my $lo = $w_rows + 1;
+	$w_rows += 10000;
 	$node->safe_psql('postgres',
-		"INSERT INTO w SELECT g, md5(g::text) FROM generate_series($lo, $hi) g; SELECT kvlsm_flush('w')");
+		"INSERT INTO w SELECT g, md5(g::text) FROM generate_series($lo, $w_rows) g; SELECT kvlsm_flush('w')");
+	$tail_free = $node->safe_psql('postgres', q{
+		SELECT s.total_pages - (SELECT max(start_block + pages) FROM kvlsm_sstables('w'))
+		       - s.log_reserve_pages - s.manifest_continuation_pages - s.log_pages > 10
+		  FROM kvlsm_space('w') s});
+	last if $tail_free eq 't';
 }
+is($tail_free, 't', 'a free extent that nothing wrote ends the file of w');
 # a commit with an xid flushes WAL, the last install with it
 $node->safe_psql('postgres', 'SELECT txid_current()');
 my $w_space = "SELECT total_pages, sstable_pages, free_pages, log_pages, log_reserve_pages FROM kvlsm_space('w')";
@@ -244,19 +260,20 @@ my ($w_total, $w_sst, $w_free, $w_log, $w_res) = split /\|/, $node->safe_psql('p
 note("w after recovery: $w_total pages; $w_sst SSTable, $w_free free, $w_log log, $w_res reserve");
 cmp_ok($w_sst + $w_free + $w_res, '>', $w_total,
 	'after recovery the manifest lists free pages past the end of the file');
+my $w_next = $w_rows + 1;
 # more log than the reserve holds: the log writer adds pages at the end
 $node->safe_psql('postgres',
-	'INSERT INTO w SELECT g, md5(g::text) FROM generate_series(360001, 420000) g');
+	"INSERT INTO w SELECT g, md5(g::text) FROM generate_series($w_next, $w_next + 59999) g");
 cmp_ok($node->safe_psql('postgres', "SELECT log_pages FROM kvlsm_space('w')"), '>', 256,
 	'the memtable log outgrew the reserve');
 is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('w')"), '0',
 	'no log page lies in a listed free extent')
   or diag($node->safe_psql('postgres', "SELECT * FROM kvlsm_verify('w')"));
 $node->safe_psql('postgres',
-	"SELECT kvlsm_flush('w'); INSERT INTO w SELECT g, md5(g::text) FROM generate_series(420001, 430000) g; SELECT kvlsm_flush('w')");
+	"SELECT kvlsm_flush('w'); INSERT INTO w SELECT g, md5(g::text) FROM generate_series($w_next + 60000, $w_next + 69999) g; SELECT kvlsm_flush('w')");
 is($node->safe_psql('postgres', "SELECT count(*) FROM kvlsm_verify('w')"), '0',
 	'kvlsm_verify(w) finds nothing after two more flushes');
 is($node->safe_psql('postgres', 'SELECT count(*), sum(hashtext(v)) = sum(hashtext(md5(id::text))) FROM w'),
-	'430000|t', 'every row of w is there');
+	($w_rows + 70000) . '|t', 'every row of w is there');
 
 done_testing();

@@ -42,6 +42,7 @@
 #define KVLSM_REC_KILL		4
 #define KVLSM_REC_CONFIRM	5	/* speculative insertion succeeded */
 #define KVLSM_REC_PURGE		6	/* VACUUM removed the row's index entries */
+#define KVLSM_REC_LEAN		0x80	/* stored form: kind | this (recordcodec.c) */
 
 /* DELETE flags */
 #define KVLSM_DEL_UPDATE		0x0001	/* successor is valid */
@@ -88,7 +89,7 @@ typedef struct KvlsmRowState
 	CommandId	cmin;
 	uint32		spec_token;
 	int			xmin_status;
-	const char *tuple;			/* MinimalTuple bytes */
+	const char *tuple;			/* the tuple from t_infomask2 on (recordcodec.c) */
 	uint32		tuplen;
 	/* newest DELETE whose transaction did not abort */
 	bool		deleted;
@@ -146,6 +147,17 @@ kvlsm_tid_to_rowid(ItemPointer tid)
 	return (uint64) ItemPointerGetBlockNumberNoCheck(tid) * KVLSM_ROWS_PER_BLOCK +
 		(ItemPointerGetOffsetNumberNoCheck(tid) - 1);
 }
+
+/* recordcodec.c: the stored form of a row record */
+extern bool kvlsm_write_old_records;	/* GUC, for tests */
+extern char *kvlsm_encode_row_record(const KvlsmRowRecord *rr, MinimalTuple mtup, int *len);
+extern bool kvlsm_decode_row_record(const char *val, uint32 vallen, KvlsmRowRecord *rr,
+									const char **body, uint32 *bodylen);
+extern void kvlsm_read_row_record(uint64 rowid, const char *val, uint32 vallen,
+								  KvlsmRowRecord *rr, const char **body, uint32 *bodylen);
+extern void kvlsm_row_record_set_xid(char *val, TransactionId xid);
+extern MinimalTuple kvlsm_body_to_minimal_tuple(const char *body, uint32 bodylen);
+extern bool kvlsm_body_has_external(const char *body, uint32 bodylen);
 
 /* visibility.c */
 extern int	kvlsm_xid_status(TransactionId xid);
