@@ -11,7 +11,8 @@
 #                                       # a given, running server (see bench/lib.sh)
 #
 # Steps: bench/ycsb.sh (YCSB A-F, closed-loop throughput and open-loop
-# latency, both alternated and repeated), then bench/run.sh (INSERT ...
+# latency, both alternated and repeated), bench/space.sh (disk footprint of
+# four row shapes, WAL per loaded row, RocksDB), then bench/run.sh (INSERT ...
 # SELECT and COPY ingest, TPC-B, point reads, random-key inserts with three
 # indexes), whose report takes the YCSB results, the write amplification
 # curve of bench/wa.sh and the index benchmark of bench/indexes.sh (those two
@@ -29,15 +30,23 @@ export KVLSM_BENCH_BY=bench/bench.sh
 if [ "$QUICK" = 1 ]; then
     KVLSM_BENCH_DIR=$BASE/ycsb KVLSM_BENCH_OUT=$BASE/YCSB.md \
         bash "$TOP/bench/ycsb.sh" --quick
+    KVLSM_BENCH_DIR=$BASE/space KVLSM_BENCH_QUICK=1 KVLSM_BENCH_OUT=$BASE/SPACE.md \
+        bash "$TOP/bench/space.sh"
+    # every row shape measured on both sides
+    for shape in kv acc ycsb events; do
+        grep -Eq "^\| $shape[: ].*\| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \|" "$BASE/SPACE.md" ||
+            { echo "bench: space.sh measured nothing for $shape" >&2; exit 1; }
+    done
     KVLSM_BENCH_DIR=$BASE/run KVLSM_BENCH_QUICK=1 KVLSM_BENCH_YCSB=$BASE/YCSB.md \
         KVLSM_BENCH_OUT=$BASE/RESULTS.md bash "$TOP/bench/run.sh"
-    echo "bench: quick results in $BASE/RESULTS.md"
+    echo "bench: quick results in $BASE/RESULTS.md and $BASE/SPACE.md"
 else
     # the full run limits the server's memory where the machine allows
     # (lib.sh), so the OS page cache cannot hide misses (an empty
     # KVLSM_BENCH_MEMORY_LIMIT= turns it off)
     export KVLSM_BENCH_MEMORY_LIMIT=${KVLSM_BENCH_MEMORY_LIMIT-2G}
     KVLSM_BENCH_DIR=$BASE/ycsb bash "$TOP/bench/ycsb.sh"
+    KVLSM_BENCH_DIR=$BASE/space bash "$TOP/bench/space.sh"
     KVLSM_BENCH_DIR=$BASE/run bash "$TOP/bench/run.sh"
-    echo "bench: results in $TOP/bench/RESULTS.md and $TOP/bench/YCSB.md"
+    echo "bench: results in $TOP/bench/RESULTS.md, $TOP/bench/YCSB.md and $TOP/bench/SPACE.md"
 fi

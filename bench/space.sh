@@ -18,7 +18,12 @@
 #   acc   pgbench_accounts-like rows (aid, bid, abalance, filler char(84))
 #         with a unique index on aid; loaded with COPY
 #   churn acc after five rounds of updating a fifth of the rows, each
-#         followed by VACUUM
+#         followed by VACUUM; the sizes after every round are plotted
+#         (bench/space-churn.png, full runs)
+#   ycsb  YCSB's usertable: a 24-byte key with a unique index, ten text
+#         fields of 100 random characters; a tenth as many rows
+#   events an event log: bigint id, timestamptz, a short text kind and a
+#         jsonb payload, an index on the time; loaded with INSERT ... SELECT
 # Nothing here is a pass/fail test: it measures and reports.
 set -euo pipefail
 
@@ -90,7 +95,8 @@ layout() {
                s.unreferenced_pages,
                (SELECT coalesce(max(t.start_block + t.pages), 0) FROM kvlsm_sstables(c.oid::regclass) t) || ' |'
           FROM pg_class c JOIN pg_am a ON a.oid = c.relam, LATERAL kvlsm_space(c.oid::regclass) s
-         WHERE a.amname IN ('kvlsm', 'kvlsm_idx') AND c.relname IN ('kv', 'kv_k', 'acc', 'acc_aid')
+         WHERE a.amname IN ('kvlsm', 'kvlsm_idx')
+           AND c.relname IN ('kv', 'kv_k', 'acc', 'acc_aid', 'usertable', 'usertable_key', 'events', 'events_ts')
          ORDER BY c.relname")
 "
 }
@@ -98,7 +104,11 @@ layout() {
 KV_VALUE="repeat(left(md5(random()::text) || md5(random()::text), 50), 2)"
 KV_KEY="left(md5(random()::text), 16)"
 
-declare -A SIZE WAL FREE
+# YCSB fields: 100 characters from YCSB's alphabet, different per field
+YCSB_FIELD="substr(repeat(md5(g::text || '_F') || md5((g + 1)::text || 'F_'), 2), 1, 100)"
+YCSB_ROWS=$((ROWS / 10))
+
+declare -A SIZE WAL FREE CHURN
 # the accounts rows as pgbench -i makes them (blank filler), for COPY
 seq 1 "$ROWS" | awk '{ printf "%d\t%d\t0\t\n", $1, int(($1 - 1) / 100000) + 1 }' >"$DIR/acc.tsv"
 chown "$USER_" "$DIR/acc.tsv" 2>/dev/null || true
@@ -118,23 +128,64 @@ for sys in heap kvlsm; do
     psql_ -d "$db" -c "\copy acc FROM '$DIR/acc.tsv'"
     WAL[acc,$sys]=$(wal_since "$db" "$start")
 
-    settle "$db"
-    psql_ -d "$db" -c "VACUUM kv" -c "VACUUM acc"
-    settle "$db"
-    SIZE[kv,$sys]=$(size_of "$db" kv)
-    SIZE[acc,$sys]=$(size_of "$db" acc)
-    if [ "$sys" = kvlsm ]; then FREE[kv]=$(free_share kv); FREE[acc]=$(free_share acc); layout "loaded"; fi
+    psql_ -d "$db" -c "CREATE TABLE usertable (ycsb_key varchar(255), $(for f in 0 1 2 3 4 5 6 7 8 9; do printf 'field%d text, ' $f; done | sed 's/, $//')) $using" \
+        -c "CREATE UNIQUE INDEX usertable_key ON usertable USING $iusing (ycsb_key)"
+    start=$(lsn "$db")
+    psql_ -d "$db" -c "INSERT INTO usertable SELECT 'user' || lpad((hashint4(g) & 2147483647)::text || g, 20, '0'), $(for f in 0 1 2 3 4 5 6 7 8 9; do printf '%s, ' "${YCSB_FIELD//_F/$f}"; done | sed 's/, $//') FROM generate_series(1, $YCSB_ROWS) g"
+    WAL[ycsb,$sys]=$(wal_since "$db" "$start")
 
+    psql_ -d "$db" -c "CREATE TABLE events (id bigint, ts timestamptz, kind text, payload jsonb) $using" \
+        -c "CREATE INDEX events_ts ON events USING $iusing (ts)"
+    start=$(lsn "$db")
+    psql_ -d "$db" -c "INSERT INTO events SELECT g, timestamptz '2026-01-01' + g * interval '37 ms',
+                             (ARRAY['click', 'view', 'purchase', 'login'])[1 + g % 4],
+                             jsonb_build_object('user', g % 50000, 'session', md5((g / 20)::text),
+                                                'amount', round((g % 1000) / 7.0, 2), 'ok', g % 9 <> 0)
+                        FROM generate_series(1, $ROWS) g"
+    WAL[events,$sys]=$(wal_since "$db" "$start")
+
+    settle "$db"
+    psql_ -d "$db" -c "VACUUM kv" -c "VACUUM acc" -c "VACUUM usertable" -c "VACUUM events"
+    settle "$db"
+    for t in kv acc usertable events; do SIZE[$t,$sys]=$(size_of "$db" $t); done
+    if [ "$sys" = kvlsm ]; then
+        for t in kv acc usertable events; do FREE[$t]=$(free_share $t); done
+        layout "loaded"
+    fi
+
+    CHURN[0,$sys]=${SIZE[acc,$sys]}
     for r in 0 1 2 3 4; do
         psql_ -d "$db" -c "UPDATE acc SET abalance = abalance + 1 WHERE aid % 5 = $r"
         settle "$db"
         psql_ -d "$db" -c "VACUUM acc"
+        CHURN[$((r + 1)),$sys]=$(size_of "$db" acc)
     done
     settle "$db"
     psql_ -d "$db" -c "VACUUM acc"
     SIZE[churn,$sys]=$(size_of "$db" acc)
     if [ "$sys" = kvlsm ]; then FREE[churn]=$(free_share acc); layout "after churn"; fi
 done
+
+# the size of acc after every round of churn, plotted (full runs)
+for r in 0 1 2 3 4 5; do echo "$r ${CHURN[$r,heap]} ${CHURN[$r,kvlsm]}"; done >"$DIR/churn.dat"
+PLOT=""
+if [ "$QUICK" = 0 ]; then
+    command -v gnuplot >/dev/null 2>&1 ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1 || true
+    if command -v gnuplot >/dev/null 2>&1; then
+        PLOT="$(dirname "$OUT")/space-churn$([ "$COMPRESSION" != lz4 ] && echo "-$COMPRESSION").png"
+        gnuplot <<GP || { echo "space: gnuplot failed; no plot" >&2; PLOT=""; }
+set terminal png size 900,500
+set output "$PLOT"
+set title "acc (pgbench_accounts-like, $ROWS rows) + its index: size after each round of updating a fifth of the rows and VACUUM"
+set xlabel "round"
+set ylabel "MB"
+set yrange [0:*]
+plot "$DIR/churn.dat" using 1:(\$2/1048576) with linespoints title "heap + btree", \
+     "$DIR/churn.dat" using 1:(\$3/1048576) with linespoints title "kvlsm + kvlsm_idx ($COMPRESSION)"
+GP
+    fi
+fi
 
 # RocksDB with the same key-value rows (lz4, as kvlsm's default)
 ROCKS="not measured (db_bench not available)"
@@ -163,15 +214,32 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
     echo "| kv: 16-byte key, 100-byte value, index on key | $(mb "${SIZE[kv,heap]}") | $(mb "${SIZE[kv,kvlsm]}") | $(ratio "${SIZE[kv,kvlsm]}" "${SIZE[kv,heap]}") | ${FREE[kv]}% |"
     echo "| acc: pgbench_accounts-like, unique index on aid | $(mb "${SIZE[acc,heap]}") | $(mb "${SIZE[acc,kvlsm]}") | $(ratio "${SIZE[acc,kvlsm]}" "${SIZE[acc,heap]}") | ${FREE[acc]}% |"
     echo "| acc after 5 x (update a fifth, VACUUM) | $(mb "${SIZE[churn,heap]}") | $(mb "${SIZE[churn,kvlsm]}") | $(ratio "${SIZE[churn,kvlsm]}" "${SIZE[churn,heap]}") | ${FREE[churn]}% |"
+    echo "| ycsb: usertable, $YCSB_ROWS rows of ten 100-byte fields, unique index on the key | $(mb "${SIZE[usertable,heap]}") | $(mb "${SIZE[usertable,kvlsm]}") | $(ratio "${SIZE[usertable,kvlsm]}" "${SIZE[usertable,heap]}") | ${FREE[usertable]}% |"
+    echo "| events: bigint, timestamptz, text, jsonb; index on the time | $(mb "${SIZE[events,heap]}") | $(mb "${SIZE[events,kvlsm]}") | $(ratio "${SIZE[events,kvlsm]}" "${SIZE[events,heap]}") | ${FREE[events]}% |"
+    echo
+    echo "Size of acc + its index after each round of churn (MB; round 0 is after the load and VACUUM):"
+    echo
+    echo "| round | heap + btree | kvlsm + kvlsm_idx | kvlsm / heap |"
+    echo "|---|---|---|---|"
+    for r in 0 1 2 3 4 5; do
+        echo "| $r | $(mb "${CHURN[$r,heap]}") | $(mb "${CHURN[$r,kvlsm]}") | $(ratio "${CHURN[$r,kvlsm]}" "${CHURN[$r,heap]}") |"
+    done
+    [ -n "$PLOT" ] && echo && echo "![size during churn]($(basename "$PLOT"))"
     echo
     echo "WAL written by the load, bytes per row:"
     echo
     echo "| load | heap + btree | kvlsm + kvlsm_idx | kvlsm / heap |"
     echo "|---|---|---|---|"
-    for w in kv acc; do
-        h=$(awk -v a="${WAL[$w,heap]}" -v n="$ROWS" 'BEGIN { printf "%.0f", a / n }')
-        k=$(awk -v a="${WAL[$w,kvlsm]}" -v n="$ROWS" 'BEGIN { printf "%.0f", a / n }')
-        label="kv, INSERT ... SELECT"; [ "$w" = acc ] && label="acc, COPY"
+    for w in kv acc ycsb events; do
+        n=$ROWS; [ "$w" = ycsb ] && n=$YCSB_ROWS
+        h=$(awk -v a="${WAL[$w,heap]}" -v n="$n" 'BEGIN { printf "%.0f", a / n }')
+        k=$(awk -v a="${WAL[$w,kvlsm]}" -v n="$n" 'BEGIN { printf "%.0f", a / n }')
+        case $w in
+            kv) label="kv, INSERT ... SELECT" ;;
+            acc) label="acc, COPY" ;;
+            ycsb) label="ycsb, INSERT ... SELECT" ;;
+            events) label="events, INSERT ... SELECT" ;;
+        esac
         echo "| $label | $h | $k | $(ratio "$k" "$h") |"
     done
     echo

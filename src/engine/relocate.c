@@ -58,6 +58,7 @@
 #include "kvlsm/manifest.h"
 #include "kvlsm/ratelimit.h"
 #include "kvlsm/relocate.h"
+#include "kvlsm/scheduler.h"
 
 /* GUCs (registered in _PG_init) */
 int			kvlsm_background_truncate = KVLSM_BGTRUNC_AUTO;
@@ -398,6 +399,14 @@ kvlsm_relocate_tail(Relation rel)
 		moved++;
 		CHECK_FOR_INTERRUPTS();
 	}
+
+	/*
+	 * While we held the compaction claim, a flush that made a compaction
+	 * due did not schedule one (kvlsm_compaction_needed says no while a
+	 * claim is held), and nothing else would: schedule it now.
+	 */
+	if (moved > 0 && kvlsm_compaction_needed(sh))
+		(void) kvlsm_schedule_work(rel, KVLSM_JOB_COMPACT);
 	return moved;
 }
 
