@@ -173,11 +173,12 @@ if [ "$QUICK" = 0 ]; then
     command -v gnuplot >/dev/null 2>&1 ||
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1 || true
     if command -v gnuplot >/dev/null 2>&1; then
-        PLOT="$(dirname "$OUT")/space-churn$([ "$COMPRESSION" != lz4 ] && echo "-$COMPRESSION").png"
+        PLOT="$(dirname "$OUT")/space-churn$([ "$COMPRESSION" = lz4 ] || echo "-$COMPRESSION").png"
         gnuplot <<GP || { echo "space: gnuplot failed; no plot" >&2; PLOT=""; }
-set terminal png size 900,500
+set terminal png size 900,500 noenhanced
 set output "$PLOT"
-set title "acc (pgbench_accounts-like, $ROWS rows) + its index: size after each round of updating a fifth of the rows and VACUUM"
+set title "acc + its index ($ROWS rows): size after each round of updating a fifth of the rows, then VACUUM"
+set key left bottom
 set xlabel "round"
 set ylabel "MB"
 set yrange [0:*]
