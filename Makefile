@@ -77,7 +77,7 @@ PG_CPPFLAGS = -I$(srcdir)/src/include
 SHLIB_LINK = -llz4 -lzstd
 
 # Every suite runs its own throwaway cluster with kvlsm preloaded.
-REGRESS = basic dml options index index_types compaction ttl tools stats snapshots large_rows security records
+REGRESS = basic dml options index index_types compaction ttl tools stats snapshots large_rows security records compression
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test/kvlsm.conf \
 	--load-extension=kvlsm --inputdir=$(srcdir)
 ISOLATION = concurrent_update row_locks fk_keyshare on_conflict write_skew kvlsm_idx_unique kvlsm_idx_vacuum partition_move epq_self_modified cic_kvlsm snapshot_toast security_locks

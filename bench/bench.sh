@@ -37,6 +37,10 @@ if [ "$QUICK" = 1 ]; then
         grep -Eq "^\| $shape[: ].*\| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \|" "$BASE/SPACE.md" ||
             { echo "bench: space.sh measured nothing for $shape" >&2; exit 1; }
     done
+    for t in kv acc; do
+        grep -Eq "^\| $t \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+\.[0-9]+ \|$" "$BASE/SPACE.md" ||
+            { echo "bench: space.sh measured no full compaction of $t" >&2; exit 1; }
+    done
     KVLSM_BENCH_DIR=$BASE/run KVLSM_BENCH_QUICK=1 KVLSM_BENCH_YCSB=$BASE/YCSB.md \
         KVLSM_BENCH_OUT=$BASE/RESULTS.md bash "$TOP/bench/run.sh"
     echo "bench: quick results in $BASE/RESULTS.md and $BASE/SPACE.md"
@@ -47,6 +51,8 @@ else
     export KVLSM_BENCH_MEMORY_LIMIT=${KVLSM_BENCH_MEMORY_LIMIT-2G}
     KVLSM_BENCH_DIR=$BASE/ycsb bash "$TOP/bench/ycsb.sh"
     KVLSM_BENCH_DIR=$BASE/space bash "$TOP/bench/space.sh"
+    KVLSM_BENCH_DIR=$BASE/space KVLSM_SPACE_BOTTOMMOST=zstd \
+        KVLSM_BENCH_OUT=$TOP/bench/SPACE-bottommost-zstd.md bash "$TOP/bench/space.sh"
     KVLSM_BENCH_DIR=$BASE/run bash "$TOP/bench/run.sh"
     echo "bench: results in $TOP/bench/RESULTS.md, $TOP/bench/YCSB.md and $TOP/bench/SPACE.md"
 fi

@@ -10,6 +10,8 @@
 #   KVLSM_BENCH_QUICK=1 sudo bash bench/space.sh   # 100k rows, $DIR/SPACE.md
 #   KVLSM_SPACE_COMPRESSION=zstd KVLSM_BENCH_OUT=bench/SPACE-zstd.md sudo bash bench/space.sh
 #                                  # kvlsm compressing with zstd instead of lz4
+#   KVLSM_SPACE_BOTTOMMOST=zstd KVLSM_BENCH_OUT=bench/SPACE-bottommost-zstd.md sudo bash bench/space.sh
+#                                  # lz4, but zstd for the bottommost tables
 #
 # Workloads:
 #   kv    1M rows: 16-byte random key, 100-byte value (half of it
@@ -24,6 +26,8 @@
 #         fields of 100 random characters; a tenth as many rows
 #   events an event log: bigint id, timestamptz, a short text kind and a
 #         jsonb payload, an index on the time; loaded with INSERT ... SELECT
+# At the end, a full compaction (kvlsm_compact) of kv and acc measures the
+# extra room one needs: how much the file grew against the output's size.
 # Nothing here is a pass/fail test: it measures and reports.
 set -euo pipefail
 
@@ -52,6 +56,12 @@ psql_ -d skv -c "CREATE EXTENSION kvlsm"
 # KVLSM_SPACE_COMPRESSION=zstd: the kvlsm tables and indexes compress with zstd
 COMPRESSION=${KVLSM_SPACE_COMPRESSION:-lz4}
 psql_ -d skv -c "ALTER DATABASE skv SET kvlsm.default_compression = '$COMPRESSION'"
+# KVLSM_SPACE_BOTTOMMOST=zstd: the bottommost tables take zstd (option
+# bottommost_compression); "same" (the default) compresses them as the rest
+BOTTOM=${KVLSM_SPACE_BOTTOMMOST:-same}
+psql_ -d skv -c "ALTER DATABASE skv SET kvlsm.default_bottommost_compression = '$BOTTOM'"
+CODECS=$COMPRESSION
+[ "$BOTTOM" = same ] || CODECS="$COMPRESSION, bottommost $BOTTOM"
 
 # background work done: no kvlsm relation of the database has work pending
 # or running, twice in a row a second apart (at most ten minutes)
@@ -166,6 +176,19 @@ for sys in heap kvlsm; do
     if [ "$sys" = kvlsm ]; then FREE[churn]=$(free_share acc); layout "after churn"; fi
 done
 
+# the extra room a full compaction needs: the growth of the file (which
+# nothing shrinks during the compaction: VACUUM does, and autovacuum is
+# off) against the size of the output
+declare -A ROOM
+for t in kv acc; do
+    settle skv
+    before=$(psql_ -d skv -At -c "SELECT pg_relation_size('$t') / 8192")
+    psql_ -d skv -c "SELECT kvlsm_compact('$t')" >/dev/null
+    after=$(psql_ -d skv -At -c "SELECT pg_relation_size('$t') / 8192")
+    output=$(psql_ -d skv -At -c "SELECT coalesce(sum(pages), 0) FROM kvlsm_sstables('$t')")
+    ROOM[$t]="$before $after $output"
+done
+
 # the size of acc after every round of churn, plotted (full runs)
 for r in 0 1 2 3 4 5; do echo "$r ${CHURN[$r,heap]} ${CHURN[$r,kvlsm]}"; done >"$DIR/churn.dat"
 PLOT=""
@@ -173,7 +196,7 @@ if [ "$QUICK" = 0 ]; then
     command -v gnuplot >/dev/null 2>&1 ||
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null 2>&1 || true
     if command -v gnuplot >/dev/null 2>&1; then
-        PLOT="$(dirname "$OUT")/space-churn$([ "$COMPRESSION" = lz4 ] || echo "-$COMPRESSION").png"
+        PLOT="$(dirname "$OUT")/space-churn$([ "$COMPRESSION" = lz4 ] || echo "-$COMPRESSION")$([ "$BOTTOM" = same ] || echo "-bottommost-$BOTTOM").png"
         gnuplot <<GP || { echo "space: gnuplot failed; no plot" >&2; PLOT=""; }
 set terminal png size 900,500 noenhanced
 set output "$PLOT"
@@ -183,21 +206,24 @@ set xlabel "round"
 set ylabel "MB"
 set yrange [0:*]
 plot "$DIR/churn.dat" using 1:(\$2/1048576) with linespoints title "heap + btree", \
-     "$DIR/churn.dat" using 1:(\$3/1048576) with linespoints title "kvlsm + kvlsm_idx ($COMPRESSION)"
+     "$DIR/churn.dat" using 1:(\$3/1048576) with linespoints title "kvlsm + kvlsm_idx ($CODECS)"
 GP
     fi
 fi
 
-# RocksDB with the same key-value rows (lz4, as kvlsm's default)
-ROCKS="not measured (db_bench not available)"
+# RocksDB with the same key-value rows, with lz4 and with zstd (Debian's
+# db_bench has no option for its bottommost_compression)
+declare -A ROCKS ROCKS_SST
 command -v db_bench >/dev/null 2>&1 || apt-get install -y -qq rocksdb-tools >/dev/null 2>&1 || true
-if command -v db_bench >/dev/null 2>&1; then
+for codec in lz4 zstd; do
+    ROCKS[$codec]="not measured (db_bench not available)"
+    command -v db_bench >/dev/null 2>&1 || continue
     rm -rf "$DIR/rocksdb"
     db_bench --benchmarks=fillrandom --num="$ROWS" --key_size=16 --value_size=100 \
-        --compression_type=lz4 --db="$DIR/rocksdb" --disable_wal=false >"$DIR/db_bench.log" 2>&1 &&
-        ROCKS=$(du -sb --exclude='LOG*' "$DIR/rocksdb" | cut -f1) &&
-        ROCKS_SST=$(find "$DIR/rocksdb" -name '*.sst' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }') || true
-fi
+        --compression_type=$codec --db="$DIR/rocksdb" --disable_wal=false >"$DIR/db_bench.log" 2>&1 &&
+        ROCKS[$codec]=$(du -sb --exclude='LOG*' "$DIR/rocksdb" | cut -f1) &&
+        ROCKS_SST[$codec]=$(find "$DIR/rocksdb" -name '*.sst' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }') || true
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
@@ -205,7 +231,7 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
 {
     echo "# Disk footprint: kvlsm against heap + btree"
     echo
-    echo "Command: \`$([ "$COMPRESSION" != lz4 ] && echo "KVLSM_SPACE_COMPRESSION=$COMPRESSION ")sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d), kvlsm compression $COMPRESSION,"
+    echo "Command: \`$([ "$COMPRESSION" != lz4 ] && echo "KVLSM_SPACE_COMPRESSION=$COMPRESSION ")$([ "$BOTTOM" != same ] && echo "KVLSM_SPACE_BOTTOMMOST=$BOTTOM ")sudo bash bench/space.sh\`$([ "$QUICK" = 1 ] && echo " (KVLSM_BENCH_QUICK=1)"); $(date -u +%Y-%m-%d), kvlsm compression $CODECS,"
     echo "PostgreSQL $(server_version), $ROWS rows per table, $SERVER_NOTE; autovacuum off, a plain VACUUM"
     echo "where the table says so, background flush and compaction only (no kvlsm_compact);"
     echo "kvlsm.space_reclaim = $RECLAIM (VACUUM and the workers move SSTables down and truncate; the default)."
@@ -251,13 +277,26 @@ mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
     echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$LAYOUT"
     echo
-    if [[ "$ROCKS" =~ ^[0-9]+$ ]]; then
-        echo "RocksDB (\`db_bench --benchmarks=fillrandom --num=$ROWS --key_size=16 --value_size=100"
-        echo "--compression_type=lz4\`): $(mb "$ROCKS") MB with its write-ahead log and manifest (info logs"
-        echo "excluded), of which SSTables $(mb "$ROCKS_SST") MB; kvlsm's kv table + index / RocksDB: $(ratio "${SIZE[kv,kvlsm]}" "$ROCKS")."
-        echo "(kvlsm's files hold its log pages too; RocksDB's WAL is separate files, counted here.)"
-    else
-        echo "RocksDB: $ROCKS."
-    fi
+    echo "The extra room a full compaction (\`kvlsm_compact\`, after the churn) needed: how much the"
+    echo "file grew, against the size of the output (at most 1.0 is the target):"
+    echo
+    echo "| table | pages before | pages after | output pages | growth / output |"
+    echo "|---|---|---|---|---|"
+    for t in kv acc; do
+        read -r b a o <<<"${ROOM[$t]}"
+        echo "| $t | $b | $a | $o | $(ratio $((a > b ? a - b : 0)) "$o") |"
+    done
+    echo
+    for codec in lz4 zstd; do
+        if [[ "${ROCKS[$codec]}" =~ ^[0-9]+$ ]]; then
+            echo "RocksDB (\`db_bench --benchmarks=fillrandom --num=$ROWS --key_size=16 --value_size=100"
+            echo "--compression_type=$codec\`): $(mb "${ROCKS[$codec]}") MB with its write-ahead log and manifest (info logs"
+            echo "excluded), of which SSTables $(mb "${ROCKS_SST[$codec]}") MB; kvlsm's kv table + index / RocksDB $codec: $(ratio "${SIZE[kv,kvlsm]}" "${ROCKS[$codec]}")."
+        else
+            echo "RocksDB $codec: ${ROCKS[$codec]}."
+        fi
+        echo
+    done
+    echo "(kvlsm's files hold its log pages too; RocksDB's WAL is separate files, counted here.)"
 } >"$OUT"
 cat "$OUT"

@@ -38,13 +38,6 @@ PG_MODULE_MAGIC;
  * their headers; _PG_init only registers them.
  */
 
-static const struct config_enum_entry compression_options[] = {
-	{"none", KVLSM_COMPRESSION_NONE, false},
-	{"lz4", KVLSM_COMPRESSION_LZ4, false},
-	{"zstd", KVLSM_COMPRESSION_ZSTD, false},
-	{NULL, 0, false}
-};
-
 /* on and off, and their spellings that a boolean accepted before 0.3 */
 static const struct config_enum_entry background_truncate_options[] = {
 	{"auto", KVLSM_BGTRUNC_AUTO, false},
@@ -150,10 +143,18 @@ _PG_init(void)
 							"Default memtable size (flush trigger) of new kvlsm relations.",
 							NULL, &kvlsm_default_memtable_size_kb, 16 * 1024, 64,
 							1024 * 1024, PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
-	DefineCustomEnumVariable("kvlsm.default_compression",
-							 "Default data page compression of new kvlsm relations.",
-							 NULL, &kvlsm_default_compression, KVLSM_COMPRESSION_LZ4,
-							 compression_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("kvlsm.default_compression",
+							   "Default data page compression of new kvlsm relations.",
+							   "lz4, zstd or none, optionally with a level, as in \"zstd:9\".",
+							   &kvlsm_default_compression_string, "lz4",
+							   PGC_USERSET, 0, kvlsm_check_default_compression,
+							   kvlsm_assign_default_compression, NULL);
+	DefineCustomStringVariable("kvlsm.default_bottommost_compression",
+							   "Default compression of the bottommost SSTables of new kvlsm relations.",
+							   "A compression like kvlsm.default_compression's, or \"same\": as the other levels.",
+							   &kvlsm_default_bottom_compression_string, "same",
+							   PGC_USERSET, 0, kvlsm_check_default_bottom_compression,
+							   kvlsm_assign_default_bottom_compression, NULL);
 	DefineCustomIntVariable("kvlsm.bloom_bits_per_key",
 							"Bloom filter bits per key in new SSTables (0 disables).",
 							NULL, &kvlsm_bloom_bits_per_key, 10, 0, 64,

@@ -473,7 +473,14 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(meta.rowid_hwm);
 	values[i++] = Int64GetDatum((int64) RelationGetNumberOfBlocks(rel) * BLCKSZ);
 	values[i++] = Int64GetDatum(meta.incarnation & INT64CONST(0x7FFFFFFFFFFFFFFF));
-	values[i++] = CStringGetTextDatum(kvlsm_compression_name(meta.compression));
+	/* "lz4", or "lz4, bottommost zstd:9" when the bottom level differs */
+	if (meta.bottom_compression == KVLSM_BOTTOM_SAME ||
+		meta.bottom_compression - 1 == meta.compression)
+		values[i++] = CStringGetTextDatum(kvlsm_compression_spec_name(meta.compression));
+	else
+		values[i++] = CStringGetTextDatum(psprintf("%s, bottommost %s",
+												   kvlsm_compression_spec_name(meta.compression),
+												   kvlsm_compression_spec_name(meta.bottom_compression - 1)));
 	values[i++] = Int64GetDatum(meta.memtable_size);
 	values[i++] = CStringGetTextDatum(meta.compaction_style == KVLSM_COMPACTION_TIERED ?
 									  "tiered" : "leveled");

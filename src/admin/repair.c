@@ -254,7 +254,7 @@ read_sound_metapage(Relation rel, BlockNumber nblocks, KvlsmMetaPageData *meta)
 	kvlsm_verify_copy_page(rel, KVLSM_METAPAGE_BLKNO, page.data);
 	if (kvlsm_page_problem((Page) page.data, KVLSM_PAGE_META) != NULL)
 		return false;
-	memcpy(meta, KvlsmPageGetMeta((Page) page.data), sizeof(*meta));
+	kvlsm_metapage_contents((Page) page.data, meta);
 	if (meta->magic != KVLSM_MAGIC || meta->version != KVLSM_FORMAT_VERSION ||
 		(meta->manifest_blkno != KVLSM_MANIFEST_BLKNO_A &&
 		 meta->manifest_blkno != KVLSM_MANIFEST_BLKNO_B))

@@ -101,13 +101,13 @@ read_layout(Relation rel, LayoutCopy *lc, List **problems)
 		kvlsm_verify_copy_page(rel, KVLSM_METAPAGE_BLKNO, page.data);
 		problem = kvlsm_page_problem((Page) page.data, KVLSM_PAGE_META);
 		if (problem == NULL &&
-			ph->pd_lower - SizeOfPageHeaderData < sizeof(KvlsmMetaPageData))
+			ph->pd_lower - SizeOfPageHeaderData < KVLSM_META_MIN_SIZE)
 			problem = psprintf("metapage holds %u bytes, fewer than its %zu-byte contents",
 							   (unsigned) (ph->pd_lower - SizeOfPageHeaderData),
-							   sizeof(KvlsmMetaPageData));
+							   (Size) KVLSM_META_MIN_SIZE);
 		if (problem == NULL)
 		{
-			memcpy(&lc->meta, KvlsmPageGetMeta((Page) page.data), sizeof(lc->meta));
+			kvlsm_metapage_contents((Page) page.data, &lc->meta);
 			if (lc->meta.magic != KVLSM_MAGIC || lc->meta.version != KVLSM_FORMAT_VERSION)
 				problem = psprintf("metapage has magic 0x%08X and version %u",
 								   lc->meta.magic, lc->meta.version);
@@ -134,7 +134,7 @@ read_layout(Relation rel, LayoutCopy *lc, List **problems)
 
 				/* an install that recycled a continuation page meanwhile? */
 				kvlsm_verify_copy_page(rel, KVLSM_METAPAGE_BLKNO, page.data);
-				memcpy(&now, KvlsmPageGetMeta((Page) page.data), sizeof(now));
+				kvlsm_metapage_contents((Page) page.data, &now);
 				if (now.manifest_version != lc->meta.manifest_version)
 					continue;
 				*problems = lappend(*problems, make_problem(blkno, -1, -1, problem));

@@ -72,12 +72,15 @@ typedef struct KvlsmOptions
 	int32		compaction_style;	/* -1: not given */
 	int64		ttl_usecs;		/* -1: not given; 0: none */
 	int32		bloom_bits;		/* -1: not given; -2: default (the GUC) */
+	int32		bottom_compression; /* -1: not given; else KVLSM_BOTTOM_SAME
+									 * or a spec + 1 (compress.h) */
 } KvlsmOptions;
 
 static bool
 is_kvlsm_option(const char *name)
 {
-	return strcmp(name, "compression") == 0 || strcmp(name, "memtable_size") == 0 ||
+	return strcmp(name, "compression") == 0 ||
+		strcmp(name, "bottommost_compression") == 0 || strcmp(name, "memtable_size") == 0 ||
 		strcmp(name, "compaction_style") == 0 || strcmp(name, "ttl") == 0 ||
 		strcmp(name, "bloom_bits_per_key") == 0;
 }
@@ -126,12 +129,29 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 				 errmsg("kvlsm option \"%s\" needs a value", name)));
 	if (strcmp(name, "compression") == 0)
 	{
-		opts->compression = kvlsm_compression_by_name(value);
-		if (opts->compression < 0)
+		char	   *problem;
+
+		if (!kvlsm_compression_parse(value, &opts->compression, &problem))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for kvlsm option \"compression\": \"%s\"", value),
-					 errhint("Valid values are \"lz4\", \"zstd\" and \"none\".")));
+					 errdetail("%s", problem)));
+	}
+	else if (strcmp(name, "bottommost_compression") == 0)
+	{
+		int32		spec;
+		char	   *problem;
+
+		if (pg_strcasecmp(value, "same") == 0)
+			opts->bottom_compression = KVLSM_BOTTOM_SAME;
+		else if (kvlsm_compression_parse(value, &spec, &problem))
+			opts->bottom_compression = spec + 1;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for kvlsm option \"bottommost_compression\": \"%s\"", value),
+					 errdetail("%s", problem),
+					 errhint("\"same\" compresses the bottom level as the option compression says.")));
 	}
 	else if (strcmp(name, "memtable_size") == 0)
 	{
@@ -183,7 +203,8 @@ parse_option(KvlsmOptions *opts, const char *name, const char *value)
 static void
 refuse_table_options(const KvlsmOptions *opts)
 {
-	if (opts->compression >= 0 || opts->memtable_size > 0 || opts->ttl_usecs >= 0)
+	if (opts->compression >= 0 || opts->bottom_compression >= 0 ||
+		opts->memtable_size > 0 || opts->ttl_usecs >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("kvlsm_idx indexes take only the options compaction_style and bloom_bits_per_key")));
@@ -475,9 +496,10 @@ static List *pending_options = NIL;		/* in TopTransactionContext */
 static void
 store_options(Relation rel, const KvlsmOptions *opts)
 {
-	if (opts->compression >= 0 || opts->memtable_size > 0 || opts->compaction_style >= 0)
-		kvlsm_store_options(rel, opts->compression, opts->memtable_size,
-							opts->compaction_style);
+	if (opts->compression >= 0 || opts->bottom_compression >= 0 ||
+		opts->memtable_size > 0 || opts->compaction_style >= 0)
+		kvlsm_store_options(rel, opts->compression, opts->bottom_compression,
+							opts->memtable_size, opts->compaction_style);
 	if (opts->bloom_bits != -1)
 		kvlsm_store_bloom_bits(rel, opts->bloom_bits == -2 ? 0 : opts->bloom_bits + 1);
 	if (opts->ttl_usecs >= 0)
@@ -604,13 +626,17 @@ apply_options(Relation rel, KvlsmOptions *opts)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a kvlsm table", RelationGetRelationName(rel)),
-				 errdetail("Options compression and memtable_size apply to kvlsm tables only.")));
+				 errdetail("Options compression, bottommost_compression and memtable_size apply to kvlsm tables only.")));
 	else if (opts->ttl_usecs > 0)
 		refuse_if_referenced(rel);
 
 	if (opts->compression >= 0)
 		record_option(rel, "compression",
-					  kvlsm_compression_name(opts->compression));
+					  kvlsm_compression_spec_name(opts->compression));
+	if (opts->bottom_compression >= 0)
+		record_option(rel, "bottommost_compression",
+					  opts->bottom_compression == KVLSM_BOTTOM_SAME ? "same" :
+					  kvlsm_compression_spec_name(opts->bottom_compression - 1));
 	if (opts->memtable_size > 0)
 		record_option(rel, "memtable_size",
 					  psprintf("%lldkB", (long long) (opts->memtable_size / 1024)));
@@ -745,7 +771,7 @@ kvlsm_options_trigger(PG_FUNCTION_ARGS)
 	Datum		relid;
 	Datum		name;
 	Datum		value;
-	KvlsmOptions opts = {-1, 0, -1, -1, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1, -1, -1};
 	Relation	rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -811,7 +837,7 @@ refuse_options_without_kvlsm(const char *am)
 	if (!creates_kvlsm(am))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("kvlsm options (compression, memtable_size, compaction_style, ttl, bloom_bits_per_key) need USING kvlsm")));
+				 errmsg("kvlsm options (compression, bottommost_compression, memtable_size, compaction_style, ttl, bloom_bits_per_key) need USING kvlsm")));
 }
 
 /*
@@ -954,6 +980,8 @@ reset_option(KvlsmOptions *opts, const char *name)
 {
 	if (strcmp(name, "compression") == 0)
 		opts->compression = kvlsm_default_compression;
+	else if (strcmp(name, "bottommost_compression") == 0)
+		opts->bottom_compression = kvlsm_default_bottom_compression;
 	else if (strcmp(name, "compaction_style") == 0)
 		opts->compaction_style = KVLSM_COMPACTION_LEVELED;
 	else if (strcmp(name, "ttl") == 0)
@@ -1156,7 +1184,7 @@ kvlsm_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	UtilityCall call = {pstmt, readOnlyTree, {-1, 0, -1, -1, -1}, false, NULL};
+	UtilityCall call = {pstmt, readOnlyTree, {-1, 0, -1, -1, -1, -1}, false, NULL};
 	Oid			exclude_db;
 	bool		dropping_db = false;
 	bool		save_capture = capture_created;
@@ -1293,7 +1321,7 @@ kvlsm_set_option(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *value = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	KvlsmOptions opts = {-1, 0, -1, -1, -1};
+	KvlsmOptions opts = {-1, 0, -1, -1, -1, -1};
 	Relation	rel;
 
 	if (!is_kvlsm_option(name))

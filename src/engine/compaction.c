@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 
 #include "kvlsm/compaction.h"
+#include "kvlsm/compress.h"
 #include "kvlsm/compaction_pick.h"
 #include "kvlsm/history.h"
 #include "executor/instrument.h"
@@ -134,6 +135,13 @@ start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out
 	uint64		left;
 	double		ratio;
 
+	/*
+	 * RocksDB's bottommost_compression: the tables no older data lies
+	 * under hold most of the rows and change least, so they may take a
+	 * slower, tighter codec than those flushes and upper levels write.
+	 */
+	int32		spec = job->bottommost ? sh->bottom_compression : sh->compression;
+
 	LockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	memset(&desc, 0, sizeof(desc));
 	desc.id = kvlsm_reserve_sstid(rel);
@@ -141,7 +149,7 @@ start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out
 	bloom_bits = kvlsm_bloom_bits_for(&meta);
 	left = job->in_bytes > job->consumed ? job->in_bytes - job->consumed : 0;
 	ratio = job->pages_per_byte;
-	if (sh->compression == KVLSM_COMPRESSION_NONE)
+	if (KVLSM_SPEC_METHOD(spec) == KVLSM_COMPRESSION_NONE)
 		ratio = Max(ratio, 1.15 / KVLSM_PAGE_CAPACITY);
 	want = (uint64) (Min(job->target_file_bytes, left) * ratio * 1.25) + 16;
 	want = Max(want, kvlsm_sst_min_reserve(n, bytes, bloom_bits));
@@ -165,7 +173,7 @@ start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out
 	UnlockPage(rel, KVLSM_METAPAGE_BLKNO, ExclusiveLock);
 	pfree(mc);
 
-	out->b = kvlsm_sst_builder_begin(rel, desc.id, job->output_level, sh->compression,
+	out->b = kvlsm_sst_builder_begin(rel, desc.id, job->output_level, spec,
 									 bloom_bits, kvlsm_keyops(rel));
 	kvlsm_sst_builder_set_compaction(out->b);
 	kvlsm_sst_builder_stream_to(out->b, out->start, out->npages);

@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 
+#include "kvlsm/compress.h"
 #include "kvlsm/span.h"
 #include "kvlsm/logreader.h"
 #include "kvlsm/manifest.h"
@@ -315,6 +316,8 @@ kvlsm_catch_up(Relation rel, KvlsmShared *sh, const KvlsmMetaPageData *meta,
 		kvlsm_manifest_load(rel, sh, meta);
 	sh->memtable_size = meta->memtable_size;
 	sh->compression = meta->compression;
+	sh->bottom_compression = kvlsm_bottom_compression(meta->compression,
+													  meta->bottom_compression);
 	sh->compaction_style = meta->compaction_style;
 	sh->ttl_usecs = meta->ttl_usecs;
 	sh->gen_epoch++;

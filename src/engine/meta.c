@@ -26,6 +26,7 @@
 #include "storage/lmgr.h"
 
 #include "kvlsm/compaction.h"
+#include "kvlsm/compress.h"
 #include "kvlsm/lsm.h"
 #include "kvlsm/scheduler.h"
 
@@ -49,6 +50,7 @@ kvlsm_edit_metapage(Relation rel, KvlsmMetaEditFn fn, void *arg)
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(rel);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
+	kvlsm_metapage_cover(page);
 	fn(KvlsmPageGetMeta(page), arg);
 	kvlsm_page_set_crc(page);
 	GenericXLogFinish(state);
@@ -153,6 +155,7 @@ kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta)
 typedef struct OptionArg
 {
 	int32		compression;
+	int32		bottom_compression;
 	int64		memtable_size;
 	int32		compaction_style;
 } OptionArg;
@@ -164,27 +167,36 @@ options_edit(KvlsmMetaPageData *meta, void *arg)
 
 	if (oa->compression >= 0)
 		meta->compression = oa->compression;
+	if (oa->bottom_compression >= 0)
+		meta->bottom_compression = oa->bottom_compression;
 	if (oa->memtable_size > 0)
 		meta->memtable_size = oa->memtable_size;
 	if (oa->compaction_style >= 0)
 		meta->compaction_style = oa->compaction_style;
 }
 
-/* store per-relation options in the metapage (negative / 0: unchanged) */
+/*
+ * store per-relation options in the metapage (negative / 0: unchanged);
+ * bottom_compression is KVLSM_BOTTOM_SAME or a spec + 1
+ */
 void
-kvlsm_store_options(Relation rel, int32 compression, int64 memtable_size,
-					int32 compaction_style)
+kvlsm_store_options(Relation rel, int32 compression, int32 bottom_compression,
+					int64 memtable_size, int32 compaction_style)
 {
 	KvlsmShared *sh = kvlsm_attach(rel);
 	OptionArg	oa;
+	KvlsmMetaPageData meta;
 
 	oa.compression = compression;
+	oa.bottom_compression = bottom_compression;
 	oa.memtable_size = memtable_size;
 	oa.compaction_style = compaction_style;
 	LWLockAcquire(&sh->lock, LW_EXCLUSIVE);
 	kvlsm_edit_metapage(rel, options_edit, &oa);
-	if (compression >= 0)
-		sh->compression = compression;
+	kvlsm_read_metapage(rel, &meta);
+	sh->compression = meta.compression;
+	sh->bottom_compression = kvlsm_bottom_compression(meta.compression,
+													  meta.bottom_compression);
 	if (memtable_size > 0)
 		sh->memtable_size = memtable_size;
 	if (compaction_style >= 0)

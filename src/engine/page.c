@@ -25,11 +25,70 @@
 #include "storage/smgr.h"
 #include "utils/rel.h"
 
+#include "kvlsm/compress.h"
 #include "kvlsm/page.h"
 
 /* GUCs (registered in _PG_init): what a new metapage gets */
 int			kvlsm_default_memtable_size_kb = 16 * 1024;
 int			kvlsm_default_compression = KVLSM_COMPRESSION_LZ4;
+int			kvlsm_default_bottom_compression = KVLSM_BOTTOM_SAME;
+char	   *kvlsm_default_compression_string = NULL;
+char	   *kvlsm_default_bottom_compression_string = NULL;
+
+/*
+ * kvlsm.default_compression and kvlsm.default_bottommost_compression take
+ * the specs the options take ("lz4", "zstd:9"); the latter also "same",
+ * the bottom level compressing as the others.  The parsed value travels
+ * in the GUC's extra (malloc'd, as guc.c requires).
+ */
+static bool
+check_spec_guc(char **newval, void **extra, bool same_ok)
+{
+	int32		spec;
+	char	   *problem;
+	int32	   *parsed;
+
+	if (same_ok && pg_strcasecmp(*newval, "same") == 0)
+		spec = -1;
+	else if (!kvlsm_compression_parse(*newval, &spec, &problem))
+	{
+		GUC_check_errdetail("%s%s", problem,
+							same_ok ? " \"same\" compresses the bottom level as the others." : "");
+		return false;
+	}
+	parsed = malloc(sizeof(int32));
+	if (parsed == NULL)
+		return false;
+	*parsed = spec;
+	*extra = parsed;
+	return true;
+}
+
+bool
+kvlsm_check_default_compression(char **newval, void **extra, GucSource source)
+{
+	return check_spec_guc(newval, extra, false);
+}
+
+void
+kvlsm_assign_default_compression(const char *newval, void *extra)
+{
+	kvlsm_default_compression = *(int32 *) extra;
+}
+
+bool
+kvlsm_check_default_bottom_compression(char **newval, void **extra, GucSource source)
+{
+	return check_spec_guc(newval, extra, true);
+}
+
+void
+kvlsm_assign_default_bottom_compression(const char *newval, void *extra)
+{
+	int32		spec = *(int32 *) extra;
+
+	kvlsm_default_bottom_compression = spec < 0 ? KVLSM_BOTTOM_SAME : spec + 1;
+}
 
 void
 kvlsm_page_init(Page page, uint16 page_type, uint64 owner)
@@ -229,7 +288,7 @@ kvlsm_read_metapage(Relation rel, KvlsmMetaPageData *meta)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	kvlsm_page_check(rel, KVLSM_METAPAGE_BLKNO, page, KVLSM_PAGE_META);
-	memcpy(meta, KvlsmPageGetMeta(page), sizeof(KvlsmMetaPageData));
+	kvlsm_metapage_contents(page, meta);
 	UnlockReleaseBuffer(buf);
 
 	if (meta->magic != KVLSM_MAGIC || meta->version != KVLSM_FORMAT_VERSION)
@@ -237,6 +296,35 @@ kvlsm_read_metapage(Relation rel, KvlsmMetaPageData *meta)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("kvlsm relation \"%s\" has an unsupported metapage (magic 0x%08X, version %u)",
 						RelationGetRelationName(rel), meta->magic, meta->version)));
+}
+
+/*
+ * Copy a metapage's contents: what pd_lower covers, zeros past it (a file
+ * from before the later fields, see KVLSM_META_MIN_SIZE).
+ */
+void
+kvlsm_metapage_contents(Page page, KvlsmMetaPageData *meta)
+{
+	Size		have = ((PageHeader) page)->pd_lower - SizeOfPageHeaderData;
+
+	memset(meta, 0, sizeof(KvlsmMetaPageData));
+	memcpy(meta, KvlsmPageGetMeta(page), Min(have, sizeof(KvlsmMetaPageData)));
+}
+
+/* before a change of a metapage: let pd_lower cover every field */
+void
+kvlsm_metapage_cover(Page page)
+{
+	PageHeader	phdr = (PageHeader) page;
+	LocationIndex end = ((char *) KvlsmPageGetMeta(page) +
+						 sizeof(KvlsmMetaPageData)) - (char *) page;
+
+	if (phdr->pd_lower < end)
+	{
+		/* what an old file holds past its pd_lower was never meant */
+		memset((char *) page + phdr->pd_lower, 0, end - phdr->pd_lower);
+		phdr->pd_lower = end;
+	}
 }
 
 void
@@ -266,6 +354,7 @@ kvlsm_meta_init(KvlsmMetaPageData *meta, uint32 kind)
 	meta->log_reserve_npages = 0;
 	meta->manifest_version = 1;
 	meta->compression = kvlsm_default_compression;
+	meta->bottom_compression = kvlsm_default_bottom_compression;
 	meta->memtable_size = (int64) kvlsm_default_memtable_size_kb * 1024;
 }
 

@@ -27,7 +27,7 @@ stored_size(KvlsmSstBuilder *b, uint32 len)
 {
 	int			clen;
 
-	if (b->compression == KVLSM_COMPRESSION_NONE)
+	if (KVLSM_SPEC_METHOD(b->compression) == KVLSM_COMPRESSION_NONE)
 		return len;
 	clen = kvlsm_compress(b->compression, b->payload, len, b->trialbuf,
 						  kvlsm_compress_bound(b->compression, b->payload_max));
@@ -47,7 +47,7 @@ stored_form(KvlsmSstBuilder *b, uint32 len, uint32 *storedlen, bool *compressed)
 {
 	*storedlen = len;
 	*compressed = false;
-	if (b->compression != KVLSM_COMPRESSION_NONE)
+	if (KVLSM_SPEC_METHOD(b->compression) != KVLSM_COMPRESSION_NONE)
 	{
 		int			clen;
 
@@ -349,13 +349,13 @@ kvlsm_sst_place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
 	}
 	need = KVLSM_ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
 
-	if (b->compression != KVLSM_COMPRESSION_NONE && b->page_items > 0 &&
+	if (KVLSM_SPEC_METHOD(b->compression) != KVLSM_COMPRESSION_NONE && b->page_items > 0 &&
 		b->payload_len + need > b->next_trial &&
 		b->payload_len + need <= b->payload_max)
 		fit_trial(b);
 	if (b->page_items > 0 &&
 		(b->payload_len + need > b->payload_max ||
-		 (b->compression != KVLSM_COMPRESSION_NONE && b->next_trial == 0)))
+		 (KVLSM_SPEC_METHOD(b->compression) != KVLSM_COMPRESSION_NONE && b->next_trial == 0)))
 	{
 		kvlsm_sst_finish_data_page(b);
 		/* the carried entries may have started a page: recompute */

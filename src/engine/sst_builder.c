@@ -43,14 +43,14 @@ kvlsm_sst_builder_begin(Relation rel, uint64 id, int level, int compression,
 	 * Compressed, a page takes as many entries as compress into it, up to
 	 * four pages' worth, so compression saves pages rather than page space.
 	 */
-	b->payload_max = (compression != KVLSM_COMPRESSION_NONE) ?
+	b->payload_max = (KVLSM_SPEC_METHOD(compression) != KVLSM_COMPRESSION_NONE) ?
 		KVLSM_MAX_PAYLOAD : KVLSM_PAGE_CAPACITY;
 	/* a record larger than a page takes a block of its own, up to this */
 	b->payload = MemoryContextAlloc(cxt, KVLSM_MAX_PAYLOAD);
 	b->lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
 	b->fit_lastkey = MemoryContextAlloc(cxt, KVLSM_MAX_KEY_SIZE);
 	b->next_trial = KVLSM_PAGE_CAPACITY;
-	if (compression != KVLSM_COMPRESSION_NONE)
+	if (KVLSM_SPEC_METHOD(compression) != KVLSM_COMPRESSION_NONE)
 		b->trialbuf = MemoryContextAlloc(cxt, kvlsm_compress_bound(compression,
 																   KVLSM_MAX_PAYLOAD));
 	b->maxpages = 64;

@@ -93,7 +93,8 @@ typedef struct KvlsmShared
 	KvlsmMemGen active;
 	KvlsmMemGen frozen;
 	int64		memtable_size;	/* flush trigger, copied from the metapage */
-	int32		compression;
+	int32		compression;	/* spec of flushes and upper levels */
+	int32		bottom_compression; /* spec of bottommost compaction outputs */
 	int32		compaction_style;	/* KVLSM_COMPACTION_*, from the metapage */
 	int64		ttl_usecs;		/* option ttl, from the metapage; 0 = none */
 	TimestampTz active_since;	/* first record of the active generation */
@@ -243,7 +244,7 @@ extern uint64 kvlsm_next_seq(Relation rel, KvlsmShared *sh);
 extern uint64 kvlsm_reserve_sstid(Relation rel);
 /* options kept in the metapage */
 extern int	kvlsm_bloom_bits_for(const KvlsmMetaPageData *meta);
-extern void kvlsm_store_options(Relation rel, int32 compression,
+extern void kvlsm_store_options(Relation rel, int32 compression, int32 bottom_compression,
 								int64 memtable_size, int32 compaction_style);
 extern void kvlsm_store_ttl(Relation rel, int64 ttl_usecs);
 extern void kvlsm_store_bloom_bits(Relation rel, int32 option);

@@ -28,6 +28,7 @@
 
 #include "storage/block.h"
 #include "storage/bufpage.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 
 #define KVLSM_MAGIC				0x4B564C53	/* "KVLS" */
@@ -148,12 +149,29 @@ typedef struct KvlsmMetaPageData
 	 * them first.  A full xid, so its fate is known however long it waits.
 	 */
 	FullTransactionId toast_fxid;
+
+	/*
+	 * Option bottommost_compression: KVLSM_BOTTOM_SAME (0, what files from
+	 * before the option hold) or the spec + 1 (compress.h).  The option
+	 * compression above is a spec too: a bare method is a spec of level 0.
+	 */
+	int32		bottom_compression;
+	int32		pad1;
 } KvlsmMetaPageData;
 
 /* metapage flags */
 #define KVLSM_META_TOAST_SWEEP	0x0001	/* TOAST values may be left behind */
 
 typedef KvlsmMetaPageData *KvlsmMetaPage;
+
+/*
+ * The metapage of a file made before bottommost_compression existed ends
+ * there (its pd_lower): the fields from there on read as zero, their
+ * defaults (kvlsm_metapage_contents), and the first change of the
+ * metapage extends pd_lower over them (kvlsm_metapage_cover), since
+ * generic WAL and the page checksum see only what pd_lower covers.
+ */
+#define KVLSM_META_MIN_SIZE		offsetof(KvlsmMetaPageData, bottom_compression)
 
 #define KvlsmPageGetMeta(page) ((KvlsmMetaPage) PageGetContents(page))
 
@@ -286,9 +304,19 @@ typedef enum KvlsmCompactionStyle
 
 /* page.c: GUCs, what a new metapage gets */
 extern int	kvlsm_default_memtable_size_kb;
-extern int	kvlsm_default_compression;	/* KvlsmCompression */
+extern int	kvlsm_default_compression;	/* a spec (compress.h) */
+extern int	kvlsm_default_bottom_compression;	/* KVLSM_BOTTOM_SAME or spec + 1 */
+extern char *kvlsm_default_compression_string;
+extern char *kvlsm_default_bottom_compression_string;
+extern bool kvlsm_check_default_compression(char **newval, void **extra, GucSource source);
+extern void kvlsm_assign_default_compression(const char *newval, void *extra);
+extern bool kvlsm_check_default_bottom_compression(char **newval, void **extra,
+												   GucSource source);
+extern void kvlsm_assign_default_bottom_compression(const char *newval, void *extra);
 
 extern void kvlsm_page_init(Page page, uint16 page_type, uint64 owner);
+extern void kvlsm_metapage_contents(Page page, KvlsmMetaPageData *meta);
+extern void kvlsm_metapage_cover(Page page);
 extern uint32 kvlsm_page_crc(Page page);
 extern void kvlsm_page_set_crc(Page page);
 extern const char *kvlsm_page_type_name(uint16 page_type);
