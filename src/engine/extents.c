@@ -255,7 +255,11 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 /*
  * Set aside 'npages' for a compaction output written as it is built
  * (compaction.c): from a free extent, or new pages at the end of the file,
- * which grows as for kvlsm_manifest_place_sstable.
+ * which grows as for kvlsm_manifest_place_sstable.  A free extent that
+ * ends where the file would grow from (what the last output left unused
+ * of its reservation, typically) is taken first: the output starts there
+ * and the file grows only by what that extent lacks, so a compaction's
+ * outputs lie together and the file grows by about their size.
  */
 BlockNumber
 kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc, uint32 npages)
@@ -272,6 +276,13 @@ kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc, uint32 npages
 	if (!local)
 		LockRelationForExtension(rel, ExclusiveLock);
 	start = extension_start(rel, mc);
+	if (mc->hdr.nfree > 0 &&
+		mc->free[mc->hdr.nfree - 1].start + mc->free[mc->hdr.nfree - 1].npages == start)
+	{
+		/* sorted by start: the last extent is the free tail; too small */
+		start = mc->free[mc->hdr.nfree - 1].start;
+		mc->hdr.nfree--;
+	}
 	extra = Max(Min(start / 8, KVLSM_EXTEND_MAX), npages);
 	extend_empty(rel, start + extra - RelationGetNumberOfBlocks(rel));
 	if (!local)

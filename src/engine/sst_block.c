@@ -173,6 +173,7 @@ kvlsm_data_block_iter_init(KvlsmDataBlockIter *it,
 	it->data = block->data;
 	it->datalen = block->datalen;
 	it->nitems = block->nitems;
+	it->varint = (block->flags & KVLSM_PAGE_FLAG_VARINT) != 0;
 	it->check_prefixes = check_prefixes;
 	it->key = keybuf;
 }
@@ -187,24 +188,120 @@ kvlsm_data_block_next(KvlsmDataBlockIter *it)
 {
 	const char *p;
 	int			keylen;
+	int			hlen;
 
 	if (it->next >= it->nitems)
 		return KVLSM_ENTRY_END;
 	it->entryno = it->next;
-	if (it->off + KVLSM_ENTRY_HEADER_SIZE > it->datalen)
+	if (it->off >= it->datalen)
 		return KVLSM_ENTRY_PAST_END;
 	p = it->data + it->off;
-	kvlsm_entry_header_decode(p, &it->eh);
+	if (it->varint)
+	{
+		hlen = kvlsm_entry_header_get(p, it->data + it->datalen, &it->eh);
+		if (hlen < 0)
+			return KVLSM_ENTRY_PAST_END;
+	}
+	else
+	{
+		if (it->off + KVLSM_ENTRY_HEADER_SIZE > it->datalen)
+			return KVLSM_ENTRY_PAST_END;
+		kvlsm_entry_header_decode(p, &it->eh);
+		hlen = KVLSM_ENTRY_HEADER_SIZE;
+	}
 	keylen = it->eh.shared + it->eh.unshared;
 	if (keylen > KVLSM_MAX_KEY_SIZE ||
 		(it->check_prefixes && it->eh.shared > it->keylen) ||
-		(uint64) it->off + KVLSM_ENTRY_HEADER_SIZE + it->eh.unshared +
-		it->eh.vallen > it->datalen)
+		(uint64) it->off + hlen + it->eh.unshared + it->eh.vallen > it->datalen)
 		return KVLSM_ENTRY_BAD_LENGTHS;
-	memcpy(it->key + it->eh.shared, p + KVLSM_ENTRY_HEADER_SIZE, it->eh.unshared);
+	memcpy(it->key + it->eh.shared, p + hlen, it->eh.unshared);
 	it->keylen = keylen;
-	it->val = p + KVLSM_ENTRY_HEADER_SIZE + it->eh.unshared;
-	it->off += KVLSM_ENTRY_HEADER_SIZE + it->eh.unshared + it->eh.vallen;
+	it->val = p + hlen + it->eh.unshared;
+	it->off += hlen + it->eh.unshared + it->eh.vallen;
 	it->next++;
 	return KVLSM_ENTRY_OK;
+}
+
+/* append 'v' as an unsigned LEB128 varint; returns the bytes written */
+static int
+put_varint(char *p, uint64 v)
+{
+	int			n = 0;
+
+	while (v >= 0x80)
+	{
+		p[n++] = (char) (v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (char) v;
+	return n;
+}
+
+/*
+ * Read a varint of at most 'maxbytes' bytes (the field's width) from
+ * [*p, end) into *v; false when it runs past 'end' or is longer.
+ */
+static bool
+get_varint(const char **p, const char *end, int maxbytes, uint64 *v)
+{
+	uint64		result = 0;
+	int			i;
+
+	for (i = 0; i < maxbytes && *p < end; i++)
+	{
+		uint8		byte = (uint8) *(*p)++;
+
+		result |= (uint64) (byte & 0x7F) << (7 * i);
+		if ((byte & 0x80) == 0)
+		{
+			*v = result;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The varint entry header of KVLSM_PAGE_FLAG_VARINT blocks: write it at
+ * 'p' (room for KVLSM_ENTRY_VARINT_MAX bytes); returns its length.
+ */
+int
+kvlsm_entry_header_put(char *p, const KvlsmEntryHeader *eh)
+{
+	int			n = 0;
+
+	n += put_varint(p + n, eh->flags);
+	n += put_varint(p + n, eh->shared);
+	n += put_varint(p + n, eh->unshared);
+	n += put_varint(p + n, eh->vallen);
+	n += put_varint(p + n, eh->seq);
+	return n;
+}
+
+/*
+ * Read a varint entry header from [p, end); returns its length, or -1 when
+ * it runs past 'end' or a field is too long or too large for its width.
+ */
+int
+kvlsm_entry_header_get(const char *p, const char *end, KvlsmEntryHeader *eh)
+{
+	const char *start = p;
+	uint64		flags,
+				shared,
+				unshared,
+				vallen,
+				seq;
+
+	if (!get_varint(&p, end, 3, &flags) || flags > PG_UINT16_MAX ||
+		!get_varint(&p, end, 3, &shared) || shared > PG_UINT16_MAX ||
+		!get_varint(&p, end, 3, &unshared) || unshared > PG_UINT16_MAX ||
+		!get_varint(&p, end, 5, &vallen) || vallen > PG_UINT32_MAX ||
+		!get_varint(&p, end, 10, &seq))
+		return -1;
+	eh->flags = (uint16) flags;
+	eh->shared = (uint16) shared;
+	eh->unshared = (uint16) unshared;
+	eh->vallen = (uint32) vallen;
+	eh->seq = seq;
+	return p - start;
 }

@@ -125,6 +125,7 @@ emit_data_page(KvlsmSstBuilder *b, uint32 len, uint32 items)
 		{
 			opaque->nitems = items;
 			opaque->datalen = len;
+			opaque->flags |= KVLSM_PAGE_FLAG_VARINT;
 			if (compressed)
 				opaque->flags |= kvlsm_compression_flag(b->compression);
 			if (npieces > 1)
@@ -161,6 +162,7 @@ append_entry(KvlsmSstBuilder *b, const char *key, int keylen, int shared,
 {
 	KvlsmEntryHeader eh;
 	char	   *p;
+	int			hlen;
 
 	if (b->page_items == 0)
 	{
@@ -179,13 +181,13 @@ append_entry(KvlsmSstBuilder *b, const char *key, int keylen, int shared,
 	eh.seq = seq;
 	eh.flags = flags;
 	p = b->payload + b->payload_len;
-	kvlsm_entry_header_encode(p, &eh);
-	p += KVLSM_ENTRY_HEADER_SIZE;
+	hlen = kvlsm_entry_header_put(p, &eh);
+	p += hlen;
 	memcpy(p, key + shared, keylen - shared);
 	p += keylen - shared;
 	if (vallen > 0)
 		memcpy(p, val, vallen);
-	b->payload_len += KVLSM_ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
+	b->payload_len += hlen + (keylen - shared) + vallen;
 	b->page_items++;
 	if (b->payload_len <= KVLSM_PAGE_CAPACITY)
 	{
@@ -206,7 +208,7 @@ append_entry(KvlsmSstBuilder *b, const char *key, int keylen, int shared,
  * and placed anew.
  */
 static void
-carry_entries(KvlsmSstBuilder *b, const char *rest, uint32 restitems)
+carry_entries(KvlsmSstBuilder *b, const char *rest, uint32 restlen, uint32 restitems)
 {
 	char		key[KVLSM_MAX_KEY_SIZE];
 	uint32		off = 0;
@@ -217,12 +219,15 @@ carry_entries(KvlsmSstBuilder *b, const char *rest, uint32 restitems)
 	{
 		KvlsmEntryHeader eh;
 		const char *p = rest + off;
+		int			hlen = kvlsm_entry_header_get(p, rest + restlen, &eh);
 
-		kvlsm_entry_header_decode(p, &eh);
-		memcpy(key + eh.shared, p + KVLSM_ENTRY_HEADER_SIZE, eh.unshared);
+		/* the builder wrote these bytes itself a moment ago */
+		if (hlen < 0)
+			elog(ERROR, "kvlsm: entry header being carried to the next page is damaged");
+		memcpy(key + eh.shared, p + hlen, eh.unshared);
 		kvlsm_sst_place_entry(b, key, eh.shared + eh.unshared, eh.seq, eh.flags,
-							  p + KVLSM_ENTRY_HEADER_SIZE + eh.unshared, eh.vallen);
-		off += KVLSM_ENTRY_HEADER_SIZE + eh.unshared + eh.vallen;
+							  p + hlen + eh.unshared, eh.vallen);
+		off += hlen + eh.unshared + eh.vallen;
 	}
 }
 
@@ -259,7 +264,7 @@ kvlsm_sst_finish_data_page(KvlsmSstBuilder *b)
 
 	if (rest != NULL)
 	{
-		carry_entries(b, rest, restitems);
+		carry_entries(b, rest, restlen, restitems);
 		pfree(rest);
 	}
 }
@@ -272,7 +277,7 @@ static void
 place_large_entry(KvlsmSstBuilder *b, const char *key, int keylen, uint64 seq,
 				  uint16 flags, const char *val, int vallen)
 {
-	if ((Size) KVLSM_ENTRY_HEADER_SIZE + keylen + vallen > KVLSM_MAX_PAYLOAD)
+	if ((Size) KVLSM_ENTRY_VARINT_MAX + keylen + vallen > KVLSM_MAX_PAYLOAD)
 		elog(ERROR, "kvlsm record of %d bytes does not fit a data block",
 			 keylen + vallen);
 	while (b->page_items > 0)
@@ -332,8 +337,10 @@ kvlsm_sst_place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
 {
 	int			shared = 0;
 	Size		need;
+	KvlsmEntryHeader eh;
+	char		hdr[KVLSM_ENTRY_VARINT_MAX];
 
-	if ((Size) KVLSM_ENTRY_HEADER_SIZE + keylen + vallen > KVLSM_PAGE_CAPACITY)
+	if ((Size) KVLSM_ENTRY_VARINT_MAX + keylen + vallen > KVLSM_PAGE_CAPACITY)
 	{
 		place_large_entry(b, key, keylen, seq, flags, val, vallen);
 		return;
@@ -347,7 +354,12 @@ kvlsm_sst_place_entry(KvlsmSstBuilder *b, const char *key, int keylen,
 		while (shared < lim && key[shared] == b->lastkey[shared])
 			shared++;
 	}
-	need = KVLSM_ENTRY_HEADER_SIZE + (keylen - shared) + vallen;
+	eh.flags = flags;
+	eh.shared = shared;
+	eh.unshared = keylen - shared;
+	eh.vallen = vallen;
+	eh.seq = seq;
+	need = kvlsm_entry_header_put(hdr, &eh) + (keylen - shared) + vallen;
 
 	if (KVLSM_SPEC_METHOD(b->compression) != KVLSM_COMPRESSION_NONE && b->page_items > 0 &&
 		b->payload_len + need > b->next_trial &&

@@ -114,6 +114,7 @@ typedef struct PageCacheSlot
 	bool		valid;
 	uint32		datalen;
 	uint32		nitems;
+	uint16		flags;			/* the block's first page's (the header format) */
 	char	   *data;			/* KVLSM_MAX_PAYLOAD bytes, allocated once */
 } PageCacheSlot;
 
@@ -228,6 +229,7 @@ get_data_page(Relation rel, KvlsmSstCacheEntry *e, const KvlsmSstDesc *desc,
 			block->data = slot->data;
 			block->datalen = slot->datalen;
 			block->nitems = slot->nitems;
+			block->flags = slot->flags;
 			return true;
 		}
 		slot->valid = false;
@@ -267,6 +269,7 @@ get_data_page(Relation rel, KvlsmSstCacheEntry *e, const KvlsmSstDesc *desc,
 		slot->pageno = blockno;
 		slot->datalen = block->datalen;
 		slot->nitems = block->nitems;
+		slot->flags = block->flags;
 		slot->valid = true;
 	}
 	return true;

@@ -52,6 +52,8 @@
 #define KVLSM_PAGE_FLAG_LZ4		0x0001	/* data region is an lz4 blob */
 #define KVLSM_PAGE_FLAG_ZSTD	0x0008	/* data region is a zstd frame */
 #define KVLSM_PAGE_FLAG_COMPRESSED	(KVLSM_PAGE_FLAG_LZ4 | KVLSM_PAGE_FLAG_ZSTD)
+#define KVLSM_PAGE_FLAG_VARINT	0x0010	/* data block: entry headers are
+										 * varints (sst_block.h) */
 
 /*
  * A record larger than a page (a row of up to MaxHeapTupleSize bytes with

@@ -7,7 +7,11 @@
  *
  * A data block's payload is a run of entries in (key asc, seq desc) order:
  *
- *	  KvlsmEntryHeader (KVLSM_ENTRY_HEADER_SIZE bytes, unaligned)
+ *	  the entry header: in blocks with KVLSM_PAGE_FLAG_VARINT (all that
+ *	  kvlsm 0.3 writes), five unsigned LEB128 varints, flags, shared,
+ *	  unshared, vallen and seq, mostly 1 byte each and 4-5 for seq; in
+ *	  older blocks the fixed KvlsmEntryHeader (KVLSM_ENTRY_HEADER_SIZE
+ *	  bytes, unaligned), of which a row's entry wasted about 10
  *	  key bytes after the 'shared' bytes it has in common with the previous
  *	  key ('unshared' of them); 'shared' is 0 every KVLSM_RESTART_INTERVAL
  *	  entries, starting with the first
@@ -56,6 +60,8 @@ typedef struct KvlsmEntryHeader
 } KvlsmEntryHeader;
 
 #define KVLSM_ENTRY_HEADER_SIZE	(2 + 2 + 4 + 8 + 2)
+/* the longest varint header: each field's width in 7-bit groups */
+#define KVLSM_ENTRY_VARINT_MAX	(3 + 3 + 3 + 5 + 10)
 
 static inline void
 kvlsm_entry_header_decode(const char *p, KvlsmEntryHeader *eh)
@@ -128,6 +134,7 @@ typedef struct KvlsmDataBlockIter
 	const char *data;
 	uint32		datalen;
 	uint32		nitems;
+	bool		varint;			/* KVLSM_PAGE_FLAG_VARINT headers */
 	bool		check_prefixes; /* a key shares no more than the last has */
 	uint32		off;			/* where the next entry starts */
 	uint32		next;			/* number of the next entry */
@@ -153,5 +160,7 @@ extern void kvlsm_data_block_iter_init(KvlsmDataBlockIter *it,
 									   const KvlsmDataBlock *block,
 									   char *keybuf, bool check_prefixes);
 extern KvlsmEntryStatus kvlsm_data_block_next(KvlsmDataBlockIter *it);
+extern int	kvlsm_entry_header_put(char *p, const KvlsmEntryHeader *eh);
+extern int	kvlsm_entry_header_get(const char *p, const char *end, KvlsmEntryHeader *eh);
 
 #endif							/* KVLSM_SST_BLOCK_H */
