@@ -120,7 +120,7 @@ install_plain(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc)
  * reserve its extent, sized for the job's target (or what is left of its
  * inputs, if less) at the inputs' pages per logical byte, with a quarter
  * more for a worse compression.  Once an output is written, its own pages
- * per byte size the next ones, with a tenth more: the codec of the output
+ * per byte size the next ones, with a twentieth more: the codec of the output
  * may differ from the inputs' (a bottommost zstd output of lz4 inputs
  * takes half their pages), and a reservation that ends the file leaves
  * its unused pages there, room a compaction should not need.  One that
@@ -155,7 +155,7 @@ start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out
 	left = job->in_bytes > job->consumed ? job->in_bytes - job->consumed : 0;
 	ratio = job->pages_per_byte * 1.25;
 	if (job->out_bytes > 0)
-		ratio = (double) job->out_pages / job->out_bytes * 1.1;
+		ratio = (double) job->out_pages / job->out_bytes * 1.05;
 	if (KVLSM_SPEC_METHOD(spec) == KVLSM_COMPRESSION_NONE)
 		ratio = Max(ratio, 1.15 / KVLSM_PAGE_CAPACITY);
 	want = (uint64) (Min(job->target_file_bytes, left) * ratio) + 16;

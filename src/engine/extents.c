@@ -254,19 +254,18 @@ kvlsm_manifest_place_sstable(Relation rel, KvlsmSstBuilder *b, uint32 npages,
 
 /*
  * Set aside 'npages' for a compaction output written as it is built
- * (compaction.c): from a free extent, or new pages at the end of the file,
- * which grows as for kvlsm_manifest_place_sstable.  A free extent that
- * ends where the file would grow from (what the last output left unused
- * of its reservation, typically) is taken first: the output starts there
- * and the file grows only by what that extent lacks, so a compaction's
- * outputs lie together and the file grows by about their size.
+ * (compaction.c): from a free extent, or new pages at the end of the file.
+ * A free extent that ends where the file would grow from (what the last
+ * output left unused of its reservation, typically) is taken first: the
+ * output starts there and the file grows only by what that extent lacks,
+ * so a compaction's outputs lie together and the file grows by about
+ * their size.
  */
 BlockNumber
 kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc, uint32 npages)
 {
 	BlockNumber start = take_free_extent(mc, npages);
 	bool		local = RELATION_IS_LOCAL(rel);
-	uint32		extra;
 
 	if (start != InvalidBlockNumber)
 	{
@@ -283,12 +282,15 @@ kvlsm_manifest_reserve_extent(Relation rel, KvlsmManifestCopy *mc, uint32 npages
 		start = mc->free[mc->hdr.nfree - 1].start;
 		mc->hdr.nfree--;
 	}
-	extra = Max(Min(start / 8, KVLSM_EXTEND_MAX), npages);
-	extend_empty(rel, start + extra - RelationGetNumberOfBlocks(rel));
+	/*
+	 * No pre-extension past the reservation (kvlsm_manifest_place_sstable
+	 * has one for flushes): an output is large, the next one starts where
+	 * this one's unused pages are, and pages added beyond it would be room
+	 * the compaction never needed.
+	 */
+	extend_empty(rel, start + npages - RelationGetNumberOfBlocks(rel));
 	if (!local)
 		UnlockRelationForExtension(rel, ExclusiveLock);
-	if (extra > npages)
-		kvlsm_manifest_give_extent(mc, start + npages, extra - npages);
 	return start;
 }
 
