@@ -52,6 +52,22 @@ if [ "$make_rc" -eq 0 ]; then
     fi
 fi
 
+# the monitoring kit (issue 26): alert rules (promtool check and unit
+# tests), the dashboard's metrics, and postgres_exporter scraping a live
+# cluster with the queries file
+monitoring_rc=0
+if [ "$make_rc" -eq 0 ]; then
+    echo "test: scripts/monitoring-check.sh (Prometheus rules, Grafana dashboard, postgres_exporter)"
+    MON_LOG="$BUILD_DIR-monitoring.log"
+    KVLSM_SKIP_BUILD=1 KVLSM_MONITORING_DIR="$BUILD_DIR-monitoring" \
+        bash "$SCRIPT_DIR/monitoring-check.sh" >"$MON_LOG" 2>&1 || monitoring_rc=$?
+    grep -E '^(not )?ok - monitoring' "$MON_LOG" || true
+    if [ "$monitoring_rc" -ne 0 ]; then
+        echo "not ok - monitoring check (exit $monitoring_rc); see $MON_LOG"
+        tail -n 40 "$MON_LOG" || true
+    fi
+fi
+
 # PostgreSQL's own regression and isolation suites with every table a kvlsm
 # table, compared with heap (enable_bitmapscan off) in the same run: every
 # difference must be a known, classified one (test/upstream/known-differences)
@@ -81,6 +97,7 @@ failed=$((reg_fail + tap_fail))
 if [ "$layers_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 if [ "$make_rc" -eq 0 ]; then
     if [ "$bench_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if [ "$monitoring_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     if [ "${KVLSM_TEST_UPSTREAM:-1}" = 1 ]; then
         if [ "$upstream_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     fi

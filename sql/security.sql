@@ -334,6 +334,7 @@ SELECT kvlsm_rls_scope(kvlsm_rls_enter(), true);
 SELECT * FROM kvlsm_stats('pg_class');
 SELECT * FROM kvlsm_levels('sec_open.ran');
 SELECT * FROM kvlsm_sstables('pg_class_oid_index');
+-- no relation at all: NULL, as pg_relation_size(0) gives
 SELECT * FROM kvlsm_space(0);
 SELECT kvlsm_set_option('sec_open.ran', 'ttl', '1 day');
 SELECT kvlsm_set_option('sec_owned', 'no_such_option', '1');

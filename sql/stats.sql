@@ -67,3 +67,15 @@ SELECT kvlsm_stats_reset('st');
 RESET ROLE;
 DROP ROLE regress_kvlsm_stats;
 DROP TABLE st;
+
+-- a relation dropped after a monitoring query listed it: the statistics
+-- functions return NULL (no levels), as pg_relation_size does, so the
+-- query does not fail (monitoring/prometheus/kvlsm-queries.yaml)
+CREATE TABLE st_gone (id int) USING kvlsm;
+SELECT 'st_gone'::regclass::oid AS gone_oid \gset
+DROP TABLE st_gone;
+SELECT kvlsm_stats(:gone_oid) IS NULL AS stats_null,
+       kvlsm_space(:gone_oid) IS NULL AS space_null,
+       (SELECT count(*) FROM kvlsm_levels(:gone_oid)) AS levels;
+-- a relation that exists but is no kvlsm relation is still refused
+SELECT kvlsm_stats('pg_class'::regclass);

@@ -72,13 +72,29 @@ kvlsm_check_relation_am(Oid relid)
 Relation
 kvlsm_open_relation(Oid relid, LOCKMODE mode)
 {
-	Relation	rel = try_relation_open(relid, mode);
-	bool		ok;
+	Relation	rel = kvlsm_open_relation_if_exists(relid, mode);
 
 	if (rel == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
+	return rel;
+}
+
+/*
+ * As kvlsm_open_relation, but NULL when no relation has that OID (any
+ * more).  The statistics functions return NULL then, as pg_relation_size
+ * does: a monitoring query that lists relations and calls them for each
+ * must not fail because one was dropped in between.
+ */
+Relation
+kvlsm_open_relation_if_exists(Oid relid, LOCKMODE mode)
+{
+	Relation	rel = try_relation_open(relid, mode);
+	bool		ok;
+
+	if (rel == NULL)
+		return NULL;
 	if (rel->rd_rel->relkind == RELKIND_INDEX)
 		ok = kvlsm_is_kvlsm_index(rel);
 	else
@@ -277,13 +293,17 @@ Datum
 kvlsm_levels(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
-	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
+	Relation	rel = kvlsm_open_relation_if_exists(PG_GETARG_OID(0), AccessShareLock);
+	KvlsmShared *copy;
 	KvlsmSstDesc *ssts;
 	int			level;
-	bool		show_keys = may_see_keys(rel);
+	bool		show_keys;
 
 	InitMaterializedSRF(fcinfo, 0);
+	if (rel == NULL)
+		return (Datum) 0;		/* dropped: no levels */
+	copy = palloc(sizeof(KvlsmShared));
+	show_keys = may_see_keys(rel);
 	ssts = kvlsm_snapshot_state(rel, copy);
 	{
 		Datum		values[9];
@@ -429,7 +449,7 @@ PG_FUNCTION_INFO_V1(kvlsm_stats);
 Datum
 kvlsm_stats(PG_FUNCTION_ARGS)
 {
-	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
+	Relation	rel = kvlsm_open_relation_if_exists(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
 	KvlsmSstDesc *ssts;
 	KvlsmMetaPageData meta;
@@ -444,6 +464,8 @@ kvlsm_stats(PG_FUNCTION_ARGS)
 	int			deepest = -1;
 	uint32		k;
 
+	if (rel == NULL)
+		PG_RETURN_NULL();		/* dropped meanwhile, as pg_relation_size */
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	ssts = kvlsm_snapshot_state(rel, copy);
@@ -583,7 +605,7 @@ PG_FUNCTION_INFO_V1(kvlsm_space);
 Datum
 kvlsm_space(PG_FUNCTION_ARGS)
 {
-	Relation	rel = kvlsm_open_relation(PG_GETARG_OID(0), AccessShareLock);
+	Relation	rel = kvlsm_open_relation_if_exists(PG_GETARG_OID(0), AccessShareLock);
 	KvlsmMetaPageData meta;
 	KvlsmManifestCopy *mc = palloc(sizeof(KvlsmManifestCopy));
 	KvlsmShared *copy = palloc(sizeof(KvlsmShared));
@@ -601,6 +623,8 @@ kvlsm_space(PG_FUNCTION_ARGS)
 	uint32		i;
 	int			attempt;
 
+	if (rel == NULL)
+		PG_RETURN_NULL();		/* dropped meanwhile, as pg_relation_size */
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	pfree(kvlsm_snapshot_state(rel, copy));

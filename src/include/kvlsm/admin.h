@@ -21,6 +21,7 @@ extern void kvlsm_check_relation_am(Oid relid);
 
 /* open a kvlsm table or kvlsm_idx index; anything else is an error */
 extern Relation kvlsm_open_relation(Oid relid, LOCKMODE mode);
+extern Relation kvlsm_open_relation_if_exists(Oid relid, LOCKMODE mode);
 
 /* an engine key as text: a table's row id, an index's first key column */
 extern Datum kvlsm_key_as_text(Relation rel, const char *key, int keylen);
