@@ -24,6 +24,8 @@ DIR=${KVLSM_MONITORING_DIR:-/tmp/kvlsm-monitoring}
 PORT=${KVLSM_MONITORING_PORT:-54341}
 EXPORTER_PORT=${KVLSM_EXPORTER_PORT:-19188}
 MON=$TOP/monitoring
+# Debian's python, whose modules apt installs (not a pyenv or venv first on PATH)
+PY=/usr/bin/python3
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "monitoring-check: run as root (e.g. sudo bash $0)" >&2
@@ -36,7 +38,7 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-postgres-exporter >/dev/null 2>&1 || need+=(prometheus-postgres-exporter)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+"$PY" -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "monitoring-check: installing ${need[*]}"
     apt-get update -q >/dev/null
@@ -60,7 +62,7 @@ else
 fi
 
 # 2. the dashboard and the alerts use only metrics the queries file exposes
-if python3 - "$MON" <<'PY'
+if "$PY" - "$MON" <<'PY'
 import json, re, sys, yaml
 mon = sys.argv[1]
 queries = yaml.safe_load(open(f"{mon}/prometheus/kvlsm-queries.yaml"))
@@ -167,7 +169,7 @@ done
 wait "$CHURN_PID" || true
 scrape "$DIR/scrape3.txt"
 
-if python3 - "$DIR" "$n" <<'PY'
+if "$PY" - "$DIR" "$n" <<'PY'
 import glob, re, sys
 d, nchurn = sys.argv[1], int(sys.argv[2])
 line = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
