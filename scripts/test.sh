@@ -68,6 +68,22 @@ if [ "$make_rc" -eq 0 ]; then
     fi
 fi
 
+# high availability under Patroni + etcd (issue 25): a shorter write phase
+# of scripts/ha-demo.sh; its last line says what it showed
+ha_rc=0
+if [ "$make_rc" -eq 0 ]; then
+    echo "test: scripts/ha-demo.sh (Patroni failover, pg_rewind rejoin, switchover)"
+    HA_LOG="$BUILD_DIR-ha.log"
+    KVLSM_SKIP_BUILD=1 KVLSM_HA_SECONDS=12 KVLSM_HA_DIR="$BUILD_DIR-ha" \
+        bash "$SCRIPT_DIR/ha-demo.sh" >"$HA_LOG" 2>&1 || ha_rc=$?
+    if [ "$ha_rc" -eq 0 ]; then
+        echo "ok - HA: $(tail -n 1 "$HA_LOG")"
+    else
+        echo "not ok - HA demo (exit $ha_rc); see $HA_LOG"
+        tail -n 40 "$HA_LOG" || true
+    fi
+fi
+
 # PostgreSQL's own regression and isolation suites with every table a kvlsm
 # table, compared with heap (enable_bitmapscan off) in the same run: every
 # difference must be a known, classified one (test/upstream/known-differences)
@@ -98,6 +114,7 @@ if [ "$layers_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 
 if [ "$make_rc" -eq 0 ]; then
     if [ "$bench_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     if [ "$monitoring_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if [ "$ha_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     if [ "${KVLSM_TEST_UPSTREAM:-1}" = 1 ]; then
         if [ "$upstream_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     fi
