@@ -18,10 +18,13 @@
 #      when its timeline diverged) and catches up.
 #   4. patronictl switchover while a client reads from a replica: no read
 #      fails.
+#   5. A replica down until the leader removed the WAL it needs comes back:
+#      Patroni reports it unfit (its REST API's /replica?lag check fails),
+#      it stays in recovery, and patronictl reinit re-clones it.
 # Last line: "ha: N acknowledged, 0 lost, failover S s, old leader rejoined (pg_rewind)".
 #
 #   bash scripts/ha-demo.sh           (as root, with or without sudo)
-#   KVLSM_HA_SECONDS=20 ...           (write phase length; default 15)
+#   KVLSM_HA_SECONDS=20 ...           (write phase before the kill is a third of it; default 15)
 #   KVLSM_SKIP_BUILD=1 ...            (kvlsm is built and installed already)
 set -euo pipefail
 
@@ -227,9 +230,11 @@ print(f"writer: {txn} transactions tried", flush=True)
 PYW
 chown "$USER_" "$DIR/writer.py"
 DSN="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(pgport 1),$(pgport 2),$(pgport 3) user=postgres dbname=postgres target_session_attrs=read-write"
-as_user "$PY" "$DIR/writer.py" "$DSN" "$SECONDS_" "$DIR/writer" >"$DIR/writer.log" 2>&1 &
+# the clients go on for 20 s past the write phase, so that they see the
+# new leader (Patroni takes the leader key's TTL, 10 s, to fail over)
+as_user "$PY" "$DIR/writer.py" "$DSN" "$((SECONDS_ + 20))" "$DIR/writer" >"$DIR/writer.log" 2>&1 &
 WRITER=$!
-as_user "$BIN/pgbench" -n -c 2 -T "$SECONDS_" -h 127.0.0.1,127.0.0.1,127.0.0.1 \
+as_user "$BIN/pgbench" -n -c 2 -T "$((SECONDS_ + 20))" -h 127.0.0.1,127.0.0.1,127.0.0.1 \
     -p "$(pgport 1),$(pgport 2),$(pgport 3)" -U postgres "postgresql:///postgres?target_session_attrs=read-write" \
     >"$DIR/pgbench.log" 2>&1 &
 PGBENCH=$!
@@ -373,6 +378,62 @@ check "replica node$READER_NODE served reads through the switchover without an e
     "$(sed -n 's/^reader: [0-9]* reads, \([0-9]*\) errors$/\1/p' "$DIR/reader.log")" 0
 psql_n "$CANDIDATE" -c "INSERT INTO ledger VALUES (-2, -2, 'after switchover')"
 check "the new leader takes writes" "$(psql_n "$CANDIDATE" -c "SELECT count(*) FROM ledger WHERE id < 0")" 2
+
+# --- a replica that cannot follow is reported, not silently diverged ------
+# node$READER_NODE is down long enough for its member key to expire (the
+# leader then drops its replication slot), and the leader, keeping no WAL
+# for it any more, removes the segments it would need.
+LEADER=$CANDIDATE
+R=$READER_NODE
+RLSN=$(psql_n "$R" -c "SELECT pg_last_wal_replay_lsn()")
+RPM=$(head -1 "$DIR/node$R/postmaster.pid")
+kill -9 "$(patroni_pid "$R")" "$RPM" $(pgrep -P "$RPM" | tr '\n' ' ') 2>/dev/null || true
+patronictl_ edit-config --force -s postgresql.parameters.wal_keep_size=0 >/dev/null
+for i in $(seq 1 60); do
+    [ -z "$(member "$R")" ] &&
+        [ "$(psql_n "$LEADER" -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'node$R'")" = 0 ] && break
+    sleep 1
+done
+for i in $(seq 1 60); do
+    [ "$(psql_n "$LEADER" -c "SHOW wal_keep_size")" = 0 ] && break
+    sleep 1
+done
+# the segment holding node$R's replay position, named on the leader's timeline
+NEEDED=$(psql_n "$LEADER" -c "SELECT pg_walfile_name('$RLSN')")
+for i in $(seq 1 20); do
+    psql_n "$LEADER" -c "INSERT INTO ledger SELECT -1000000 * $i - g, -3, md5(g::text) FROM generate_series(1, 20000) g" \
+        -c "SELECT pg_switch_wal()" -c "CHECKPOINT" >/dev/null
+    [ "$i" -ge 3 ] && [ "$(psql_n "$LEADER" -c "SELECT count(*) FROM pg_ls_waldir() WHERE name = '$NEEDED'")" = 0 ] && break
+done
+check "the leader removed WAL segment $NEEDED that node$R needs" \
+    "$(psql_n "$LEADER" -c "SELECT count(*) FROM pg_ls_waldir() WHERE name = '$NEEDED'")" 0
+start_patroni "$R"
+for i in $(seq 1 60); do
+    grep -q "has already been removed" "$DIR/patroni$R.log" 2>/dev/null && break
+    sleep 1
+done
+check "node$R's streaming fails: the leader no longer has its WAL" \
+    "$(grep -c "has already been removed" "$DIR/patroni$R.log" | awk '{print ($1 > 0)}')" 1
+sleep 5
+REPLICA_HEALTH=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(restport "$R")/replica?lag=1MB" || true)
+check "Patroni's REST API reports node$R unfit as a replica (GET /replica?lag=1MB)" "$REPLICA_HEALTH" 503
+say "patronictl list while node$R cannot follow:"
+patronictl_ list
+check "node$R stays in recovery instead of diverging" "$(psql_n "$R" -c "SELECT pg_is_in_recovery()" 2>/dev/null || echo down)" t
+# the remedy: re-clone it from the leader
+patronictl_ reinit "$SCOPE" "node$R" --force >"$DIR/reinit.log" 2>&1 || { cat "$DIR/reinit.log"; fail=1; }
+for i in $(seq 1 120); do
+    case "$(member "$R")" in "Replica running 0"|"Sync_Standby running 0") break ;; esac
+    sleep 1
+done
+psql_n "$LEADER" -c "INSERT INTO ledger VALUES (-3, -3, 'after reinit')"
+for i in $(seq 1 30); do
+    [ "$(psql_n "$R" -c "SELECT count(*) FROM ledger WHERE id = -3" 2>/dev/null)" = 1 ] && break
+    sleep 1
+done
+check "after patronictl reinit node$R holds the leader's rows" \
+    "$(psql_n "$R" -c "SELECT count(*), sum(id), md5(string_agg(payload, ',' ORDER BY id)) FROM ledger" 2>/dev/null)" \
+    "$(psql_n "$LEADER" -c "SELECT count(*), sum(id), md5(string_agg(payload, ',' ORDER BY id)) FROM ledger")"
 
 if [ "$fail" -ne 0 ]; then
     say "some checks failed; logs in $DIR"
