@@ -119,14 +119,14 @@ install_plain(Relation rel, KvlsmShared *sh, KvlsmManifestCopy *mc)
  * Start an output whose first key brings 'n' records of 'bytes' bytes:
  * reserve its extent, sized for the job's target (or what is left of its
  * inputs, if less) at the inputs' pages per logical byte, with a quarter
- * more for a worse compression.  Once an output is written, its own pages
- * per byte size the next ones, with a twentieth more: the codec of the output
- * may differ from the inputs' (a bottommost zstd output of lz4 inputs
- * takes half their pages), and a reservation that ends the file leaves
- * its unused pages there, room a compaction should not need.  One that
- * proves too small only ends its output early.  Without compression, an
- * output takes at least a page per page's worth of records whatever the
- * inputs took (they may have been compressed before the option changed).
+ * more for a worse compression.  (Sizing later outputs by what the first
+ * took, which is less when the bottom's codec is tighter, cut the room a
+ * full compaction needs, but a reservation near the real size fails
+ * kvlsm_sst_builder_has_room's loose bound, twice the uncompressed payload,
+ * so compressible rows ended outputs after a page or two: not done until
+ * that bound follows the compression.)  Without compression, an output
+ * takes at least a page per page's worth of records whatever the inputs
+ * took (they may have been compressed before the option changed).
  */
 static void
 start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out,
@@ -154,8 +154,6 @@ start_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *out
 	bloom_bits = kvlsm_bloom_bits_for(&meta);
 	left = job->in_bytes > job->consumed ? job->in_bytes - job->consumed : 0;
 	ratio = job->pages_per_byte * 1.25;
-	if (job->out_bytes > 0)
-		ratio = (double) job->out_pages / job->out_bytes * 1.05;
 	if (KVLSM_SPEC_METHOD(spec) == KVLSM_COMPRESSION_NONE)
 		ratio = Max(ratio, 1.15 / KVLSM_PAGE_CAPACITY);
 	want = (uint64) (Min(job->target_file_bytes, left) * ratio) + 16;
@@ -228,8 +226,6 @@ finish_output(Relation rel, KvlsmShared *sh, KvlsmCompactionJob *job, Output *ou
 	pfree(mc);
 
 	*bytes_out += (uint64) desc.npages * BLCKSZ;
-	job->out_pages += desc.npages;
-	job->out_bytes += desc.nbytes;
 	out->b = NULL;
 	kvlsm_crash_point(KVLSM_CP_COMPACTION_MID);
 }

@@ -38,8 +38,6 @@ typedef struct KvlsmCompactionJob
 	uint64		in_bytes;		/* logical bytes of the inputs */
 	uint64		consumed;		/* ...of them merged so far */
 	double		pages_per_byte; /* of the inputs: sizes reservations */
-	uint64		out_pages;		/* pages and logical bytes of the outputs */
-	uint64		out_bytes;		/* written so far: size the next ones */
 	int			ninputs;
 	KvlsmSstDesc inputs[KVLSM_MAX_SST];
 	TransactionId freeze_limit; /* InvalidTransactionId: no freezing */
