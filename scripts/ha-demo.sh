@@ -244,7 +244,9 @@ sleep $((SECONDS_ / 3))
 PM=$(head -1 "$DIR/node$L/postmaster.pid")
 PAT=$(patroni_pid "$L")
 KILL_AT=$(date +%s.%N)
-kill -STOP "$PAT" "$PM" 2>/dev/null || true
+# (only the postmaster is frozen, so that it forks no new child meanwhile:
+# a stopped Patroni would stop the runuser that waits for it too)
+kill -STOP "$PM" 2>/dev/null || true
 KIDS=$(pgrep -P "$PM" | tr '\n' ' ')
 kill -9 "$PAT" "$PM" $KIDS 2>/dev/null || true
 for i in $(seq 1 100); do

@@ -106,9 +106,13 @@ fi
 # 3. the exporter against a live cluster
 as_user() { runuser -u "$USER_" -- "$@"; }
 psql_() { as_user "$BIN/psql" -h "$DIR" -p "$PORT" -X -q -v ON_ERROR_STOP=1 "$@"; }
-EXPORTER_PID=""
+# (runuser forks: the exporter is found by its command line, not by $!)
+EXPORTER_ARGS="--web.listen-address=127.0.0.1:$EXPORTER_PORT"
+stop_exporter() {
+    pkill -u "$USER_" -f "prometheus-postgres-exporter $EXPORTER_ARGS" 2>/dev/null || true
+}
 cleanup() {
-    [ -n "$EXPORTER_PID" ] && kill "$EXPORTER_PID" 2>/dev/null || true
+    stop_exporter
     [ -f "$DIR/data/postmaster.pid" ] && as_user "$BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -131,11 +135,14 @@ psql_ -d mon -c "CREATE EXTENSION kvlsm" \
     -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g" \
     -c "SELECT kvlsm_snapshot_create('nightly')" >/dev/null
 
+if curl -s -o /dev/null "http://127.0.0.1:$EXPORTER_PORT/" 2>/dev/null; then
+    echo "monitoring-check: port $EXPORTER_PORT is taken (KVLSM_EXPORTER_PORT chooses another)" >&2
+    exit 1
+fi
 as_user env DATA_SOURCE_NAME="host=$DIR port=$PORT user=exporter dbname=postgres sslmode=disable" \
-    prometheus-postgres-exporter --web.listen-address="127.0.0.1:$EXPORTER_PORT" \
+    prometheus-postgres-exporter "$EXPORTER_ARGS" \
     --extend.query-path="$MON/prometheus/kvlsm-queries.yaml" --auto-discover-databases \
     --disable-settings-metrics >"$DIR/exporter.log" 2>&1 &
-EXPORTER_PID=$!
 scrape() {
     local i
     for i in $(seq 1 50); do
