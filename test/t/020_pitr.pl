@@ -117,12 +117,14 @@ $want{time} = $node->safe_psql('postgres',
 	q{SELECT count(*), md5(string_agg(id || ':' || CASE WHEN batch = 'base' AND id % 1000 = 0 THEN 'b3' ELSE
 	    CASE WHEN batch = 'base' THEN md5(id::text) ELSE v END END, ',' ORDER BY id))
 	    FROM ev WHERE batch IN ('base', 'during', 'b1', 'b2', 'b3')});
-# make sure the last segment is archived
-$node->safe_psql('postgres', 'SELECT pg_switch_wal()');
+# make sure the segment holding the last batch is archived (the WAL that
+# background work writes after the switch goes to the next segment, which
+# is not archived yet: wait for the switched one only)
+my $last_segment = $node->safe_psql('postgres', 'SELECT pg_walfile_name(pg_switch_wal())');
 $node->poll_query_until('postgres',
-	q{SELECT last_archived_wal IS NOT NULL AND last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1)
-	    FROM pg_stat_archiver})
-  or die 'archiving did not catch up';
+	qq{SELECT last_archived_wal IS NOT NULL AND last_archived_wal >= '$last_segment'
+	     FROM pg_stat_archiver})
+  or die "archiving did not reach $last_segment";
 
 for my $target ([ 'lsn', "recovery_target_lsn = '$lsn_after_b2'", [qw(b1 b2)], [qw(b3 b4 b5)] ],
 	[ 'time', "recovery_target_time = '$time_after_b3'", [qw(b1 b2 b3)], [qw(b4 b5)] ])
